@@ -1,0 +1,1 @@
+"""The ``cnsvol`` command-line front end (argument parsing, formatting, exit codes)."""

@@ -1,0 +1,234 @@
+"""``cnsvol``: the command-line front end. Parse, call the library, format, exit.
+
+Exit codes:
+    0  success
+    1  an input could not be processed (bad mask, bad criteria file, ...): message on stderr
+    2  bad invocation (unknown option, missing argument): usage on stderr
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from cnsvol import __version__
+from cnsvol.criteria import PRESETS
+from cnsvol.labelsets import LABEL_PRESETS
+
+from . import formatting as F
+
+EXIT_OK = 0
+EXIT_INPUT_ERROR = 1
+EXIT_USAGE = 2
+
+_UNITS = """\
+units: volumes in mm3 (voxel count x voxel volume from the header, float64), coordinates in
+RAS+ mm (x to the patient's right, y anterior, z superior), diameters in mm."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnsvol",
+        description=(
+            "Volumetric response assessment of brain (CNS) lesions on MRI segmentation masks. "
+            "Reads NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd)."
+        ),
+        epilog=_UNITS + "\n\nexit codes: 0 success, 1 an input could not be processed, "
+        "2 bad invocation.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cnsvol {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the full traceback when an error occurs"
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "volumes",
+        help="find and measure the lesions of one or more masks",
+        description="Find the lesions (connected components) of each mask and measure them.",
+        epilog=_UNITS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("masks", nargs="+", metavar="MASK", help="mask file(s)")
+    _add_mask_options(p)
+    p.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table",
+        help="output format (default: table)",
+    )
+    p.set_defaults(func=_cmd_volumes)
+
+    p = sub.add_parser(
+        "compare",
+        help="compare a follow-up mask with its baseline",
+        description=(
+            "Measure the summed lesion volume at baseline and follow-up (each on its own grid), "
+            "the change, the >=20%% volumetric reduction flag and the response category."
+        ),
+        epilog=_UNITS + "\n\npercent change = (follow-up - baseline) / baseline x 100; "
+        "undefined (n/a) when the baseline total is 0.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("baseline", metavar="BASELINE", help="baseline mask file")
+    p.add_argument("followup", metavar="FOLLOWUP", help="follow-up mask file")
+    _add_criteria_option(p)
+    _add_mask_options(p)
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="output format (default: table)",
+    )
+    p.set_defaults(func=_cmd_compare)
+    return parser
+
+
+def _add_criteria_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--criteria", default="lin2009", metavar="PRESET|FILE.toml",
+        help=f"response criteria: {', '.join(PRESETS)}, or a TOML criteria file "
+        "(default: lin2009)",
+    )
+
+
+def _add_mask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--labels", default=None, metavar="SPEC",
+        help="label values that form the lesion region: comma-separated values (e.g. 1,3) or a "
+        f"preset ({', '.join(LABEL_PRESETS)}); default: every non-zero label",
+    )
+    p.add_argument(
+        "--connectivity", type=int, choices=(6, 18, 26), default=26,
+        help="voxel connectivity of a lesion: 6 (faces), 18 (+edges), 26 (+corners); "
+        "default: 26",
+    )
+    p.add_argument(
+        "--min-volume-mm3", type=_non_negative, default=0.0, metavar="X",
+        help="drop lesions smaller than X mm3 (default: 0, keep all)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.5, metavar="T",
+        help="foreground threshold for fractional float masks, value >= T (default: 0.5); "
+        "float masks holding whole-number labels are rounded instead",
+    )
+    p.add_argument(
+        "--instance-labels", action="store_true",
+        help="the mask is already instance-labelled: each label value is one lesion",
+    )
+    p.add_argument(
+        "--max-gib", type=float, default=4.0, metavar="G",
+        help="refuse a mask whose decoded data would exceed G GiB (default: 4)",
+    )
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def _options(args: argparse.Namespace) -> Any:
+    from cnsvol.response import MeasureOptions
+
+    return MeasureOptions(
+        labels=args.labels,
+        threshold=args.threshold,
+        connectivity=args.connectivity,
+        min_volume_mm3=args.min_volume_mm3,
+        instance_labels=args.instance_labels,
+        max_bytes=int(args.max_gib * 1024**3),
+    )
+
+
+def _cmd_volumes(args: argparse.Namespace) -> str:
+    from cnsvol.lesions import LESION_COLUMNS
+    from cnsvol.response import measure
+
+    opts = _options(args)
+    sets = [measure(path, opts) for path in args.masks]
+    if args.format == "json":
+        docs = [ls.to_dict() for ls in sets]
+        return F.to_json(docs[0] if len(docs) == 1 else docs)
+    if args.format == "csv":
+        rows = [
+            {"path": ls.mask.name, **les.to_row()} for ls in sets for les in ls.lesions
+        ]
+        return F.to_csv(rows, ["path", *LESION_COLUMNS]).rstrip("\n")
+    blocks = []
+    for ls in sets:
+        m = ls.mask
+        sx, sy, sz = m.spacing_mm
+        head = [
+            m.name,
+            f"  grid {'x'.join(map(str, m.shape))}, spacing {sx:.3f} x {sy:.3f} x {sz:.3f} mm, "
+            f"voxel {m.voxel_volume_mm3:.4f} mm3, {m.source_format}, {m.storage} storage",
+            f"  {ls.lesion_count} lesion(s), total {ls.total_volume_mm3:.2f} mm3 "
+            f"({ls.connectivity or 'instance'}-connected)",
+        ]
+        head += [f"  note: {n}" for n in (*m.notes, *ls.notes)]
+        rows = [
+            (
+                les.lesion_id, les.voxel_count, les.volume_mm3, les.centroid_ras_mm,
+                les.longest_diameter_mm, les.max_diameter_3d_mm, les.measurable,
+            )
+            for les in ls.lesions
+        ]
+        header = (
+            "lesion", "voxels", "volume_mm3", "centroid_ras_mm (x, y, z)",
+            "longest_axial_mm", "max_3d_mm", "measurable",
+        )
+        blocks.append("\n".join(head + ([F.table(rows, header)] if rows else [])))
+    return "\n\n".join(blocks)
+
+
+def _cmd_compare(args: argparse.Namespace) -> str:
+    from cnsvol.response import compare
+
+    result = compare(args.baseline, args.followup, criteria=args.criteria, options=_options(args))
+    if args.format == "json":
+        return F.to_json(result.to_dict())
+    d = result.to_dict()
+    b, f = d["baseline"], d["followup"]
+    grids = (
+        "same grid" if d["same_grid"] else "different grids (each measured on its own grid)"
+    )
+    lines = [
+        f"criteria          {result.criteria.name}: {result.criteria.title}",
+        f"baseline          {b['path']}",
+        f"                  {b['total_volume_mm3']:.2f} mm3 in {b['lesion_count']} lesion(s), "
+        f"{b['measurable_lesion_count']} measurable",
+        f"follow-up         {f['path']}",
+        f"                  {f['total_volume_mm3']:.2f} mm3 in {f['lesion_count']} lesion(s)",
+        f"change            {d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])}",
+        f">=20% reduction   {F.fmt(d['responder_20pct'])}",
+        f"category          {d['category']}: {d['reason']}",
+        f"grids             {grids}",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (tests call this in-process)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 0 for --help/--version and 2 for usage errors
+        return int(exc.code or 0)
+    from cnsvol.errors import CnsvolError
+
+    try:
+        out = args.func(args)
+    except (CnsvolError, OSError, ValueError) as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"cnsvol {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT_ERROR
+    print(out)
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

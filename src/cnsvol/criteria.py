@@ -1,0 +1,305 @@
+"""Response criteria as data: the published presets and user-defined TOML files.
+
+All thresholds are inclusive (">= 50% reduction" means a change of exactly -50.0% qualifies).
+Percent change is ``(follow-up - reference) / reference * 100``.
+
+Presets (the trials' own definitions, translated to summed lesion volume):
+
+``lin2009``
+    Lin NU et al., "Multicenter phase II study of lapatinib in patients with brain metastases
+    from HER2-positive breast cancer", Clin Cancer Res 2009;15(4):1452-9 (EGF105084).
+    CNS objective response: >=50% volumetric reduction of CNS lesions vs baseline in the absence
+    of new lesions, increasing steroid use, progressive neurologic signs and symptoms, or
+    progressive extra-CNS disease. Progression: >=40% volumetric increase from nadir, a new
+    lesion, increasing steroid requirement, neurologic or extra-CNS progression. Measurable
+    lesion: longest diameter >=10 mm. The exploratory >=20% volumetric reduction is reported
+    for every preset.
+
+``tbcrc022``
+    Freedman RA et al., TBCRC 022: neratinib (+/- capecitabine) for HER2-positive breast cancer
+    brain metastases, J Clin Oncol 2016;34:945-52 and 2019;37:1081-9; CNS response criteria of
+    the protocol (supplementary table). Response: >=50% reduction in the volumetric sum of
+    target (>=10 mm) lesions vs baseline, no new lesion (>=6 mm), no steroid escalation, no
+    neurologic or non-CNS progression. Progression: >=40% increase in the volumetric sum over
+    the smallest sum on study, or a new lesion >=6 mm. Targets that shrink below 10 mm keep
+    being measured by volume.
+
+``rano-bm-vol``
+    Lin NU et al., "Response assessment criteria for brain metastases: proposal from the RANO
+    group", Lancet Oncol 2015;16(6):e270-8, with the unidimensional thresholds converted to
+    volume for a sphere: a 30% decrease in diameter is a 65.7% decrease in volume
+    (1 - 0.7**3), a 20% increase is a 72.8% increase (1.2**3 - 1); rounded to 65% and 73%.
+    Up to 5 target lesions >=10 mm. PR/CR must be sustained >=4 weeks (28 days). PD needs, as
+    well as the relative increase, one lesion growing by >=5 mm (here: its sphere-equivalent
+    diameter). New lesions below 5 mm are equivocal until the next scan confirms them; then
+    progression is dated back to the scan that first showed them. CR requires being off
+    corticosteroids; a steroid increase alone is not progression; clinical (neurologic)
+    worsening is. CNS response is scored independently of extracranial disease.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import CriteriaError
+
+__all__ = ["PRESETS", "Criteria", "get_criteria", "load_criteria_file"]
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """One set of volumetric response rules. Field meanings (all thresholds inclusive):
+
+    * ``response_decrease_pct``: PR when the target sum decreased by at least this much vs
+      baseline; CR when every target lesion is gone.
+    * ``progression_increase_pct``: PD when the target sum increased by at least this much vs
+      ``progression_reference`` (``"nadir"``: the smallest sum so far, baseline included;
+      ``"baseline"``).
+    * ``progression_min_lesion_growth_mm``: if set, volumetric PD also needs one lesion whose
+      sphere-equivalent diameter grew by at least this many mm over its own smallest value.
+    * ``measurable_min_diameter_mm``: a baseline lesion is measurable (a target candidate) when
+      its axial longest diameter is at least this long.
+    * ``max_target_lesions``: at most this many targets, the largest first (``None``: all).
+    * ``target_lesions``: ``"measurable"`` (sum over measurable baseline lesions) or ``"all"``.
+    * ``new_lesion_is_progression``: an unequivocal new lesion is PD.
+    * ``new_lesion_min_diameter_mm``: new lesions shorter than this are equivocal (0: none are).
+    * ``confirmation_min_days``: a PR/CR counts for the best overall response only when a later
+      scan at least this many days after it confirms it (``None``: no confirmation needed).
+    * ``cr_requires_off_steroids``: CR also needs a steroid dose of 0 (when recorded).
+    * ``steroid_increase_blocks_response`` / ``steroid_increase_is_progression``,
+      ``neuro_worse_blocks_response`` / ``neuro_worse_is_progression``,
+      ``extracns_blocks_response`` / ``extracns_is_progression``: how the clinical modifiers,
+      when recorded, enter the category.
+    * ``responder_reduction_pct``: the exploratory responder flag (>= 20% reduction vs
+      baseline, the lapatinib trials' threshold), reported under every criteria set.
+    """
+
+    name: str
+    title: str
+    source: str
+    response_decrease_pct: float
+    progression_increase_pct: float
+    progression_reference: str
+    progression_min_lesion_growth_mm: float | None
+    measurable_min_diameter_mm: float
+    max_target_lesions: int | None
+    target_lesions: str
+    new_lesion_is_progression: bool
+    new_lesion_min_diameter_mm: float
+    confirmation_min_days: int | None
+    cr_requires_off_steroids: bool
+    steroid_increase_blocks_response: bool
+    steroid_increase_is_progression: bool
+    neuro_worse_blocks_response: bool
+    neuro_worse_is_progression: bool
+    extracns_blocks_response: bool
+    extracns_is_progression: bool
+    responder_reduction_pct: float = 20.0
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_OPTIONAL = {"responder_reduction_pct", "title", "source"}
+_NULLABLE = {"progression_min_lesion_growth_mm", "max_target_lesions", "confirmation_min_days"}
+
+
+def _validate(c: Criteria) -> None:
+    problems = []
+    if not 0 < c.response_decrease_pct <= 100:
+        problems.append(f"response_decrease_pct must be in (0, 100], got {c.response_decrease_pct}")
+    if not c.progression_increase_pct > 0:
+        problems.append(f"progression_increase_pct must be > 0, got {c.progression_increase_pct}")
+    if not 0 < c.responder_reduction_pct <= 100:
+        problems.append(
+            f"responder_reduction_pct must be in (0, 100], got {c.responder_reduction_pct}"
+        )
+    if c.progression_reference not in ("nadir", "baseline"):
+        problems.append(
+            f"progression_reference must be 'nadir' or 'baseline', got {c.progression_reference!r}"
+        )
+    if c.target_lesions not in ("measurable", "all"):
+        problems.append(f"target_lesions must be 'measurable' or 'all', got {c.target_lesions!r}")
+    if c.measurable_min_diameter_mm < 0 or c.new_lesion_min_diameter_mm < 0:
+        problems.append("diameters must be >= 0 mm")
+    if c.max_target_lesions is not None and c.max_target_lesions < 1:
+        problems.append(f"max_target_lesions must be >= 1, got {c.max_target_lesions}")
+    if c.confirmation_min_days is not None and c.confirmation_min_days < 0:
+        problems.append(f"confirmation_min_days must be >= 0, got {c.confirmation_min_days}")
+    if c.progression_min_lesion_growth_mm is not None and c.progression_min_lesion_growth_mm < 0:
+        problems.append("progression_min_lesion_growth_mm must be >= 0")
+    if problems:
+        raise CriteriaError(f"criteria {c.name!r}: " + "; ".join(problems))
+
+
+PRESETS: dict[str, Criteria] = {
+    "lin2009": Criteria(
+        name="lin2009",
+        title="Lin et al. 2009 (EGF105084) volumetric CNS response",
+        source="Lin NU et al. Clin Cancer Res 2009;15(4):1452-9",
+        response_decrease_pct=50.0,
+        progression_increase_pct=40.0,
+        progression_reference="nadir",
+        progression_min_lesion_growth_mm=None,
+        measurable_min_diameter_mm=10.0,
+        max_target_lesions=None,
+        target_lesions="measurable",
+        new_lesion_is_progression=True,
+        new_lesion_min_diameter_mm=0.0,
+        confirmation_min_days=None,
+        cr_requires_off_steroids=False,
+        steroid_increase_blocks_response=True,
+        steroid_increase_is_progression=True,
+        neuro_worse_blocks_response=True,
+        neuro_worse_is_progression=True,
+        extracns_blocks_response=True,
+        extracns_is_progression=True,
+    ),
+    "tbcrc022": Criteria(
+        name="tbcrc022",
+        title="TBCRC 022 volumetric CNS response",
+        source="Freedman RA et al. J Clin Oncol 2016;34:945-52; 2019;37:1081-9 (protocol)",
+        response_decrease_pct=50.0,
+        progression_increase_pct=40.0,
+        progression_reference="nadir",
+        progression_min_lesion_growth_mm=None,
+        measurable_min_diameter_mm=10.0,
+        max_target_lesions=None,
+        target_lesions="measurable",
+        new_lesion_is_progression=True,
+        new_lesion_min_diameter_mm=6.0,
+        confirmation_min_days=None,
+        cr_requires_off_steroids=False,
+        steroid_increase_blocks_response=True,
+        steroid_increase_is_progression=False,
+        neuro_worse_blocks_response=True,
+        neuro_worse_is_progression=False,
+        extracns_blocks_response=True,
+        extracns_is_progression=False,
+    ),
+    "rano-bm-vol": Criteria(
+        name="rano-bm-vol",
+        title="RANO-BM (2015), volumetric equivalent",
+        source="Lin NU et al. Lancet Oncol 2015;16(6):e270-8",
+        response_decrease_pct=65.0,
+        progression_increase_pct=73.0,
+        progression_reference="nadir",
+        progression_min_lesion_growth_mm=5.0,
+        measurable_min_diameter_mm=10.0,
+        max_target_lesions=5,
+        target_lesions="measurable",
+        new_lesion_is_progression=True,
+        new_lesion_min_diameter_mm=5.0,
+        confirmation_min_days=28,
+        cr_requires_off_steroids=True,
+        steroid_increase_blocks_response=True,
+        steroid_increase_is_progression=False,
+        neuro_worse_blocks_response=True,
+        neuro_worse_is_progression=True,
+        extracns_blocks_response=False,
+        extracns_is_progression=False,
+    ),
+}
+
+
+def get_criteria(spec: str | Path | Criteria) -> Criteria:
+    """A preset by name (``lin2009``, ``tbcrc022``, ``rano-bm-vol``) or a TOML criteria file."""
+    if isinstance(spec, Criteria):
+        return spec
+    text = str(spec)
+    if text in PRESETS:
+        return PRESETS[text]
+    if text.lower().endswith(".toml"):
+        return load_criteria_file(text)
+    raise CriteriaError(
+        f"unknown criteria {text!r}: use one of {', '.join(PRESETS)} or a .toml criteria file"
+    )
+
+
+def load_criteria_file(path: str | Path) -> Criteria:
+    """Load user-defined criteria from TOML.
+
+    The file holds the fields of :class:`Criteria` at top level (or in a ``[criteria]`` table).
+    ``extends = "<preset>"`` starts from a preset and overrides only the fields given; without
+    it every field without a default must be present. ``name`` defaults to the file's stem.
+    TOML has no null: write ``"none"`` for the optional limits (e.g.
+    ``max_target_lesions = "none"``).
+    Unknown or missing fields and wrong types are reported all at once.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            doc = tomllib.load(fh)
+    except FileNotFoundError:
+        raise CriteriaError(f"{path}: criteria file not found") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CriteriaError(f"{path}: cannot parse TOML ({exc}). Fix the file's syntax.") from None
+    if isinstance(doc.get("criteria"), dict):
+        doc = doc["criteria"]
+    doc = dict(doc)
+    extends = doc.pop("extends", None)
+    known = {f.name: f for f in fields(Criteria)}
+    unknown = sorted(set(doc) - set(known))
+    if unknown:
+        raise CriteriaError(
+            f"{path}: unknown field(s) {', '.join(unknown)}. Known fields: {', '.join(known)}"
+        )
+    doc.setdefault("name", path.stem)
+    if extends is not None:
+        if extends not in PRESETS:
+            raise CriteriaError(
+                f"{path}: extends = {extends!r} is not a preset ({', '.join(PRESETS)})"
+            )
+        base: dict[str, Any] = PRESETS[extends].to_dict()
+        base.update({"title": f"{doc['name']} (based on {extends})"})
+        base.update(doc)
+        doc = base
+    missing = [n for n in known if n not in doc and n not in _OPTIONAL]
+    if missing:
+        raise CriteriaError(
+            f"{path}: missing field(s) {', '.join(missing)}. Give them, or start from a preset "
+            f"with extends = \"lin2009\" (or tbcrc022, rano-bm-vol)"
+        )
+    doc.setdefault("title", str(doc["name"]))
+    doc.setdefault("source", f"user criteria file {path.name}")
+    type_errors = [_type_error(n, doc[n]) for n in doc]
+    type_errors = [e for e in type_errors if e]
+    if type_errors:
+        raise CriteriaError(f"{path}: " + "; ".join(type_errors))
+    for n in _NULLABLE:  # TOML has no null: "none" (any case) stands for it
+        if isinstance(doc.get(n), str):
+            doc[n] = None
+    try:
+        return Criteria(**doc)
+    except CriteriaError as exc:
+        raise CriteriaError(f"{path}: {exc}") from None
+
+
+_BOOL_FIELDS = {f.name for f in fields(Criteria) if f.type == "bool"}
+_INT_FIELDS = {"max_target_lesions", "confirmation_min_days"}
+_STR_FIELDS = {"name", "title", "source", "progression_reference", "target_lesions"}
+
+
+def _type_error(name: str, value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value.lower() == "none"):
+        return None if name in _NULLABLE else f"{name} cannot be empty"
+    if name in _BOOL_FIELDS:
+        return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
+    if name in _STR_FIELDS:
+        return None if isinstance(value, str) else f"{name} must be a string, got {value!r}"
+    if name in _INT_FIELDS:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"{name} must be a whole number, got {value!r}"
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return None if ok else f"{name} must be a number, got {value!r}"
+
+
+def with_overrides(criteria: Criteria, **changes: Any) -> Criteria:
+    """A copy of ``criteria`` with some fields changed (validated)."""
+    return replace(criteria, **changes)

@@ -1,0 +1,115 @@
+"""The command line, in-process through ``main(argv)`` and once as a real subprocess."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cnsvol_cli.main import EXIT_INPUT_ERROR, EXIT_OK, EXIT_USAGE, main
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+BASE = str(FIXTURES / "pair" / "baseline.nii.gz")
+FOLLOW = str(FIXTURES / "pair" / "followup.nii.gz")
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_volumes_json_shape(capsys):
+    code, out, err = run(capsys, "volumes", BASE, "--format", "json")
+    assert code == EXIT_OK, err
+    doc = json.loads(out)
+    assert doc["path"] == BASE and doc["lesion_count"] == 3
+    lesion = doc["lesions"][0]
+    assert set(lesion) >= {
+        "lesion_id", "voxel_count", "volume_mm3", "centroid_ras_mm", "longest_diameter_mm",
+        "measurable",
+    }
+    # 1.0 x 1.0 x 1.5 mm voxels
+    assert doc["total_volume_mm3"] == pytest.approx(1.5 * sum(x["voxel_count"] for x in doc["lesions"]))
+
+
+def test_volumes_several_files_give_a_list(capsys):
+    code, out, _ = run(capsys, "volumes", BASE, FOLLOW, "--format", "json")
+    assert code == EXIT_OK
+    docs = json.loads(out)
+    assert [d["path"] for d in docs] == [BASE, FOLLOW]
+
+
+def test_volumes_csv_and_table(capsys):
+    code, out, _ = run(capsys, "volumes", BASE, "--format", "csv", "--min-volume-mm3", "200")
+    assert code == EXIT_OK
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert len(rows) == 2 and all(float(r["volume_mm3"]) >= 200 for r in rows)
+    code, out, _ = run(capsys, "volumes", BASE)
+    assert code == EXIT_OK and "3 lesion(s)" in out and "measurable" in out
+
+
+def test_compare_json_shape(capsys):
+    code, out, err = run(capsys, "compare", BASE, FOLLOW, "--format", "json", "--criteria", "tbcrc022")
+    assert code == EXIT_OK, err
+    doc = json.loads(out)
+    assert set(doc) >= {
+        "baseline", "followup", "absolute_change_mm3", "percent_change", "responder_20pct",
+        "category", "reason", "criteria", "same_grid",
+    }
+    assert doc["criteria"] == "tbcrc022" and doc["same_grid"] is True
+    b, f = doc["baseline"]["total_volume_mm3"], doc["followup"]["total_volume_mm3"]
+    assert doc["percent_change"] == pytest.approx((f - b) / b * 100)
+
+
+def test_compare_table_is_readable(capsys):
+    code, out, _ = run(capsys, "compare", BASE, FOLLOW)
+    assert code == EXIT_OK
+    assert ">=20% reduction" in out and "category" in out and "lin2009" in out
+
+
+def test_errors_go_to_stderr_without_traceback(capsys, tmp_path):
+    missing = str(tmp_path / "missing.nii.gz")
+    code, out, err = run(capsys, "volumes", missing)
+    assert code == EXIT_INPUT_ERROR and out == ""
+    assert "missing.nii.gz" in err and "file not found" in err and "Traceback" not in err
+    code, _, err = run(capsys, "--debug", "volumes", missing)
+    assert code == EXIT_INPUT_ERROR and "Traceback" in err
+
+
+def test_bad_criteria_and_bad_usage(capsys):
+    code, _, err = run(capsys, "compare", BASE, FOLLOW, "--criteria", "recist")
+    assert code == EXIT_INPUT_ERROR and "unknown criteria" in err
+    code, _, err = run(capsys, "volumes", BASE, "--connectivity", "8")
+    assert code == EXIT_USAGE and "invalid choice" in err
+    code, _, err = run(capsys, "compare", BASE)
+    assert code == EXIT_USAGE
+
+
+def test_help_explains_units_and_defaults(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == EXIT_OK and "mm3" in out and "RAS+" in out
+    for sub in ("volumes", "compare"):
+        code, out, _ = run(capsys, sub, "--help")
+        assert code == EXIT_OK
+        assert "default" in out and "mm3" in out
+
+
+@pytest.mark.slow
+def test_real_subprocess():
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnsvol_cli", "compare", BASE, FOLLOW, "--format", "json"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["responder_20pct"] is True
+    proc = subprocess.run(
+        [sys.executable, "-m", "cnsvol_cli", "volumes", "/nonexistent.nii"],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 1 and "file not found" in proc.stderr

@@ -1,0 +1,99 @@
+"""Criteria presets as data, and user TOML files."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnsvol.criteria import PRESETS, Criteria, get_criteria, load_criteria_file
+from cnsvol.errors import CriteriaError
+
+
+def test_presets_carry_the_published_thresholds():
+    lin, tbcrc, rano = PRESETS["lin2009"], PRESETS["tbcrc022"], PRESETS["rano-bm-vol"]
+    assert (lin.response_decrease_pct, lin.progression_increase_pct) == (50.0, 40.0)
+    assert (tbcrc.response_decrease_pct, tbcrc.progression_increase_pct) == (50.0, 40.0)
+    assert tbcrc.new_lesion_min_diameter_mm == 6.0
+    assert rano.max_target_lesions == 5 and rano.confirmation_min_days == 28
+    assert all(c.measurable_min_diameter_mm == 10.0 for c in PRESETS.values())
+    assert all(c.responder_reduction_pct == 20.0 for c in PRESETS.values())
+    assert all(c.progression_reference == "nadir" for c in PRESETS.values())
+
+
+def test_rano_volume_thresholds_are_the_sphere_equivalents_of_the_diameter_rules():
+    # 30% diameter decrease -> 1 - 0.7**3 = 65.7% volume decrease; 20% increase -> 72.8%
+    rano = PRESETS["rano-bm-vol"]
+    assert abs((1 - 0.7**3) * 100 - rano.response_decrease_pct) < 1.0
+    assert abs((1.2**3 - 1) * 100 - rano.progression_increase_pct) < 1.0
+
+
+def test_every_preset_names_its_source():
+    for c in PRESETS.values():
+        assert c.source and c.title and c.name in PRESETS
+
+
+def test_get_criteria_by_name_and_unknown_name():
+    assert get_criteria("tbcrc022") is PRESETS["tbcrc022"]
+    with pytest.raises(CriteriaError, match="unknown criteria 'recist'.*lin2009"):
+        get_criteria("recist")
+
+
+def test_user_file_extending_a_preset(tmp_path):
+    f = tmp_path / "mytrial.toml"
+    f.write_text('extends = "lin2009"\nresponse_decrease_pct = 30\nmax_target_lesions = 3\n')
+    c = load_criteria_file(f)
+    assert c.name == "mytrial"
+    assert c.response_decrease_pct == 30 and c.max_target_lesions == 3
+    assert c.progression_increase_pct == 40.0  # inherited
+    assert get_criteria(str(f)) == c
+
+
+def test_user_file_complete_without_extends_and_none_values(tmp_path):
+    fields = PRESETS["tbcrc022"].to_dict()
+    fields.update(name="full", max_target_lesions="none", confirmation_min_days="None")
+    lines = []
+    for k, v in fields.items():
+        if isinstance(v, bool):
+            lines.append(f"{k} = {str(v).lower()}")
+        elif v is None:
+            lines.append(f'{k} = "none"')
+        elif isinstance(v, str):
+            lines.append(f'{k} = "{v}"')
+        else:
+            lines.append(f"{k} = {v}")
+    f = tmp_path / "full.toml"
+    f.write_text("[criteria]\n" + "\n".join(lines) + "\n")
+    c = load_criteria_file(f)
+    assert c.max_target_lesions is None and c.confirmation_min_days is None
+    assert c.new_lesion_min_diameter_mm == 6.0
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('extends = "lin2009"\nresponse_pct = 30\n', "unknown field.*response_pct"),
+        ("response_decrease_pct = 30\n", "missing field.*progression_increase_pct"),
+        ('extends = "recist"\n', "not a preset"),
+        ('extends = "lin2009"\nresponse_decrease_pct = "thirty"\n', "must be a number"),
+        ('extends = "lin2009"\nnew_lesion_is_progression = 1\n', "must be true or false"),
+        ('extends = "lin2009"\nresponse_decrease_pct = 150\n', r"\(0, 100\]"),
+        ('extends = "lin2009"\nprogression_reference = "best"\n', "'nadir' or 'baseline'"),
+        ('extends = "lin2009"\nmax_target_lesions = 2.5\n', "whole number"),
+        ("this is not toml = = \n", "cannot parse TOML"),
+    ],
+)
+def test_user_file_errors_are_specific(tmp_path, body, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(body)
+    with pytest.raises(CriteriaError, match=message) as info:
+        load_criteria_file(f)
+    assert "bad.toml" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(CriteriaError, match="not found"):
+        load_criteria_file(tmp_path / "nope.toml")
+
+
+def test_criteria_validation_in_code():
+    with pytest.raises(CriteriaError, match="progression_increase_pct"):
+        Criteria(**{**PRESETS["lin2009"].to_dict(), "progression_increase_pct": 0})
