@@ -62,3 +62,7 @@ def fmt(value: Any) -> str:
 
 def pct(value: float | None) -> str:
     return "n/a (baseline total is 0)" if value is None else f"{value:+.1f}%"
+
+
+def days(value: float | None) -> str:
+    return "n/a" if value is None else f"day {value:g}"

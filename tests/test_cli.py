@@ -63,8 +63,13 @@ def test_compare_json_shape(capsys):
         "category", "reason", "criteria", "same_grid",
     }
     assert doc["criteria"] == "tbcrc022" and doc["same_grid"] is True
-    b, f = doc["baseline"]["total_volume_mm3"], doc["followup"]["total_volume_mm3"]
+    b, f = doc["baseline"]["target_volume_mm3"], doc["followup"]["target_volume_mm3"]
     assert doc["percent_change"] == pytest.approx((f - b) / b * 100)
+    b, f = doc["baseline"]["total_volume_mm3"], doc["followup"]["total_volume_mm3"]
+    assert doc["total_percent_change"] == pytest.approx((f - b) / b * 100)
+    # the 7 mm lesion is not measurable, so the target sum leaves it out
+    assert doc["baseline"]["target_volume_mm3"] < doc["baseline"]["total_volume_mm3"]
+    assert [t["status"] for t in doc["tracks"]] == ["matched"] * 3
 
 
 def test_compare_table_is_readable(capsys):
@@ -94,7 +99,7 @@ def test_bad_criteria_and_bad_usage(capsys):
 def test_help_explains_units_and_defaults(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == EXIT_OK and "mm3" in out and "RAS+" in out
-    for sub in ("volumes", "compare"):
+    for sub in ("volumes", "compare", "track"):
         code, out, _ = run(capsys, sub, "--help")
         assert code == EXIT_OK
         assert "default" in out and "mm3" in out
@@ -113,3 +118,50 @@ def test_real_subprocess():
         capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 1 and "file not found" in proc.stderr
+
+
+def test_track_json_shape_and_subject(capsys):
+    code, out, err = run(
+        capsys, "track", BASE, FOLLOW, BASE, "--days", "0,56,112", "--format", "json",
+    )
+    assert code == EXIT_OK, err
+    doc = json.loads(out)
+    assert [t["timepoint"] for t in doc["timepoints"]] == ["T0", "T1", "T2"]
+    for t in doc["timepoints"]:
+        assert set(t) >= {
+            "timepoint", "days_from_baseline", "total_volume_mm3", "percent_change_vs_baseline",
+            "percent_change_vs_nadir", "new_lesions", "category", "reason",
+        }
+    assert set(doc["subject"]) >= {
+        "best_response", "best_percent_change", "responder_20pct", "objective_response",
+        "time_to_response_days", "progression_days",
+    }
+    # T2 returns to the baseline volume: +86% vs the nadir at T1 -> PD under lin2009
+    assert doc["timepoints"][2]["category"] == "PD"
+    assert doc["subject"]["progression_days"] == 112
+    assert doc["subject"]["responder_20pct"] is True
+    assert {r["track_id"] for r in doc["tracks"]} == {1, 2, 3}
+
+
+def test_track_clinical_options_and_csv(capsys):
+    code, out, err = run(
+        capsys, "track", BASE, FOLLOW, "--days", "0,56", "--format", "csv",
+        "--steroid-dose-mg", "4,8", "--neuro-status", "stable,stable",
+    )
+    assert code == EXIT_OK, err
+    tp_part, tr_part = out.split("\n\n", 1)
+    rows = list(csv.DictReader(io.StringIO(tp_part)))
+    assert "steroid dose increased" in rows[1]["reason"]
+    assert "volumetric-only" not in rows[1]["reason"]
+    assert list(csv.DictReader(io.StringIO(tr_part)))[0]["status"] == "baseline"
+
+
+def test_track_argument_errors(capsys):
+    code, _, err = run(capsys, "track", BASE, FOLLOW, "--days", "0")
+    assert code == EXIT_INPUT_ERROR and "--days has 1 values for 2 masks" in err
+    code, _, err = run(capsys, "track", BASE, FOLLOW, "--days", "0,x")
+    assert code == EXIT_USAGE and "not a number" in err
+    code, _, err = run(capsys, "track", BASE, FOLLOW, "--days", "0,56", "--neuro-status", "ok,bad")
+    assert code == EXIT_INPUT_ERROR and "neuro_status" in err
+    code, out, _ = run(capsys, "track", BASE, FOLLOW, "--days", "0,56")
+    assert code == EXIT_OK and "best overall response" in out

@@ -21,7 +21,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io import Mask, mask_from_array, read_mask
     from .labelsets import LABEL_PRESETS, parse_labels
     from .lesions import Lesion, LesionSet, find_lesions
-    from .response import CompareResult, MeasureOptions, compare, measure, percent_change
+    from .matching import Correspondence, Matching, match
+    from .response import (
+        CompareResult, MeasureOptions, SeriesResult, compare, evaluate_series, measure,
+        percent_change,
+    )
+    from .series import ClinicalStatus
 
 _EXPORTS = {
     "read_mask": "io",
@@ -37,6 +42,12 @@ _EXPORTS = {
     "LABEL_PRESETS": "labelsets",
     "parse_labels": "labelsets",
     "compare": "response",
+    "evaluate_series": "response",
+    "SeriesResult": "response",
+    "match": "matching",
+    "Matching": "matching",
+    "Correspondence": "matching",
+    "ClinicalStatus": "series",
     "measure": "response",
     "percent_change": "response",
     "CompareResult": "response",

@@ -20,7 +20,11 @@ Measurements per lesion:
   Both diameters are Feret diameters of the voxelised lesion: the largest distance between the
   outer corners of its voxels, i.e. edge to edge as calipers are placed on an image. A row of
   10 voxels of 1 mm measures 10 mm;
-* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm).
+* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm);
+* ``min_detectable_change_mm3``: the volume of a half-voxel shell over the lesion's boundary,
+  i.e. exposed voxel faces x (voxel volume / 2) (each face of area ``a`` moved by half the voxel
+  depth ``d / 2`` sweeps ``a d / 2``, half a voxel, on any grid). A volume change smaller than
+  this cannot be told apart from a boundary shifting by half a voxel.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ LESION_COLUMNS = [
     "longest_diameter_mm",
     "max_diameter_3d_mm",
     "measurable",
+    "min_detectable_change_mm3",
     "bbox_i_start",
     "bbox_i_stop",
     "bbox_j_start",
@@ -83,6 +88,7 @@ class Lesion:
     longest_diameter_mm: float
     max_diameter_3d_mm: float
     measurable: bool
+    min_detectable_change_mm3: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -103,6 +109,7 @@ class Lesion:
             "longest_diameter_mm": self.longest_diameter_mm,
             "max_diameter_3d_mm": self.max_diameter_3d_mm,
             "measurable": self.measurable,
+            "min_detectable_change_mm3": self.min_detectable_change_mm3,
             "bbox_i_start": i0,
             "bbox_i_stop": i1,
             "bbox_j_start": j0,
@@ -137,6 +144,11 @@ class LesionSet:
     @property
     def total_volume_mm3(self) -> float:
         return float(sum(les.volume_mm3 for les in self.lesions))
+
+    @property
+    def total_min_detectable_change_mm3(self) -> float:
+        """Half-voxel shell over every lesion boundary: the measurement band of the total."""
+        return float(sum(les.min_detectable_change_mm3 for les in self.lesions))
 
     @property
     def total_voxel_count(self) -> int:
@@ -280,6 +292,7 @@ def find_lesions(
         crop = label_image[tuple(slice(a, b) for a, b in bbox)] == lid
         ld_axial, ld_3d = _diameters(crop, mask.affine, ax)
         count = int(counts[old])
+        faces = _exposed_faces(crop)
         lesions.append(
             Lesion(
                 lesion_id=lid,
@@ -290,6 +303,7 @@ def find_lesions(
                 longest_diameter_mm=ld_axial,
                 max_diameter_3d_mm=ld_3d,
                 measurable=bool(ld_axial >= measurable_min_diameter_mm),
+                min_detectable_change_mm3=float(faces * vv / 2.0),
             )
         )
     notes: list[str] = []
@@ -327,6 +341,12 @@ def _bboxes(
         )
         for n, s in enumerate(starts)
     }
+
+
+def _exposed_faces(crop: np.ndarray) -> int:
+    """Number of voxel faces of ``crop`` that touch the outside (its boundary surface)."""
+    padded = np.pad(crop, 1)
+    return int(sum(np.count_nonzero(np.diff(padded, axis=a)) for a in range(3)))
 
 
 def _boundary(crop: np.ndarray) -> np.ndarray:

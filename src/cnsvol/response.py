@@ -1,35 +1,50 @@
-"""Volume change and response categories for one subject.
+"""Volume change and response categories for one subject: the public entry points.
 
-Two timepoints (:func:`compare`): totals on each native grid, absolute and percent change, the
->=20% reduction flag and a category under a criteria preset, with a human-readable reason.
+* :func:`evaluate_series`: N >= 2 timepoints (days from baseline), lesions tracked across them,
+  a category per timepoint and a best overall response (rules in :mod:`cnsvol.series`).
+* :func:`compare`: the two-timepoint case of the same evaluation, with its tracks.
 
-Categories are ``CR``, ``PR``, ``SD``, ``PD`` and ``NE`` (not evaluable). Edge cases are
-explicit, each with a machine-readable ``reason_code``:
-
-* ``no_baseline_disease``: baseline total is 0 mm3 and so is the follow-up: ``NE``; the
-  percent change is undefined (``None``), never a division error or inf;
-* ``new_disease``: baseline total is 0 mm3 but the follow-up has lesions: ``PD`` when a
-  follow-up lesion reaches the criteria's new-lesion size, else ``NE`` (equivocal);
-* ``no_measurable_disease``: lesions at baseline, none measurable under the criteria: ``NE``;
-* ``complete_response``, ``partial_response``, ``stable_disease``, ``volumetric_progression``.
+Categories are ``CR``, ``PR``, ``SD``, ``PD`` and ``NE`` (not evaluable), each with a
+human-readable ``reason`` and a machine-readable ``reason_code``. Edge cases are explicit codes:
+``no_baseline_disease`` (baseline total 0 mm3: ``NE``; the percent change is ``None``, never a
+division error or inf), ``new_disease`` (lesions appear where the baseline had none: ``PD``, or
+``NE`` while they are equivocal), ``no_measurable_disease`` (no target lesion at baseline).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .change import percent_change, reached_decrease, reached_increase
 from .criteria import Criteria, get_criteria
 from .io import Mask, read_mask
 from .lesions import DEFAULT_CONNECTIVITY, LesionSet, find_lesions
+from .matching import Matching, match
+from .series import ClinicalStatus, SubjectSummary, TimepointResult, assess
+from .tracking import build_tracks
 
-__all__ = ["CompareResult", "MeasureOptions", "compare", "measure", "percent_change"]
+__all__ = [
+    "CompareResult",
+    "MeasureOptions",
+    "SeriesResult",
+    "TrackRow",
+    "compare",
+    "evaluate_series",
+    "measure",
+    "percent_change",
+    "reached_decrease",
+    "reached_increase",
+]
+
+MaskSource = str | Path | Mask | LesionSet
 
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    """How masks become lesion sets (shared by every timepoint of a comparison)."""
+    """How masks become lesion sets and are matched (shared by every timepoint)."""
 
     labels: str | tuple[int, ...] | None = None
     threshold: float = 0.5
@@ -37,11 +52,12 @@ class MeasureOptions:
     min_volume_mm3: float = 0.0
     instance_labels: bool = False
     max_bytes: int = 4 * 1024**3
+    max_centroid_distance_mm: float | None = None
+    centroid_fallback: bool = True
 
 
 def measure(
-    source: str | Path | Mask | LesionSet,
-    options: MeasureOptions | None = None,
+    source: MaskSource, options: MeasureOptions | None = None,
     measurable_min_diameter_mm: float = 10.0,
 ) -> LesionSet:
     """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is."""
@@ -60,159 +76,277 @@ def measure(
     )
 
 
-_THRESHOLD_TOL = 1e-9
-"""Percent-point tolerance for threshold tests, so float rounding of volumes (e.g. -19.999...96%
-for an exact -20%) cannot flip a change that lies exactly on an inclusive threshold."""
+@dataclass(frozen=True)
+class TrackRow:
+    """One track at one timepoint (see :mod:`cnsvol.tracking`)."""
+
+    track_id: int
+    timepoint: str
+    days_from_baseline: float | None
+    lesion_ids: tuple[int, ...]
+    status: str
+    volume_mm3: float
+    percent_change_vs_baseline: float | None
+    within_measurement_error: bool | None
+    is_target: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["lesion_ids"] = list(self.lesion_ids)
+        return d
 
 
-def reached_decrease(pct: float, threshold_pct: float) -> bool:
-    """True when ``pct`` is a decrease of at least ``threshold_pct`` percent (inclusive)."""
-    return pct <= -threshold_pct + _THRESHOLD_TOL
+@dataclass(frozen=True)
+class SeriesResult:
+    """The evaluation of one subject's series (see :func:`evaluate_series`)."""
+
+    criteria: Criteria
+    timepoints: tuple[TimepointResult, ...]
+    tracks: tuple[TrackRow, ...]
+    subject: SubjectSummary
+    lesion_sets: tuple[LesionSet, ...]
+    matchings: tuple[Matching, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "criteria": self.criteria.name,
+            "timepoints": [t.to_dict() for t in self.timepoints],
+            "tracks": [r.to_dict() for r in self.tracks],
+            "subject": self.subject.to_dict(),
+        }
+
+    def timepoints_frame(self):  # -> pandas.DataFrame
+        import pandas as pd
+
+        return pd.DataFrame([t.to_dict() for t in self.timepoints])
+
+    def tracks_frame(self):  # -> pandas.DataFrame
+        import pandas as pd
+
+        rows = [r.to_dict() for r in self.tracks]
+        for r in rows:
+            r["lesion_ids"] = " ".join(map(str, r["lesion_ids"]))
+        return pd.DataFrame(rows, columns=list(TrackRow.__dataclass_fields__))
+
+    def lesions_frame(self):  # -> pandas.DataFrame
+        import pandas as pd
+
+        frames = []
+        for tp, ls in zip(self.timepoints, self.lesion_sets):
+            f = ls.to_frame()
+            f.insert(0, "timepoint", tp.timepoint)
+            frames.append(f)
+        return pd.concat(frames, ignore_index=True)
 
 
-def reached_increase(pct: float, threshold_pct: float) -> bool:
-    """True when ``pct`` is an increase of at least ``threshold_pct`` percent (inclusive)."""
-    return pct >= threshold_pct - _THRESHOLD_TOL
+def evaluate_series(
+    masks: Sequence[MaskSource],
+    days: Sequence[float | None] | None = None,
+    *,
+    timepoints: Sequence[str] | None = None,
+    clinical: Sequence[ClinicalStatus | dict[str, Any] | None] | None = None,
+    criteria: str | Path | Criteria = "lin2009",
+    options: MeasureOptions | None = None,
+) -> SeriesResult:
+    """Evaluate one subject's series: baseline first, then follow-ups in time order.
+
+    Args:
+        masks: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, baseline first.
+        days: days from baseline per timepoint (the baseline's is normally 0); needed for
+            confirmation and times to response/progression. Must increase.
+        timepoints: labels per timepoint (default ``T0``, ``T1``, ...).
+        clinical: optional clinical modifiers per timepoint (:class:`ClinicalStatus` or a dict
+            with ``steroid_dose_mg``, ``neuro_status``, ``extracns_progression``).
+        criteria: a preset name, a TOML file or a :class:`Criteria`.
+        options: how masks are read, measured and matched.
+    """
+    n = len(masks)
+    if n < 2:
+        raise ValueError(f"a series needs at least 2 timepoints (baseline + follow-up), got {n}")
+    day_list = list(days) if days is not None else [None] * n
+    labels = list(timepoints) if timepoints is not None else [f"T{i}" for i in range(n)]
+    clin = [_clinical(c) for c in (clinical if clinical is not None else [None] * n)]
+    if not len(day_list) == len(labels) == len(clin) == n:
+        raise ValueError(
+            f"got {n} masks but {len(day_list)} days, {len(labels)} labels and "
+            f"{len(clin)} clinical records: give one per timepoint"
+        )
+    known = [d for d in day_list if d is not None]
+    if any(b <= a for a, b in zip(known, known[1:])):
+        raise ValueError(f"days from baseline must increase, got {day_list}")
+    if len(set(labels)) != n:
+        raise ValueError(f"timepoint labels must be unique, got {labels}")
+    crit = get_criteria(criteria)
+    opts = options or MeasureOptions()
+    sets = [measure(m, opts, crit.measurable_min_diameter_mm) for m in masks]
+    matchings = [
+        match(
+            a, b,
+            max_centroid_distance_mm=opts.max_centroid_distance_mm,
+            centroid_fallback=opts.centroid_fallback,
+        )
+        for a, b in zip(sets, sets[1:])
+    ]
+    tracks = build_tracks(sets, matchings)
+    results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit)
+    rows = []
+    for states in tracks:
+        first = states[0]
+        base = first if first.timepoint_index == 0 else None
+        for s in states:
+            t = s.timepoint_index
+            pct = percent_change(s.volume_mm3, base.volume_mm3) if base else None
+            err = (
+                abs(s.volume_mm3 - base.volume_mm3)
+                < max(s.min_detectable_change_mm3, base.min_detectable_change_mm3)
+                if base and t > 0 else None
+            )
+            rows.append(
+                TrackRow(
+                    track_id=s.track_id, timepoint=labels[t], days_from_baseline=day_list[t],
+                    lesion_ids=s.lesion_ids, status=s.status, volume_mm3=s.volume_mm3,
+                    percent_change_vs_baseline=pct, within_measurement_error=err,
+                    is_target=s.track_id in targets,
+                )
+            )
+    return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings))
 
 
-def percent_change(value: float, reference: float) -> float | None:
-    """``(value - reference) / reference * 100``; ``None`` when the reference is 0."""
-    if reference == 0:
-        return None
-    return (value - reference) / reference * 100.0
+def _clinical(value: ClinicalStatus | dict[str, Any] | None) -> ClinicalStatus:
+    if value is None:
+        return ClinicalStatus()
+    if isinstance(value, ClinicalStatus):
+        return value
+    return ClinicalStatus(**value)
 
 
 @dataclass(frozen=True)
 class CompareResult:
-    """The comparison of a baseline and a follow-up mask (see :func:`compare`)."""
+    """A follow-up compared with its baseline (a two-timepoint :class:`SeriesResult`)."""
 
-    baseline: LesionSet
-    followup: LesionSet
-    criteria: Criteria
-    absolute_change_mm3: float
-    percent_change: float | None
-    responder_20pct: bool | None
-    category: str
-    reason: str
-    reason_code: str
-    same_grid: bool
+    series: SeriesResult
+
+    @property
+    def baseline(self) -> LesionSet:
+        return self.series.lesion_sets[0]
+
+    @property
+    def followup(self) -> LesionSet:
+        return self.series.lesion_sets[1]
+
+    @property
+    def criteria(self) -> Criteria:
+        return self.series.criteria
+
+    @property
+    def _tp(self) -> TimepointResult:
+        return self.series.timepoints[1]
+
+    @property
+    def absolute_change_mm3(self) -> float:
+        """Change of the target sum (the volume the criteria evaluate), mm3."""
+        return self._tp.target_volume_mm3 - self.series.timepoints[0].target_volume_mm3
+
+    @property
+    def percent_change(self) -> float | None:
+        """Percent change of the target sum vs baseline (``None`` when it was 0)."""
+        return self._tp.percent_change_vs_baseline
+
+    @property
+    def total_percent_change(self) -> float | None:
+        """Percent change of the volume of all lesions vs baseline."""
+        return percent_change(self.followup.total_volume_mm3, self.baseline.total_volume_mm3)
+
+    @property
+    def responder_20pct(self) -> bool | None:
+        return self.series.subject.responder_20pct
+
+    @property
+    def category(self) -> str:
+        return self._tp.category
+
+    @property
+    def reason(self) -> str:
+        return self._tp.reason
+
+    @property
+    def reason_code(self) -> str:
+        return self._tp.reason_code
+
+    @property
+    def same_grid(self) -> bool:
+        return not self.series.matchings[0].resampled
+
+    def track_pairs(self) -> list[dict[str, Any]]:
+        """Per track: ids, volumes and change between baseline and follow-up."""
+        by_track: dict[int, dict[str, TrackRow]] = {}
+        for row in self.series.tracks:
+            by_track.setdefault(row.track_id, {})[row.timepoint] = row
+        b_label, f_label = (t.timepoint for t in self.series.timepoints)
+        out = []
+        for tid, rows in sorted(by_track.items()):
+            b, f = rows.get(b_label), rows.get(f_label)
+            bv, fv = (b.volume_mm3 if b else 0.0), (f.volume_mm3 if f else 0.0)
+            out.append({
+                "track_id": tid,
+                "status": f.status if f else "resolved",
+                "baseline_lesion_ids": list(b.lesion_ids) if b else [],
+                "followup_lesion_ids": list(f.lesion_ids) if f else [],
+                "baseline_volume_mm3": bv,
+                "followup_volume_mm3": fv,
+                "percent_change": percent_change(fv, bv),
+                "within_measurement_error": f.within_measurement_error if f else None,
+                "is_target": (b or f).is_target,  # type: ignore[union-attr]
+            })
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        def side(ls: LesionSet) -> dict[str, Any]:
+        def side(t: int) -> dict[str, Any]:
+            ls, tp = self.series.lesion_sets[t], self.series.timepoints[t]
             return {
                 "path": ls.mask.name,
                 "total_volume_mm3": ls.total_volume_mm3,
+                "target_volume_mm3": tp.target_volume_mm3,
                 "lesion_count": ls.lesion_count,
                 "measurable_lesion_count": sum(les.measurable for les in ls.lesions),
             }
 
         return {
-            "baseline": side(self.baseline),
-            "followup": side(self.followup),
+            "baseline": side(0),
+            "followup": side(1),
             "absolute_change_mm3": self.absolute_change_mm3,
             "percent_change": self.percent_change,
+            "total_percent_change": self.total_percent_change,
             "responder_20pct": self.responder_20pct,
             "category": self.category,
             "reason": self.reason,
             "reason_code": self.reason_code,
+            "within_measurement_error": self._tp.within_measurement_error,
             "criteria": self.criteria.name,
             "same_grid": self.same_grid,
+            "tracks": self.track_pairs(),
         }
 
     def to_frame(self):  # -> pandas.DataFrame
-        """One row per timepoint: path, total volume, lesion count, percent change."""
-        import pandas as pd
-
-        rows = []
-        for label, ls, pct in (
-            ("baseline", self.baseline, 0.0 if self.baseline.total_volume_mm3 else None),
-            ("followup", self.followup, self.percent_change),
-        ):
-            rows.append(
-                {
-                    "timepoint": label,
-                    "path": ls.mask.name,
-                    "total_volume_mm3": ls.total_volume_mm3,
-                    "lesion_count": ls.lesion_count,
-                    "percent_change_vs_baseline": pct,
-                    "category": self.category if label == "followup" else None,
-                }
-            )
-        return pd.DataFrame(rows)
+        """One row per timepoint (baseline, follow-up)."""
+        return self.series.timepoints_frame()
 
 
 def compare(
-    baseline: str | Path | Mask | LesionSet,
-    followup: str | Path | Mask | LesionSet,
+    baseline: MaskSource,
+    followup: MaskSource,
     *,
     criteria: str | Path | Criteria = "lin2009",
     options: MeasureOptions | None = None,
+    days: float | None = None,
 ) -> CompareResult:
-    """Compare the summed lesion volume of a follow-up mask with its baseline.
+    """Compare a follow-up with its baseline: target and total volumes on each native grid,
+    change, the >=20% flag, tracks and the category under ``criteria``.
 
-    Each mask is measured on its own native grid; masks on different grids are allowed and
-    ``same_grid`` says whether they share one. Totals are summed over every lesion.
+    ``days`` is the follow-up's day from baseline, if known.
     """
-    crit = get_criteria(criteria)
-    base = measure(baseline, options, crit.measurable_min_diameter_mm)
-    follow = measure(followup, options, crit.measurable_min_diameter_mm)
-    b, f = base.total_volume_mm3, follow.total_volume_mm3
-    pct = percent_change(f, b)
-    category, code, reason = _categorise_totals(base, follow, pct, crit)
-    responder = None if pct is None else reached_decrease(pct, crit.responder_reduction_pct)
-    return CompareResult(
-        baseline=base,
-        followup=follow,
-        criteria=crit,
-        absolute_change_mm3=f - b,
-        percent_change=pct,
-        responder_20pct=responder,
-        category=category,
-        reason=reason,
-        reason_code=code,
-        same_grid=base.mask.same_grid(follow.mask),
+    series = evaluate_series(
+        [baseline, followup], [0.0, days] if days is not None else None,
+        timepoints=["baseline", "followup"], criteria=criteria, options=options,
     )
-
-
-def _categorise_totals(
-    base: LesionSet, follow: LesionSet, pct: float | None, crit: Criteria
-) -> tuple[str, str, str]:
-    b, f = base.total_volume_mm3, follow.total_volume_mm3
-    if b == 0:
-        if f == 0:
-            return "NE", "no_baseline_disease", (
-                "no evaluable disease at baseline (total 0 mm3) nor at follow-up; "
-                "percent change is undefined"
-            )
-        biggest = max(les.longest_diameter_mm for les in follow.lesions)
-        if crit.new_lesion_is_progression and biggest >= crit.new_lesion_min_diameter_mm:
-            return "PD", "new_disease", (
-                f"no disease at baseline; {follow.lesion_count} new lesion(s) at follow-up "
-                f"(largest {biggest:.1f} mm)"
-            )
-        return "NE", "new_disease", (
-            f"no disease at baseline; new lesion(s) at follow-up below "
-            f"{crit.new_lesion_min_diameter_mm:g} mm are equivocal"
-        )
-    if crit.target_lesions == "measurable" and not any(les.measurable for les in base.lesions):
-        return "NE", "no_measurable_disease", (
-            f"no measurable lesion at baseline (none with longest diameter >= "
-            f"{crit.measurable_min_diameter_mm:g} mm)"
-        )
-    assert pct is not None
-    change = f"{pct:+.1f}% vs baseline ({b:.1f} -> {f:.1f} mm3)"
-    if f == 0:
-        return "CR", "complete_response", f"all lesions resolved: {change}"
-    if reached_decrease(pct, crit.response_decrease_pct):
-        return "PR", "partial_response", (
-            f"{change}: reduction >= {crit.response_decrease_pct:g}%"
-        )
-    if reached_increase(pct, crit.progression_increase_pct):
-        return "PD", "volumetric_progression", (
-            f"{change}: increase >= {crit.progression_increase_pct:g}% "
-            f"(the baseline is the nadir with two timepoints)"
-        )
-    return "SD", "stable_disease", (
-        f"{change}: neither >= {crit.response_decrease_pct:g}% reduction "
-        f"nor >= {crit.progression_increase_pct:g}% increase"
-    )
+    return CompareResult(series)
