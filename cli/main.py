@@ -1,9 +1,11 @@
 """``cnsvol``: the command-line front end. Parse, call the library, format, exit.
 
 Exit codes:
-    0  success
-    1  an input could not be processed (bad mask, bad criteria file, ...): message on stderr
+    0  success (for ``run``: every subject succeeded)
+    1  an input could not be processed (bad mask, manifest, PFS table, criteria file, ...):
+       nothing was written; the message on stderr names the file, the problem and the fix
     2  bad invocation (unknown option, missing argument): usage on stderr
+    3  ``run`` finished but some subjects failed (listed on stderr, in subjects.csv and the report)
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from . import formatting as F
 EXIT_OK = 0
 EXIT_INPUT_ERROR = 1
 EXIT_USAGE = 2
+EXIT_PARTIAL = 3
 
 _UNITS = """\
 units: volumes in mm3 (voxel count x voxel volume from the header, float64), coordinates in
@@ -37,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Reads NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd)."
         ),
         epilog=_UNITS + "\n\nexit codes: 0 success, 1 an input could not be processed, "
-        "2 bad invocation.",
+        "2 bad invocation, 3 run finished with failed subjects.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"cnsvol {__version__}")
@@ -118,6 +121,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="output format (default: table)",
     )
     p.set_defaults(func=_cmd_track)
+
+    p = sub.add_parser(
+        "run",
+        help="evaluate a whole cohort from a manifest into one results folder",
+        description=(
+            "Evaluate every subject of MANIFEST (tracking + series), join the PFS records, "
+            "compute the cohort statistics and write tables, figures, report.html and "
+            "provenance.json into --out. A failed subject is reported and the others go on."
+        ),
+        epilog=_UNITS + "\n\nmanifest columns: subject_id, timepoint, mask_path, "
+        "days_from_baseline or scan_date; optional image_path, steroid_dose_mg, neuro_status, "
+        "extracns_progression. Relative paths are relative to the manifest's folder.\n"
+        "exit codes: 0 every subject succeeded, 1 invalid input (nothing run), 2 bad "
+        "invocation, 3 finished with failed subjects.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV/TSV manifest, one row per scan")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder (created)")
+    p.add_argument("--pfs", metavar="FILE", help="PFS table: CSV, TSV, .xlsx or Parquet")
+    p.add_argument("--id-col", default="subject_id", help="PFS id column (default: subject_id)")
+    p.add_argument("--pfs-time-col", default="pfs_days",
+                   help="PFS time column (default: pfs_days)")
+    p.add_argument("--pfs-event-col", default="pfs_event",
+                   help="PFS event column: 1/0, true/false, progressed/censored... "
+                   "(default: pfs_event)")
+    p.add_argument("--arm-col", default="arm", help="treatment arm column (default: arm)")
+    p.add_argument("--time-unit", choices=("days", "weeks", "months"), default="days",
+                   help="unit of the PFS time column (default: days; months = 30.4375 days)")
+    p.add_argument("--landmark-days", type=_non_negative, default=None, metavar="N",
+                   help="landmark for the PFS analysis, days (default: median first "
+                   "follow-up day)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="parallel worker processes (default: number of cores; 1 = serial)")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="report subjects whose files are missing as failed instead of stopping")
+    p.add_argument("--no-qc", action="store_true", help="do not draw per-subject QC pictures")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_criteria_option(p)
+    _add_mask_options(p)
+    p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser(
+        "report",
+        help="rebuild the figures and report.html of a results folder from its tables",
+        description="Rebuild figures/ and report.html in DIR from the tables written by run.",
+    )
+    p.add_argument("folder", metavar="DIR", help="a results folder written by cnsvol run")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 
@@ -365,6 +416,69 @@ def _cmd_track(args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
+    from pathlib import Path
+
+    from cnsvol.batch import RunConfig, run_cohort
+    from cnsvol.clinical import read_pfs
+    from cnsvol.criteria import get_criteria
+    from cnsvol.manifest import read_manifest
+
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    criteria = get_criteria(args.criteria)
+    plans = read_manifest(args.manifest, skip_missing=args.skip_missing)
+    pfs = None
+    if args.pfs:
+        pfs = read_pfs(
+            args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
+            event_col=args.pfs_event_col, arm_col=args.arm_col, time_unit=args.time_unit,
+        )
+    inputs = [Path(args.manifest)] + ([Path(args.pfs)] if args.pfs else [])
+    if str(args.criteria).lower().endswith(".toml"):
+        inputs.append(Path(args.criteria))
+
+    def progress(outcome: Any, done: int, total: int) -> None:
+        if not args.quiet:
+            mark = "ok" if outcome.status == "ok" else "FAILED"
+            print(f"[{done}/{total}] {outcome.subject_id}: {mark}", file=sys.stderr, flush=True)
+
+    summary = run_cohort(
+        plans, args.out, RunConfig(criteria, _options(args), qc=not args.no_qc),
+        pfs=pfs, landmark_days=args.landmark_days, jobs=args.jobs, inputs=inputs,
+        parameters={"command": ["cnsvol", *sys.argv[1:]], **{
+            k: v for k, v in vars(args).items() if k != "func"
+        }},
+        progress=progress,
+    )
+    lines = [
+        f"{summary.n_subjects} subject(s), {summary.n_subjects - summary.n_failed} ok, "
+        f"{summary.n_failed} failed; criteria {criteria.name}",
+    ]
+    for sid, err in summary.failed.items():
+        lines.append(f"  failed {sid}: {err}")
+    if pfs is not None:
+        lines.append(
+            f"ids without PFS: {', '.join(summary.ids_without_pfs) or 'none'}; "
+            f"PFS ids without masks: {', '.join(summary.ids_without_masks) or 'none'}"
+        )
+    lines.append(f"results: {summary.out_dir}")
+    lines.append(f"report:  {summary.files['report']}")
+    return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)
+
+
+def _cmd_report(args: argparse.Namespace) -> str:
+    from pathlib import Path
+
+    from cnsvol.report import build_report, write_cohort_figures
+
+    folder = Path(args.folder)
+    if not (folder / "subjects.csv").is_file():
+        raise ValueError(f"{folder}: no subjects.csv here; give a folder written by cnsvol run")
+    write_cohort_figures(folder)
+    return f"report: {build_report(folder)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (tests call this in-process)."""
     parser = build_parser()
@@ -381,8 +495,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"cnsvol {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
+    code = EXIT_OK
+    if isinstance(out, tuple):
+        out, code = out
     print(out)
-    return EXIT_OK
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

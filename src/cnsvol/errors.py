@@ -15,6 +15,8 @@ __all__ = [
     "MaskTooLargeError",
     "CriteriaError",
     "GridError",
+    "ClinicalError",
+    "ManifestError",
 ]
 
 
@@ -47,3 +49,11 @@ class CriteriaError(CnsvolError, ValueError):
 
 class GridError(CnsvolError, ValueError):
     """Two masks cannot be compared in world space (e.g. their extents do not overlap)."""
+
+
+class ClinicalError(CnsvolError, ValueError):
+    """A clinical / PFS table is unreadable or invalid; the message lists every problem."""
+
+
+class ManifestError(CnsvolError, ValueError):
+    """A manifest is unreadable or invalid; the message lists every problem found."""

@@ -37,7 +37,8 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
   only on a change inside the band says so in its reason.
 * **Best overall response**: the best category (CR > PR > SD > PD > NE) over the timepoints up
   to and including the first PD, unconfirmed responses counting as SD. ``best_percent_change``
-  and ``responder_20pct`` look at the same timepoints.
+  and ``responder_20pct`` look at the same timepoints; ``time_to_responder_20pct_days`` is the
+  first of them with a >=20% reduction (used by the landmark PFS analysis).
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class SubjectSummary:
     time_to_response_days: float | None
     progression_days: float | None
     reason: str = ""
+    time_to_responder_20pct_days: float | None = None
+    first_followup_days: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -421,6 +424,16 @@ def _summary(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
         time_to_response_days=resp.days_from_baseline if resp else None,
         progression_days=first_pd.days_from_baseline if first_pd else None,
         reason=next((r.reason for r, cat in zip(upto, counted) if cat == best), ""),
+        time_to_responder_20pct_days=next(
+            (
+                r.days_from_baseline
+                for r in upto
+                if r.percent_change_vs_baseline is not None
+                and reached_decrease(r.percent_change_vs_baseline, c.responder_reduction_pct)
+            ),
+            None,
+        ),
+        first_followup_days=follow[0].days_from_baseline,
     )
 
 
