@@ -112,13 +112,6 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
             criteria=config.criteria,
             options=config.options,
         )
-        if config.qc and qc_dir is not None:
-            from .figures import qc_picture
-            from .report import safe_filename
-
-            qc_picture(
-                series, [s.image_path for s in plan.scans], qc_dir / safe_filename(plan.subject_id)
-            )
     except Exception as exc:  # one bad subject must never stop the cohort
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
         message = f"{kind}{type(exc).__name__}: {exc}"
@@ -127,6 +120,18 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
             plan.subject_id, "failed", message, subject, [], [], [],
             time.perf_counter() - start,
         )
+    qc_error = ""
+    if config.qc and qc_dir is not None:
+        from .figures import qc_picture
+        from .report import safe_filename
+
+        try:  # a picture that cannot be drawn must not discard the subject's numbers
+            qc_picture(
+                series, [s.image_path for s in plan.scans],
+                qc_dir / safe_filename(plan.subject_id), title=plan.subject_id,
+            )
+        except Exception as exc:
+            qc_error = f"QC picture not drawn: {type(exc).__name__}: {exc}"
     sid = plan.subject_id
     tps = [{"subject_id": sid, **t.to_dict()} for t in series.timepoints]
     trs = []
@@ -143,7 +148,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
     subject = {
         **base,
         "status": "ok",
-        "error": "",
+        "error": qc_error,
         **{k: v for k, v in s.to_dict().items() if k != "reason"},
         "baseline_total_volume_mm3": series.timepoints[0].total_volume_mm3,
         "baseline_target_volume_mm3": series.timepoints[0].target_volume_mm3,

@@ -40,6 +40,7 @@ __all__ = [
     "Mask",
     "mask_format",
     "mask_from_array",
+    "read_image",
     "read_mask",
 ]
 
@@ -167,6 +168,25 @@ def read_mask(
     )
 
 
+def read_image(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read an image (e.g. the MRI under a mask) as ``(data [i, j, k], RAS+ mm affine)``.
+
+    Same readers, geometry and refusals (missing, 4D, oversized...) as :func:`read_mask`, but the
+    voxel values are returned as stored (scaled to float where the header says so), without any
+    label logic, for display only.
+    """
+    path = Path(path)
+    _check_file(path)
+    if mask_format(path) == "nifti":
+        raw, affine, _, _ = _read_nifti(path, max_bytes)
+    else:
+        raw, affine, _, _ = _read_sitk(path, max_bytes)
+    _check_affine(affine, path)
+    return raw, affine
+
+
 def mask_from_array(
     data: np.ndarray,
     affine: np.ndarray,
@@ -263,6 +283,8 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str
     hdr = img.header
     fmt = "nifti2" if isinstance(img, nib.Nifti2Image) else "nifti1"
     shape3 = _spatial_shape(path, hdr.get_data_shape())
+    if int(hdr["sform_code"]) == 0:  # the affine comes from qform/pixdim: check the stored pixdim
+        _check_stored_pixdim(path, type(hdr), len(hdr.get_data_shape()))
     slope = getattr(img.dataobj, "slope", 1.0)
     inter = getattr(img.dataobj, "inter", 0.0)
     scaled = (slope is not None and slope != 1.0) or (inter is not None and inter != 0.0)
@@ -294,6 +316,21 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str
     if not raw.dtype.isnative:
         raw = raw.astype(raw.dtype.newbyteorder("="))
     return raw, affine, fmt, notes
+
+
+def _check_stored_pixdim(path: Path, header_class: type, ndim: int) -> None:
+    """Refuse a zero voxel size. nibabel's header check silently turns a zero pixdim into 1 on
+    load, so the value is read again from the file without that fix."""
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as fh:
+        stored = header_class.from_fileobj(fh, check=False)  # type: ignore[attr-defined]
+    zooms = [float(z) for z in stored["pixdim"][1 : 1 + min(ndim, 3)]]
+    if any(z == 0 for z in zooms):
+        raise MaskError(
+            path, f"voxel spacing is zero (pixdim {zooms}, no sform)",
+            "set the voxel size in the header (pixdim / spacing); cnsvol never assumes 1 mm",
+        )
 
 
 def _check_gzip_magic(path: Path) -> None:

@@ -251,8 +251,9 @@ def _centroid_pairs(
 ) -> list[tuple[tuple[int, int], float]]:
     """Greedy 1:1 pairing of lesions that overlap nothing, nearest centroids first.
 
-    Ties in distance are broken by the unordered pair of centroids, so swapping the inputs
-    gives the same pairs.
+    Distances and centroids are compared rounded to 1e-6 mm, so float noise from the storage
+    order cannot decide a tie; ties are broken by the unordered pair of centroids, so swapping
+    the inputs gives the same pairs.
     """
     from scipy.spatial import cKDTree
 
@@ -272,12 +273,14 @@ def _centroid_pairs(
     for i, j, dist in zip(near["i"], near["j"], near["v"]):
         limit = max_distance_mm if max_distance_mm is not None else rb[i] + ra[j]
         if dist <= limit:
-            tie = tuple(sorted((tuple(cb[i]), tuple(ca[j]))))
-            candidates.append((float(dist), tie, b_free[i].lesion_id, a_free[j].lesion_id))
+            tie = tuple(sorted((tuple(np.round(cb[i], 6)), tuple(np.round(ca[j], 6)))))
+            candidates.append(
+                (round(float(dist), 6), tie, float(dist), b_free[i].lesion_id, a_free[j].lesion_id)
+            )
     used_b: set[int] = set()
     used_a: set[int] = set()
     out = []
-    for dist, _, b_id, a_id in sorted(candidates):
+    for _, _, dist, b_id, a_id in sorted(candidates):
         if b_id not in used_b and a_id not in used_a:
             used_b.add(b_id)
             used_a.add(a_id)

@@ -4,13 +4,15 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
 
 * **Targets.** At baseline, the lesions the criteria sum: measurable ones (``target_lesions =
   "measurable"``: longest axial diameter >= the measurable size) or all, the largest first, at
-  most ``max_target_lesions``. The *target sum* at a timepoint is the volume of every track that
-  holds a target lesion (so a target keeps being measured by volume when it shrinks below the
-  measurable size, and its split or merged pieces stay in the sum). ``total_volume_mm3`` is the
-  volume of every lesion.
+  most ``max_target_lesions``. Targets are followed forward through each matching (t-1 -> t):
+  the lesions a target corresponds to (its split pieces, or the lesion it merged into) are
+  targets at t. The *target sum* is their volume, so a target keeps being measured by volume
+  when it shrinks below the measurable size. ``total_volume_mm3`` is the volume of every lesion.
 * **Percent change** of the target sum vs baseline, and vs the nadir: the smallest target sum of
-  the earlier timepoints, baseline included.
-* **New lesions.** Tracks that first appear at a timepoint. One whose longest diameter reaches
+  the earlier timepoints, baseline included. PD compares with the nadir, or with the baseline
+  when the criteria say ``progression_reference = "baseline"``.
+* **New lesions** at a timepoint are those the matching with the previous scan calls ``new``
+  (even if a later scan shows them merging into an older lesion). One whose longest diameter reaches
   ``new_lesion_min_diameter_mm`` is unequivocal; a smaller one is *equivocal*. An equivocal
   lesion still present on the next scan confirms progression, dated back to the scan that first
   showed it (RANO-BM); one that is gone was not progression.
@@ -33,7 +35,8 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
   ``extracns_progression`` (true/false). When none is recorded at a timepoint its category is
   volumetric-only and the reason says so.
 * **Measurement error.** Each change is compared with the half-voxel-shell band of the two sums
-  involved (the larger of the two, each measured on its own grid). A PR or PD call that rests
+  involved (the larger of the two, each measured on its own grid): the follow-up and baseline
+  for ``within_measurement_error``, the follow-up and the PD reference for a PD call. A PR or PD call that rests
   only on a change inside the band says so in its reason.
 * **Best overall response**: the best category (CR > PR > SD > PD > NE) over the timepoints up
   to and including the first PD, unconfirmed responses counting as SD. ``best_percent_change``
@@ -47,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .criteria import Criteria
-from .lesions import LesionSet
+from .lesions import Lesion, LesionSet
 from .matching import Matching
 from .change import percent_change, reached_decrease, reached_increase
 from .tracking import TrackState
@@ -151,20 +154,35 @@ def assess(
     """Assess every timepoint; returns (timepoints, subject summary, target track ids)."""
     n = len(sets)
     vol = [{s.timepoint_index: s for s in states} for states in tracks]
-    targets = _target_tracks(sets[0], tracks, criteria)
-    target_sum = [sum(v[t].volume_mm3 for tid, v in enumerate(vol, 1) if tid in targets and t in v)
-                  for t in range(n)]
-    target_mdc = [sum(v[t].min_detectable_change_mm3 for tid, v in enumerate(vol, 1)
-                      if tid in targets and t in v) for t in range(n)]
-    new_at = [[states[0] for states in tracks if states[0].timepoint_index == t and t > 0]
-              for t in range(n)]
+    target_lesions = _target_lesion_ids(sets[0], criteria)
+    targets = {
+        states[0].track_id for states in tracks
+        if states[0].timepoint_index == 0 and target_lesions.intersection(states[0].lesion_ids)
+    }
+    # Target lesions are followed forward through each t-1 -> t matching (split pieces and
+    # lesions they merge into stay targets), so a timepoint never depends on later scans.
+    ids_at = [target_lesions]
+    for m in matchings:
+        prev = ids_at[-1]
+        ids_at.append({a for c in m.correspondences if prev.intersection(c.before_ids)
+                       for a in c.after_ids})
+    by_id = [ls.by_id() for ls in sets]
+    target_sum = [sum(by_id[t][i].volume_mm3 for i in ids_at[t]) for t in range(n)]
+    target_mdc = [sum(by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]) for t in range(n)]
+    # New lesions at t: those the t-1 -> t matching calls new (whatever happens to them later).
+    new_at: list[list[Lesion]] = [[]] + [
+        [by_id[t][i] for c in matchings[t - 1].correspondences if c.status == "new"
+         for i in c.after_ids]
+        for t in range(1, n)
+    ]
     floor = criteria.new_lesion_min_diameter_mm
     equivocal_confirmed: dict[int, int] = {}  # t first shown -> t confirmed
     for t in range(1, n - 1):
-        for s in new_at[t]:
-            if s.longest_diameter_mm < floor and t + 1 in vol[s.track_id - 1] and \
-                    vol[s.track_id - 1][t + 1].status != "resolved":
-                equivocal_confirmed.setdefault(t, t + 1)
+        gone = {i for c in matchings[t].correspondences if c.status == "resolved"
+                for i in c.before_ids}
+        if any(les.longest_diameter_mm < floor and les.lesion_id not in gone
+               for les in new_at[t]):
+            equivocal_confirmed[t] = t + 1
 
     work = [_Work() for _ in range(n)]
     base_total = sets[0].total_volume_mm3
@@ -172,7 +190,11 @@ def assess(
         w = work[t]
         unequivocal = [s for s in new_at[t] if s.longest_diameter_mm >= floor]
         equivocal = [s for s in new_at[t] if s.longest_diameter_mm < floor]
-        nadir = min(target_sum[:t])
+        nadir_t = _argmin(target_sum[:t])
+        by_nadir = criteria.progression_reference == "nadir"
+        ref_t = nadir_t if by_nadir else 0
+        ref_name = "nadir" if by_nadir else "baseline"
+        nadir = target_sum[ref_t]
         pct_b = percent_change(target_sum[t], target_sum[0])
         pct_n = percent_change(target_sum[t], nadir)
         _clinical(w, clinical[0], clinical[t], criteria)
@@ -194,7 +216,7 @@ def assess(
         if target_sum[0] == 0:
             _no_targets(w, sets[0], base_total, len(new_at[t]))
             continue
-        band = max(target_mdc[t], target_mdc[int(_argmin(target_sum[:t]))])
+        band = max(target_mdc[t], target_mdc[ref_t])  # the two sums the PD test compares
         if pct_n is None and target_sum[t] > 0:
             w.pd.append("target lesions reappeared after complete disappearance")
         elif pct_n is not None and reached_increase(pct_n, criteria.progression_increase_pct):
@@ -202,16 +224,16 @@ def assess(
             if growth is None or growth:
                 small = abs(target_sum[t] - nadir) < band
                 w.pd.append(
-                    f"target sum {pct_n:+.1f}% vs nadir ({nadir:.1f} -> {target_sum[t]:.1f} mm3)"
+                    f"target sum {pct_n:+.1f}% vs {ref_name} ({nadir:.1f} -> {target_sum[t]:.1f} mm3)"
                     + (f" (within measurement error, +/-{band:.1f} mm3)" if small else "")
                 )
             else:
                 w.notes.append(
-                    f"target sum {pct_n:+.1f}% vs nadir but no lesion grew by "
+                    f"target sum {pct_n:+.1f}% vs {ref_name} but no lesion grew by "
                     f">= {criteria.progression_min_lesion_growth_mm:g} mm"
                 )
         assert pct_b is not None
-        w.within_error = abs(target_sum[t] - target_sum[0]) < max(band, target_mdc[0])
+        w.within_error = abs(target_sum[t] - target_sum[0]) < max(target_mdc[t], target_mdc[0])
         _categorise(w, sets[t], pct_b, unequivocal, clinical[t], clinical[0], criteria)
     for t in range(1, n):
         if work[t].category == "PD":
@@ -259,15 +281,11 @@ def _argmin(values: list[float]) -> int:
     return min(range(len(values)), key=values.__getitem__)
 
 
-def _target_tracks(base: LesionSet, tracks: list[list[TrackState]], c: Criteria) -> set[int]:
+def _target_lesion_ids(base: LesionSet, c: Criteria) -> set[int]:
+    """Baseline target lesions: measurable (or all), largest first, at most the maximum."""
     lesions = [les for les in base.lesions if c.target_lesions == "all" or les.measurable]
     lesions = lesions[: c.max_target_lesions] if c.max_target_lesions else lesions
-    ids = {les.lesion_id for les in lesions}
-    return {
-        states[0].track_id
-        for states in tracks
-        if states[0].timepoint_index == 0 and ids.intersection(states[0].lesion_ids)
-    }
+    return {les.lesion_id for les in lesions}
 
 
 def _growth_ok(
@@ -337,7 +355,7 @@ def _categorise(
     w: _Work,
     cur_set: LesionSet,
     pct_b: float,
-    unequivocal: list[TrackState],
+    unequivocal: list[Lesion],
     cur_clin: ClinicalStatus,
     base_clin: ClinicalStatus,
     c: Criteria,

@@ -12,7 +12,8 @@ id there (lesion ids are ordered by size), numbered from 1.
 
 The status of a track at timepoint t > 0 is the status of its correspondence(s) in the t-1 -> t
 matching (``matched``, ``split``, ``merged``, ``complex``, ``new``, ``resolved``; a track made of
-several correspondences with different statuses at t is ``complex``). At the baseline its status
+several correspondences with different statuses at t, e.g. one piece matched and another
+resolved, is ``complex``). At the baseline its status
 is ``baseline``; a track that appears later is ``new`` at its first timepoint.
 """
 
@@ -59,10 +60,9 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
     for t, ls in enumerate(sets):
         for les in ls.lesions:
             parent[(t, les.lesion_id)] = (t, les.lesion_id)
-    # the status each lesion's correspondence gives it at t (for the later lesion) and the
-    # correspondences resolving at t (keyed on the earlier lesion)
-    status_at: dict[tuple[int, int], str] = {}
-    resolved_at: dict[tuple[int, int], int] = {}
+    # every correspondence of the t-1 -> t matching, keyed on one of its lesions, so that its
+    # status can be attached to its track at t (resolved pieces included)
+    statuses: list[tuple[int, tuple[int, int], str]] = []
     for t, m in enumerate(matchings, start=1):
         for c in m.correspondences:
             nodes = [(t - 1, i) for i in c.before_ids] + [(t, i) for i in c.after_ids]
@@ -70,32 +70,31 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
                 a, b = find(nodes[0]), find(n)
                 if a != b:
                     parent[max(a, b)] = min(a, b)
-            for i in c.after_ids:
-                status_at[(t, i)] = c.status
-            if c.status == "resolved":
-                for i in c.before_ids:
-                    resolved_at[(t - 1, i)] = t
+            statuses.append((t, nodes[0], c.status))
 
     members: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for node in parent:
         members.setdefault(find(node), []).append(node)
+    status_sets: dict[tuple[tuple[int, int], int], set[str]] = {}
+    for t, node, status in statuses:
+        status_sets.setdefault((find(node), t), set()).add(status)
     ordered = sorted(members.values(), key=lambda ns: min(ns))  # (first t, smallest id)
 
     by_id = [ls.by_id() for ls in sets]
     tracks: list[list[TrackState]] = []
     for track_id, nodes in enumerate(ordered, start=1):
+        root = find(nodes[0])
         per_t: dict[int, list[int]] = {}
         for t, lid in nodes:
             per_t.setdefault(t, []).append(lid)
         states = []
-        resolved_times = sorted({resolved_at[n] for n in nodes if n in resolved_at})
         for t in range(len(sets)):
             ids = tuple(sorted(per_t.get(t, [])))
+            found = status_sets.get((root, t), set())
             if ids:
                 if t == 0:
                     status = "baseline"
                 else:
-                    found = {status_at[(t, i)] for i in ids}
                     status = found.pop() if len(found) == 1 else "complex"
                 lesions = [by_id[t][i] for i in ids]
                 states.append(
@@ -111,7 +110,7 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
                         longest_diameter_mm=max(les.longest_diameter_mm for les in lesions),
                     )
                 )
-            elif t in resolved_times and t - 1 in per_t:
+            elif found == {"resolved"}:
                 states.append(
                     TrackState(track_id, t, (), "resolved", 0.0, 0.0, 0.0)
                 )
