@@ -164,3 +164,25 @@ def test_report_command_rebuilds_from_the_tables(demo_run, tmp_path, capsys):
     shutil.rmtree(copy / "figures" / "qc")
     assert main(["report", str(copy)]) == 0
     assert (copy / "report.html").is_file() and (copy / "figures" / "waterfall.png").is_file()
+
+
+def test_landmark_km_median_agrees_with_scipy(demo_run):
+    """The responders' landmark KM median, recomputed with scipy.stats.ecdf (independent of
+    statsmodels): the first time the survival function drops to 0.5 or below."""
+    from scipy.stats import CensoredData, ecdf
+
+    _, out = demo_run
+    land = json.loads((out / "cohort.json").read_text())["pfs"]["landmark"]
+    day = land["landmark_days"]
+    times, censored = [], []
+    for s in rows(out / "subjects.csv"):
+        if s["status"] != "ok" or s["has_pfs"] != "True" or float(s["pfs_days"]) <= day:
+            continue
+        t20 = s["time_to_responder_20pct_days"]
+        if s["responder_20pct"] == "True" and t20 != "" and float(t20) <= day:
+            times.append(float(s["pfs_days"]) - day)
+            censored.append(s["pfs_event"] != "True")
+    sf = ecdf(CensoredData.right_censored(np.array(times), np.array(censored))).sf
+    below = sf.quantiles[sf.probabilities <= 0.5]
+    expected = float(below[0]) if len(below) else None
+    assert land["groups"]["responder"]["median_days"] == pytest.approx(expected)

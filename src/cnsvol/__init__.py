@@ -17,8 +17,11 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
     from .criteria import PRESETS, Criteria, get_criteria, load_criteria_file
-    from .errors import CnsvolError, CriteriaError, GridError, MaskError, MaskTooLargeError
-    from .io import Mask, mask_from_array, read_mask
+    from .errors import (
+        ClinicalError, CnsvolError, CriteriaError, GridError, ManifestError, MaskError,
+        MaskTooLargeError,
+    )
+    from .io import Mask, mask_from_array, read_image, read_mask
     from .labelsets import LABEL_PRESETS, parse_labels
     from .lesions import Lesion, LesionSet, find_lesions
     from .matching import Correspondence, Matching, match
@@ -27,6 +30,11 @@ if TYPE_CHECKING:  # pragma: no cover
         percent_change,
     )
     from .series import ClinicalStatus
+    from .batch import RunConfig, RunSummary, run_cohort
+    from .clinical import PfsTable, read_pfs
+    from .manifest import SubjectPlan, read_manifest
+    from .report import build_report, write_cohort_figures
+    from .stats import cohort_statistics
 
 _EXPORTS = {
     "read_mask": "io",
@@ -48,6 +56,17 @@ _EXPORTS = {
     "Matching": "matching",
     "Correspondence": "matching",
     "ClinicalStatus": "series",
+    "read_manifest": "manifest",
+    "SubjectPlan": "manifest",
+    "read_pfs": "clinical",
+    "PfsTable": "clinical",
+    "run_cohort": "batch",
+    "RunConfig": "batch",
+    "RunSummary": "batch",
+    "cohort_statistics": "stats",
+    "build_report": "report",
+    "write_cohort_figures": "report",
+    "read_image": "io",
     "measure": "response",
     "percent_change": "response",
     "CompareResult": "response",
@@ -57,6 +76,8 @@ _EXPORTS = {
     "MaskTooLargeError": "errors",
     "CriteriaError": "errors",
     "GridError": "errors",
+    "ClinicalError": "errors",
+    "ManifestError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -353,21 +353,35 @@ def _read_sitk(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str,
     try:
         reader.ReadImageInformation()
     except RuntimeError as exc:
-        raise MaskError(path, f"cannot read the header ({_first_line(exc)})",
-                        "check the file is a valid NRRD/MetaImage file") from None
+        detail = _first_line(exc)
+        fix = (
+            "set a non-zero voxel spacing in the header; cnsvol never assumes 1 mm"
+            if "spacing" in str(exc).lower()
+            else "check the file is a valid NRRD/MetaImage file"
+        )
+        raise MaskError(path, f"cannot read the header ({detail})", fix) from None
     size = tuple(int(s) for s in reader.GetSize())  # (i, j, k[, t])
     ncomp = int(reader.GetNumberOfComponents())
     if ncomp != 1:
         raise MaskError(path, f"{ncomp} components per voxel (a vector image)",
                         "give a scalar label mask")
+    if len(size) == 2:
+        raise MaskError(
+            path, "2D image: the header has no slice thickness, so no volume can be computed",
+            "save the mask as a 3D image (one slice is fine) with its slice thickness set",
+        )
     shape3 = _spatial_shape(path, size)
     itemsize = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).itemsize
     _check_size(path, shape3, itemsize, max_bytes)
     try:
         img = reader.Execute()
     except RuntimeError as exc:
-        raise MaskError(path, f"cannot read the voxel data ({_first_line(exc)})",
-                        "the file is truncated or corrupt; re-export or re-copy it") from None
+        fix = (
+            "set a non-zero voxel spacing in the header; cnsvol never assumes 1 mm"
+            if "spacing" in str(exc).lower()
+            else "the file is truncated or corrupt; re-export or re-copy it"
+        )
+        raise MaskError(path, f"cannot read the voxel data ({_first_line(exc)})", fix) from None
     dim = img.GetDimension()
     # SimpleITK arrays are [k, j, i] (C order, last index fastest = x). Reverse to [i, j, k].
     arr = sitk.GetArrayFromImage(img)
@@ -376,11 +390,6 @@ def _read_sitk(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str,
     spacing = np.array(img.GetSpacing(), dtype=np.float64)[:3]
     direction = np.array(img.GetDirection(), dtype=np.float64).reshape(dim, dim)[:3, :3]
     origin = np.array(img.GetOrigin(), dtype=np.float64)[:3]
-    if dim == 2:  # a single slice: put it in a 3D frame with unit k spacing
-        spacing = np.append(spacing, 1.0)
-        direction = np.eye(3)
-        direction[:2, :2] = np.array(img.GetDirection()).reshape(2, 2)
-        origin = np.append(origin, 0.0)
     affine = np.eye(4)
     # ITK: world_LPS = origin + direction @ diag(spacing) @ index. Convert LPS -> RAS once here.
     affine[:3, :3] = _LPS_TO_RAS @ direction @ np.diag(spacing)

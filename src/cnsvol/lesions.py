@@ -19,7 +19,8 @@ Measurements per lesion:
 
   Both diameters are Feret diameters of the voxelised lesion: the largest distance between the
   outer corners of its voxels, i.e. edge to edge as calipers are placed on an image. A row of
-  10 voxels of 1 mm measures 10 mm;
+  10 voxels of 1 mm spans 10 mm along the row but measures corner to corner
+  sqrt(10**2 + 1) = 10.05 mm on its slice (an a x b rectangle: its diagonal);
 * ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm);
 * ``min_detectable_change_mm3``: the volume of a half-voxel shell over the lesion's boundary,
   i.e. exposed voxel faces x (voxel volume / 2) (each face of area ``a`` moved by half the voxel

@@ -1,0 +1,130 @@
+"""Writers for synthetic mask files, independent of cnsvol's readers.
+
+``write_nifti`` lays out the NIfTI file itself (nibabel header block + raw voxel bytes), so that
+the values stored on disk are exactly the ones the test chose, including ``scl_slope`` /
+``scl_inter`` and the byte order (nibabel's own writer would recompute the scaling).
+
+``write_sitk`` converts a RAS affine and an ``[i, j, k]`` array to SimpleITK's conventions here,
+written out independently of ``cnsvol.io._read_sitk``:
+
+* ITK's world is LPS+: ``world_lps = diag(-1, -1, 1) @ world_ras``;
+* ``world_lps = origin + direction @ diag(spacing) @ (i, j, k)``, so spacing is the norm of each
+  column of the LPS linear part and direction is that part with unit columns;
+* ``sitk.GetImageFromArray`` takes a C-ordered ``[k, j, i]`` array (x fastest), i.e. the
+  ``[i, j, k]`` array transposed.
+"""
+
+from __future__ import annotations
+
+import gzip
+from io import BytesIO
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "affine_from",
+    "nifti_bytes",
+    "patch_nifti_header",
+    "write_nifti",
+    "write_sitk",
+]
+
+
+def affine_from(linear: np.ndarray, origin) -> np.ndarray:
+    """4x4 affine from a 3x3 linear part and an origin."""
+    aff = np.eye(4)
+    aff[:3, :3] = linear
+    aff[:3, 3] = origin
+    return aff
+
+
+def nifti_bytes(
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    dtype=None,
+    xyzt_units: str = "mm",
+    slope: float | None = None,
+    inter: float | None = None,
+    nifti2: bool = False,
+) -> bytes:
+    """A complete single-file NIfTI (``.nii``) image as bytes.
+
+    ``data`` holds the *stored* values, cast to ``dtype`` (default: its own dtype); the reader
+    sees ``stored * slope + inter`` when ``slope``/``inter`` are given. ``affine`` goes into the
+    sform (code 2, "aligned") in the units named by ``xyzt_units``.
+    """
+    dtype = np.dtype(data.dtype if dtype is None else dtype)
+    stored = np.asarray(data).astype(dtype)
+    cls = nib.Nifti2Image if nifti2 else nib.Nifti1Image
+    img = cls(stored.astype(dtype.newbyteorder("=")), np.asarray(affine, dtype=np.float64))
+    hdr = img.header
+    if dtype.byteorder == ">" or (dtype.byteorder == "=" and not dtype.isnative):
+        hdr = hdr.as_byteswapped(">")
+    hdr.set_data_dtype(dtype)
+    hdr.set_xyzt_units(xyz=xyzt_units)
+    hdr["scl_slope"] = np.nan if slope is None else slope
+    hdr["scl_inter"] = np.nan if inter is None else inter
+    offset = 544 if nifti2 else 352
+    hdr["vox_offset"] = offset
+    block = hdr.binaryblock
+    block += b"\x00" * (offset - len(block))  # 4-byte "no extensions" flag
+    return block + stored.tobytes(order="F")
+
+
+def write_nifti(
+    path,
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    dtype=None,
+    xyzt_units: str = "mm",
+    slope: float | None = None,
+    inter: float | None = None,
+    nifti2: bool = False,
+) -> Path:
+    """Write ``data`` (indexed ``[i, j, k]``) to ``path`` (.nii or .nii.gz); see nifti_bytes."""
+    path = Path(path)
+    raw = nifti_bytes(
+        data, affine, dtype=dtype, xyzt_units=xyzt_units, slope=slope, inter=inter, nifti2=nifti2
+    )
+    if path.name.endswith(".gz"):
+        raw = gzip.compress(raw, mtime=0)
+    path.write_bytes(raw)
+    return path
+
+
+def patch_nifti_header(path, **fields) -> Path:
+    """Overwrite header fields of an uncompressed NIfTI-1 ``.nii`` in place (data untouched).
+
+    ``fields`` are nibabel header field names (``dim``, ``pixdim``, ``sform_code``...).
+    """
+    path = Path(path)
+    raw = path.read_bytes()
+    hdr = nib.Nifti1Header.from_fileobj(BytesIO(raw))
+    for key, value in fields.items():
+        hdr[key] = value
+    block = hdr.binaryblock
+    path.write_bytes(block + raw[len(block):])
+    return path
+
+
+def write_sitk(path, data_ijk: np.ndarray, affine_ras: np.ndarray, *, compress: bool = True) -> Path:
+    """Write an ``[i, j, k]`` array with a RAS+ mm affine as NRRD / MetaImage via SimpleITK."""
+    path = Path(path)
+    affine_ras = np.asarray(affine_ras, dtype=np.float64)
+    ras_to_lps = np.diag([-1.0, -1.0, 1.0])
+    linear_lps = ras_to_lps @ affine_ras[:3, :3]
+    origin_lps = ras_to_lps @ affine_ras[:3, 3]
+    spacing = np.linalg.norm(linear_lps, axis=0)
+    direction = linear_lps / spacing  # unit columns
+    img = sitk.GetImageFromArray(np.ascontiguousarray(np.transpose(data_ijk, (2, 1, 0))))
+    assert img.GetSize() == tuple(int(s) for s in data_ijk.shape)
+    img.SetSpacing([float(s) for s in spacing])
+    img.SetDirection([float(v) for v in direction.ravel()])  # row-major 3x3
+    img.SetOrigin([float(v) for v in origin_lps])
+    sitk.WriteImage(img, str(path), compress)
+    return path
