@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import cnsvol
+from cnsvol.batch import SUBJECT_COLUMNS, TIMEPOINT_COLUMNS, TRACK_COLUMNS
 from cnsvol.criteria import PRESETS
 from cnsvol.figures import _at_risk, display_slice, km_plot, qc_picture, spider, waterfall
 from cnsvol.report import build_report, read_output_table, safe_filename, write_cohort_figures
@@ -34,22 +35,6 @@ HOSTILE = [
 ]
 FAILED_ID = "bad<i>id</i>"
 ERROR = "mask <b>broken</b>.nii.gz: file not found. Fix: check the path"
-SUBJECT_COLUMNS = [
-    "subject_id", "status", "error", "n_timepoints", "arm", "best_response",
-    "best_percent_change", "responder_20pct", "objective_response", "time_to_response_days",
-    "time_to_responder_20pct_days", "progression_days", "first_followup_days",
-    "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions", "has_pfs",
-    "pfs_days", "pfs_event",
-]
-TIMEPOINT_COLUMNS = [
-    "subject_id", "timepoint", "days_from_baseline", "path", "lesion_count", "total_volume_mm3",
-    "target_volume_mm3", "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions",
-    "category", "reason",
-]
-TRACK_COLUMNS = [
-    "subject_id", "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status",
-    "volume_mm3", "percent_change_vs_baseline", "within_measurement_error", "is_target",
-]
 
 
 def km(times: list[float], events: list[bool]) -> dict:

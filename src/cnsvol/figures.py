@@ -15,7 +15,6 @@ the same outline colour in every panel of a QC picture (keyed by its track id).
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .tables import atomic_write_bytes
+from .tables import cell_number as _number
+from .tables import cell_text as _text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -819,21 +820,6 @@ def _records(frame: Any) -> list[dict[str, Any]]:
     return list(frame.to_dict("records"))
 
 
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
-def _number(value: Any) -> float | None:
-    """A finite float, or ``None`` for empty cells, text and NaN/inf."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _category(value: Any) -> str:

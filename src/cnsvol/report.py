@@ -19,11 +19,13 @@ import base64
 import hashlib
 import html
 import json
-import math
 import re
 import shlex
 from pathlib import Path
 from typing import Any
+
+from .tables import cell_number as _num
+from .tables import cell_text as _text
 from urllib.parse import quote
 
 from .tables import atomic_write_text
@@ -277,20 +279,6 @@ def _kv_table(rows: list[tuple[Any, Any]]) -> Markup:
 _NA = "\u2014"  # em dash: not available / not applicable
 
 
-def _text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
-def _num(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
 
 
 def _bool(value: Any) -> bool | None:

@@ -21,7 +21,15 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "read_table", "safe_cell", "write_csv"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "cell_number",
+    "cell_text",
+    "read_table",
+    "safe_cell",
+    "write_csv",
+]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -143,3 +151,21 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def cell_text(value: Any) -> str:
+    """A table cell read back as text (``""`` for None/NaN)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(value)
+
+
+def cell_number(value: Any) -> float | None:
+    """A table cell read back as a finite float, or ``None`` for empty cells, text and NaN/inf."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if math.isfinite(x) else None
