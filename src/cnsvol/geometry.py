@@ -39,7 +39,7 @@ def feret_diameter_mm(points_index: np.ndarray, linear: np.ndarray) -> float:
     pts = np.asarray(points_index, dtype=np.float64)
     if len(pts) < 2:
         return 0.0
-    if len(pts) > 3 * (pts.shape[1] + 1):
+    if len(pts) > 128:  # below this, all pairs are cheaper than building a hull
         from scipy.spatial import ConvexHull, QhullError
 
         try:

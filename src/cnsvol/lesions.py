@@ -31,7 +31,7 @@ Measurements per lesion:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from itertools import product
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -73,8 +73,6 @@ LESION_COLUMNS = [
 
 Backend = Literal["auto", "cc3d", "skimage"]
 
-_CORNERS_3D = np.array(list(product((-0.5, 0.5), repeat=3)))
-_CORNERS_2D = np.array(list(product((-0.5, 0.5), repeat=2)))
 
 
 @dataclass(frozen=True)
@@ -122,14 +120,19 @@ class Lesion:
 
 @dataclass(frozen=True, eq=False)
 class LesionSet:
-    """The lesions of one mask, with the label image that locates them.
+    """The lesions of one mask, and where their voxels are.
 
-    ``label_image`` has the mask's shape; voxel value = ``lesion_id`` (0 = background or a
-    component dropped by ``min_volume_mm3``).
+    Voxels are kept sparsely: ``voxel_index`` holds the sorted flat indices (in
+    ``index_order``, ``"F"`` or ``"C"``, of the mask's shape) of every lesion voxel and
+    ``voxel_lesion`` the lesion id of each. :attr:`label_image` builds the dense array (voxel
+    value = ``lesion_id``; 0 = background or a component dropped by ``min_volume_mm3``) on
+    first use.
     """
 
     mask: Mask
-    label_image: np.ndarray
+    voxel_index: np.ndarray
+    voxel_lesion: np.ndarray
+    index_order: str
     lesions: tuple[Lesion, ...]
     connectivity: int
     min_volume_mm3: float
@@ -141,6 +144,21 @@ class LesionSet:
     @property
     def lesion_count(self) -> int:
         return len(self.lesions)
+
+    @cached_property
+    def label_image(self) -> np.ndarray:
+        """Dense label array of the mask's shape: voxel value = lesion id, 0 elsewhere."""
+        top = max((les.lesion_id for les in self.lesions), default=0)
+        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+        out = np.zeros(self.mask.shape, dtype=dtype, order=self.index_order)
+        out.reshape(-1, order=self.index_order)[self.voxel_index] = self.voxel_lesion
+        return out
+
+    def voxel_coords(self) -> np.ndarray:
+        """``(n, 3)`` voxel indices ``[i, j, k]`` of every lesion voxel (``voxel_index`` order)."""
+        return np.stack(
+            np.unravel_index(self.voxel_index, self.mask.shape, order=self.index_order), axis=1
+        )
 
     @property
     def total_volume_mm3(self) -> float:
@@ -245,15 +263,17 @@ def find_lesions(
     if min_volume_mm3 < 0 or not np.isfinite(min_volume_mm3):
         raise ValueError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
     data = mask.data
+    order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
     if instance_labels:
         raw_labels = data
         connectivity_used = 0
     else:
         raw_labels, _ = label_components(data > 0, connectivity, backend)
         connectivity_used = connectivity
-
-    ii, jj, kk = np.nonzero(raw_labels)
-    lab = raw_labels[ii, jj, kk].astype(np.int64)
+    flat = raw_labels.reshape(-1, order=order)
+    index = np.flatnonzero(flat)
+    lab = flat[index].astype(np.int64)
+    del raw_labels, flat  # the dense label volume is not kept
     nmax = int(lab.max()) + 1 if lab.size else 1
     counts = np.bincount(lab, minlength=nmax)
     present = np.flatnonzero(counts[1:]) + 1
@@ -261,58 +281,69 @@ def find_lesions(
     keep = present[counts[present] * vv >= min_volume_mm3]
     dropped = int(len(present) - len(keep))
 
-    sums = np.stack([np.bincount(lab, weights=a, minlength=nmax) for a in (ii, jj, kk)], axis=1)
+    coords = np.unravel_index(index, data.shape, order=order)
+    sums = np.stack([np.bincount(lab, weights=a, minlength=nmax) for a in coords], axis=1)
     cent_vox = sums[keep] / counts[keep, None]
     cent_world = voxel_to_world(mask.affine, cent_vox) if len(keep) else np.zeros((0, 3))
 
     if instance_labels:
-        order = np.argsort(keep, kind="stable")
-        new_ids = keep[order]
+        order_keep = np.argsort(keep, kind="stable")
+        new_ids = keep[order_keep]
     else:
         # descending voxel count, then ascending RAS x, y, z (rounded so that float noise from
         # a flipped storage order cannot reorder exact ties)
         rounded = np.round(cent_world, 6)
-        order = np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -counts[keep]))
+        order_keep = np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -counts[keep]))
         new_ids = np.arange(1, len(keep) + 1)
-
     lut = np.zeros(nmax, dtype=np.int64)
-    lut[keep[order]] = new_ids
+    lut[keep[order_keep]] = new_ids
     top = int(new_ids.max()) if len(new_ids) else 0
-    out_dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
-    label_image = np.zeros(data.shape, dtype=out_dtype)
-    new_lab = lut[lab]
-    label_image[ii, jj, kk] = new_lab
+    id_dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+    ids = lut[lab]
+    sel = ids > 0
+    index, ids = index[sel], ids[sel]
+    coords = tuple(c[sel] for c in coords)
 
-    bboxes = _bboxes(new_lab, ii, jj, kk, top)
+    # group voxels by lesion: one stable sort, then contiguous segments
+    by_lesion = np.argsort(ids, kind="stable")
+    sorted_ids = ids[by_lesion]
+    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if ids.size else []
+    ends = list(starts[1:]) + [len(sorted_ids)] if ids.size else []
     ax = axial_axis(mask.affine)
+    rank_of = {int(new_ids[r]): r for r in range(len(new_ids))}
     lesions = []
-    for rank, src in enumerate(order):
-        old = keep[src]
-        lid = int(new_ids[rank])
-        bbox = bboxes[lid]
-        crop = label_image[tuple(slice(a, b) for a, b in bbox)] == lid
+    for start, end in zip(starts, ends):
+        lid = int(sorted_ids[start])
+        members = by_lesion[start:end]
+        ijk = np.stack([c[members] for c in coords], axis=1)
+        lo, hi = ijk.min(axis=0), ijk.max(axis=0) + 1
+        crop = np.zeros(tuple(hi - lo), dtype=bool)
+        crop[tuple((ijk - lo).T)] = True
         ld_axial, ld_3d = _diameters(crop, mask.affine, ax)
-        count = int(counts[old])
-        faces = _exposed_faces(crop)
+        src = order_keep[rank_of[lid]]
+        count = int(counts[keep[src]])
         lesions.append(
             Lesion(
                 lesion_id=lid,
                 voxel_count=count,
                 volume_mm3=float(count * vv),
                 centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
-                bbox_voxel=bbox,
+                bbox_voxel=tuple((int(a), int(b)) for a, b in zip(lo, hi)),  # type: ignore[arg-type]
                 longest_diameter_mm=ld_axial,
                 max_diameter_3d_mm=ld_3d,
                 measurable=bool(ld_axial >= measurable_min_diameter_mm),
-                min_detectable_change_mm3=float(faces * vv / 2.0),
+                min_detectable_change_mm3=float(_exposed_faces(crop) * vv / 2.0),
             )
         )
+    lesions.sort(key=lambda les: les.lesion_id)
     notes: list[str] = []
     if dropped:
         notes.append(f"{dropped} component(s) smaller than {min_volume_mm3:g} mm3 dropped")
     return LesionSet(
         mask=mask,
-        label_image=label_image,
+        voxel_index=index,
+        voxel_lesion=ids.astype(id_dtype),
+        index_order=order,
         lesions=tuple(lesions),
         connectivity=connectivity_used,
         min_volume_mm3=float(min_volume_mm3),
@@ -323,69 +354,74 @@ def find_lesions(
     )
 
 
-def _bboxes(
-    lab: np.ndarray, ii: np.ndarray, jj: np.ndarray, kk: np.ndarray, top: int
-) -> dict[int, tuple[tuple[int, int], tuple[int, int], tuple[int, int]]]:
-    """Per label ``(start, stop)`` along each voxel axis, for labels ``1..top`` present."""
-    sel = lab > 0
-    lab, coords = lab[sel], [ii[sel], jj[sel], kk[sel]]
-    if not lab.size:
-        return {}
-    order = np.argsort(lab, kind="stable")
-    lab = lab[order]
-    starts = np.flatnonzero(np.r_[True, lab[1:] != lab[:-1]])
-    out_lo = [np.minimum.reduceat(c[order], starts) for c in coords]
-    out_hi = [np.maximum.reduceat(c[order], starts) for c in coords]
-    return {
-        int(lab[s]): tuple(  # type: ignore[misc]
-            (int(out_lo[a][n]), int(out_hi[a][n]) + 1) for a in range(3)
-        )
-        for n, s in enumerate(starts)
-    }
-
-
 def _exposed_faces(crop: np.ndarray) -> int:
     """Number of voxel faces of ``crop`` that touch the outside (its boundary surface)."""
     padded = np.pad(crop, 1)
     return int(sum(np.count_nonzero(np.diff(padded, axis=a)) for a in range(3)))
 
 
-def _boundary(crop: np.ndarray) -> np.ndarray:
-    """Voxels of ``crop`` with at least one face neighbour outside it (any dimensionality)."""
-    padded = np.pad(crop, 1)
-    interior = crop.copy()
-    for axis in range(crop.ndim):
-        for shift in (0, 2):
-            idx = [slice(1, -1)] * crop.ndim
-            idx[axis] = slice(shift, shift + crop.shape[axis])
-            interior &= padded[tuple(idx)]
-    return crop & ~interior
+_N_DIRECTIONS = 32
+_DIRECTIONS = np.stack(
+    [np.cos(np.arange(_N_DIRECTIONS) * np.pi / _N_DIRECTIONS),
+     np.sin(np.arange(_N_DIRECTIONS) * np.pi / _N_DIRECTIONS)], axis=1
+)
+
+
+def _row_extremes(crop: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every line of ``crop`` along ``axis`` holding a voxel: its position (indices on the
+    other axes, shape (n, ndim-1)), and the first and last occupied index along ``axis``."""
+    has = crop.any(axis=axis)
+    first = np.argmax(crop, axis=axis)
+    last = crop.shape[axis] - 1 - np.argmax(np.flip(crop, axis=axis), axis=axis)
+    where = np.nonzero(has)
+    return np.stack(where, axis=1), first[where], last[where]
 
 
 def _diameters(crop: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float]:
-    """(axial in-plane longest diameter, 3D longest diameter) in mm, voxel-corner Feret."""
-    linear = affine[:3, :3]
-    edge = np.argwhere(_boundary(crop)).astype(np.float64)
-    pts3 = (edge[:, None, :] + _CORNERS_3D[None, :, :]).reshape(-1, 3)
-    d3 = feret_diameter_mm(pts3, linear)
+    """(axial in-plane longest diameter, 3D longest diameter) in mm, voxel-corner Feret.
 
-    inplane = [a for a in range(3) if a != slice_axis]
-    lin2 = linear[:, inplane]
-    best = 0.0
-    moved = np.moveaxis(crop, slice_axis, 0)
-    for sl in moved:
-        if not sl.any():
-            continue
-        rows = np.flatnonzero(sl.any(axis=1))
-        cols = np.flatnonzero(sl.any(axis=0))
-        span = np.array([rows[-1] - rows[0] + 1.0, cols[-1] - cols[0] + 1.0])
-        # the slice's diameter cannot exceed the longer diagonal of its bounding parallelogram
-        bound = max(
-            np.linalg.norm(lin2 @ span), np.linalg.norm(lin2 @ (span * np.array([1.0, -1.0])))
-        )
-        if bound <= best:
-            continue
-        e2 = np.argwhere(_boundary(sl)).astype(np.float64)
-        pts2 = (e2[:, None, :] + _CORNERS_2D[None, :, :]).reshape(-1, 2)
-        best = max(best, feret_diameter_mm(pts2, lin2))
+    The convex hull of a union of voxels has its vertices among the outer corners of the first
+    and last voxel of each line of voxels, so only those corners are considered.
+    """
+    linear = affine[:3, :3]
+    # 3D: lines along the last axis; corners at +-0.5 on the two others, outside ends on it
+    pos, first, last = _row_extremes(crop, 2)
+    pos = pos.astype(np.float64)
+    ends = np.concatenate([
+        np.column_stack([pos, first - 0.5]), np.column_stack([pos, last + 0.5])
+    ])
+    offsets = np.array([[dx, dy, 0.0] for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
+    d3 = feret_diameter_mm((ends[:, None, :] + offsets[None]).reshape(-1, 3), linear)
+
+    # axial: per slice, lines along the second in-plane axis
+    b_ax, c_ax = [a for a in range(3) if a != slice_axis]
+    moved = np.transpose(crop, (slice_axis, b_ax, c_ax))
+    lin2 = linear[:, [b_ax, c_ax]]
+    pos2, first2, last2 = _row_extremes(moved, 2)  # pos2 = (slice, row)
+    if not len(pos2):
+        return 0.0, d3
+    r = pos2[:, 1].astype(np.float64)
+    f2, l2 = first2.astype(np.float64), last2.astype(np.float64)
+    pts = np.concatenate([  # the four outer corners of each row's first and last voxel
+        np.column_stack([r - 0.5, f2 - 0.5]), np.column_stack([r + 0.5, f2 - 0.5]),
+        np.column_stack([r - 0.5, l2 + 0.5]), np.column_stack([r + 0.5, l2 + 0.5]),
+    ])
+    slice_of = np.tile(pos2[:, 0], 4)
+    by_slice = np.argsort(slice_of, kind="stable")
+    pts, slice_of = pts[by_slice], slice_of[by_slice]
+    starts = np.flatnonzero(np.r_[True, slice_of[1:] != slice_of[:-1]])
+    # widths along _N_DIRECTIONS in-plane directions give, per slice, a lower bound L on its
+    # diameter and an upper bound L / cos(pi / (2 N)); only slices whose upper bound beats the
+    # best lower bound need the exact all-pairs computation
+    plane, _ = np.linalg.qr(lin2)  # orthonormal basis of the slice plane (world mm)
+    proj = (pts @ lin2.T @ plane) @ _DIRECTIONS.T
+    widths = np.maximum.reduceat(proj, starts, axis=0) - np.minimum.reduceat(proj, starts, axis=0)
+    lower = widths.max(axis=1)
+    upper = lower / np.cos(np.pi / (2 * len(_DIRECTIONS)))
+    best = float(lower.max())
+    ends = np.r_[starts[1:], len(pts)]
+    for s_idx in np.argsort(-upper, kind="stable"):
+        if upper[s_idx] <= best:
+            break
+        best = max(best, feret_diameter_mm(pts[starts[s_idx]:ends[s_idx]], lin2))
     return best, d3

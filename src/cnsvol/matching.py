@@ -202,32 +202,49 @@ def _check_extents_overlap(before: LesionSet, after: LesionSet) -> None:
 
 
 def _pair_counts(a: np.ndarray, b: np.ndarray) -> dict[tuple[int, int], int]:
+    """Counts of (a label, b label) over aligned label vectors, both labels > 0."""
     sel = (a > 0) & (b > 0)
     if not sel.any():
         return {}
     a, b = a[sel].astype(np.int64), b[sel].astype(np.int64)
-    key = a * (int(b.max()) + 1) + b
-    uniq, counts = np.unique(key, return_counts=True)
     base = int(b.max()) + 1
+    uniq, counts = np.unique(a * base + b, return_counts=True)
     return {(int(k // base), int(k % base)): int(c) for k, c in zip(uniq, counts)}
+
+
+def _labels_at(dst: LesionSet, flat_index: np.ndarray) -> np.ndarray:
+    """dst's lesion id at each flat index (in dst's index order); 0 where no lesion."""
+    pos = np.searchsorted(dst.voxel_index, flat_index)
+    pos = np.minimum(pos, max(len(dst.voxel_index) - 1, 0))
+    out = np.zeros(len(flat_index), dtype=np.int64)
+    if len(dst.voxel_index):
+        hit = dst.voxel_index[pos] == flat_index
+        out[hit] = dst.voxel_lesion[pos[hit]]
+    return out
 
 
 def _overlap_same_grid(before: LesionSet, after: LesionSet) -> dict[tuple[int, int], float]:
     vv = before.mask.voxel_volume_mm3
-    counts = _pair_counts(before.label_image, after.label_image)
+    index = before.voxel_index
+    if after.index_order != before.index_order:
+        coords = np.unravel_index(index, before.mask.shape, order=before.index_order)
+        index = np.ravel_multi_index(coords, after.mask.shape, order=after.index_order)
+    found = _labels_at(after, index)
+    counts = _pair_counts(before.voxel_lesion.astype(np.int64), found)
     return {pair: n * vv for pair, n in counts.items()}
 
 
 def _lookup(src: LesionSet, dst: LesionSet) -> tuple[np.ndarray, np.ndarray]:
     """Labels of src's lesion voxels, and dst's label at the nearest dst voxel (0 outside)."""
-    ijk = np.argwhere(src.label_image > 0)
-    labels = src.label_image[tuple(ijk.T)]
+    ijk = src.voxel_coords()
     to_dst = np.linalg.inv(dst.mask.affine) @ src.mask.affine
     idx = np.rint(ijk @ to_dst[:3, :3].T + to_dst[:3, 3]).astype(np.int64)
     inside = np.all((idx >= 0) & (idx < np.array(dst.mask.shape)), axis=1)
-    found = np.zeros(len(ijk), dtype=dst.label_image.dtype)
-    found[inside] = dst.label_image[tuple(idx[inside].T)]
-    return labels, found
+    found = np.zeros(len(ijk), dtype=np.int64)
+    if inside.any():
+        flat = np.ravel_multi_index(tuple(idx[inside].T), dst.mask.shape, order=dst.index_order)
+        found[inside] = _labels_at(dst, flat)
+    return src.voxel_lesion.astype(np.int64), found
 
 
 def _overlap_cross_grid(before: LesionSet, after: LesionSet) -> dict[tuple[int, int], float]:
