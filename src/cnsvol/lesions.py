@@ -361,6 +361,18 @@ def _exposed_faces(crop: np.ndarray) -> int:
     return int(sum(np.count_nonzero(np.diff(padded, axis=a)) for a in range(3)))
 
 
+def _hull_vertices(points: np.ndarray) -> np.ndarray:
+    """The points that are vertices of their convex hull (all of them when degenerate/few)."""
+    if len(points) <= 32:
+        return points
+    from scipy.spatial import ConvexHull, QhullError
+
+    try:
+        return points[ConvexHull(points).vertices]
+    except QhullError:  # coplanar or collinear: every point may matter
+        return points
+
+
 _N_DIRECTIONS = 32
 _DIRECTIONS = np.stack(
     [np.cos(np.arange(_N_DIRECTIONS) * np.pi / _N_DIRECTIONS),
@@ -388,8 +400,12 @@ def _diameters(crop: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[f
     # 3D: lines along the last axis; corners at +-0.5 on the two others, outside ends on it
     pos, first, last = _row_extremes(crop, 2)
     pos = pos.astype(np.float64)
+    # The hull of {end centre + corner offset} is the Minkowski sum of the hull of the end
+    # centres and the offset square, so its vertices are hull vertices of the centres plus an
+    # offset: reduce each end set to its hull vertices before adding the four corners.
     ends = np.concatenate([
-        np.column_stack([pos, first - 0.5]), np.column_stack([pos, last + 0.5])
+        _hull_vertices(np.column_stack([pos, first - 0.5])),
+        _hull_vertices(np.column_stack([pos, last + 0.5])),
     ])
     offsets = np.array([[dx, dy, 0.0] for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
     d3 = feret_diameter_mm((ends[:, None, :] + offsets[None]).reshape(-1, 3), linear)
