@@ -38,6 +38,7 @@ import numpy as np
 
 from .errors import GridError
 from .geometry import sphere_equivalent_diameter_mm
+from .graphs import component_roots
 from .lesions import LesionSet
 
 __all__ = ["STATUSES", "Correspondence", "Matching", "match", "status_of"]
@@ -309,26 +310,11 @@ def _components(
     before_ids: list[int], after_ids: list[int], edges: dict[tuple[int, int], str]
 ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Connected components of the bipartite graph, ordered as documented in :func:`match`."""
-    parent: dict[tuple[str, int], tuple[str, int]] = {}
-
-    def find(x: tuple[str, int]) -> tuple[str, int]:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i in before_ids:
-        parent[("b", i)] = ("b", i)
-    for i in after_ids:
-        parent[("a", i)] = ("a", i)
-    for b, a in edges:
-        rb, ra = find(("b", b)), find(("a", a))
-        if rb != ra:
-            parent[max(rb, ra)] = min(rb, ra)
+    nodes = [("b", i) for i in before_ids] + [("a", i) for i in after_ids]
+    roots = component_roots(nodes, [(("b", b), ("a", a)) for b, a in edges])
     groups: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
-    for node in parent:
-        side, lid = node
-        g = groups.setdefault(find(node), ([], []))
+    for (side, lid), root in roots.items():
+        g = groups.setdefault(root, ([], []))
         (g[0] if side == "b" else g[1]).append(lid)
     result = [(tuple(sorted(b)), tuple(sorted(a))) for b, a in groups.values()]
     big = 10**12

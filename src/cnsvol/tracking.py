@@ -22,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .geometry import sphere_equivalent_diameter_mm
+from .graphs import component_roots
 from .lesions import LesionSet
 from .matching import Matching
 
@@ -49,41 +50,30 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
     """Per track (index = track_id - 1), its states over time, in timepoint order."""
     if len(matchings) != len(sets) - 1:
         raise ValueError("need one matching per pair of consecutive timepoints")
-    parent: dict[tuple[int, int], tuple[int, int]] = {}
-
-    def find(x: tuple[int, int]) -> tuple[int, int]:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for t, ls in enumerate(sets):
-        for les in ls.lesions:
-            parent[(t, les.lesion_id)] = (t, les.lesion_id)
+    all_nodes = [(t, les.lesion_id) for t, ls in enumerate(sets) for les in ls.lesions]
     # every correspondence of the t-1 -> t matching, keyed on one of its lesions, so that its
     # status can be attached to its track at t (resolved pieces included)
     statuses: list[tuple[int, tuple[int, int], str]] = []
+    edges: list[tuple[tuple[int, int], tuple[int, int]]] = []
     for t, m in enumerate(matchings, start=1):
         for c in m.correspondences:
             nodes = [(t - 1, i) for i in c.before_ids] + [(t, i) for i in c.after_ids]
-            for n in nodes[1:]:
-                a, b = find(nodes[0]), find(n)
-                if a != b:
-                    parent[max(a, b)] = min(a, b)
+            edges += [(nodes[0], n) for n in nodes[1:]]
             statuses.append((t, nodes[0], c.status))
+    roots = component_roots(all_nodes, edges)
 
     members: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for node in parent:
-        members.setdefault(find(node), []).append(node)
+    for node, root in roots.items():
+        members.setdefault(root, []).append(node)
     status_sets: dict[tuple[tuple[int, int], int], set[str]] = {}
     for t, node, status in statuses:
-        status_sets.setdefault((find(node), t), set()).add(status)
+        status_sets.setdefault((roots[node], t), set()).add(status)
     ordered = sorted(members.values(), key=lambda ns: min(ns))  # (first t, smallest id)
 
     by_id = [ls.by_id() for ls in sets]
     tracks: list[list[TrackState]] = []
     for track_id, nodes in enumerate(ordered, start=1):
-        root = find(nodes[0])
+        root = roots[nodes[0]]
         per_t: dict[int, list[int]] = {}
         for t, lid in nodes:
             per_t.setdefault(t, []).append(lid)
