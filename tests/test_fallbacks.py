@@ -1,10 +1,10 @@
-"""Speed dependencies are optional: without python-isal or connected-components-3d the
-standard-library / scikit-image paths must give identical results."""
+"""Speed paths never change a result: without zlib-ng the standard library's zlib inflates
+the same bytes; the in-memory NIfTI header path and nibabel's agree; the run-based labelling
+finds the lesions that connected-components-3d and scikit-image find."""
 
 from __future__ import annotations
 
 import builtins
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -27,32 +27,55 @@ def _block_import(monkeypatch, name: str) -> None:
     monkeypatch.setattr(builtins, "__import__", fake)
 
 
-def _summary(result):
-    return [
-        [(les.lesion_id, les.voxel_count, les.centroid_ras_mm, les.longest_diameter_mm)
-         for les in ls.lesions]
-        for ls in (result.baseline, result.followup)
-    ] + [result.percent_change, result.category]
+def test_without_zlib_ng_the_stdlib_inflater_gives_identical_voxels(monkeypatch):
+    import zlib
 
-
-def test_without_isal_the_stdlib_gzip_path_gives_identical_voxels(monkeypatch):
     fast = cnsvol.read_mask(PAIR / "baseline.nii.gz").data
-    _block_import(monkeypatch, "isal")
-    opened = []
-    real_open = gzip.open
-    monkeypatch.setattr(gzip, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    assert cio._zlib() is not zlib  # zlib-ng is installed with the test extra
+    _block_import(monkeypatch, "zlib_ng")
+    assert cio._zlib() is zlib
     slow = cnsvol.read_mask(PAIR / "baseline.nii.gz").data
-    assert opened, "the standard-library fallback was not used"
     assert np.array_equal(fast, slow) and slow.flags.f_contiguous
 
 
-def test_without_cc3d_scikit_image_gives_identical_lesions(monkeypatch):
-    fast = cnsvol.compare(PAIR / "baseline.nii.gz", PAIR / "followup.nii.gz")
-    _block_import(monkeypatch, "cc3d")
-    with pytest.raises(ImportError):
-        cnsvol.lesions.label_components(np.ones((2, 2, 2), bool), backend="cc3d")
-    slow = cnsvol.compare(PAIR / "baseline.nii.gz", PAIR / "followup.nii.gz")
-    assert _summary(fast) == _summary(slow)
+def test_in_memory_header_and_nibabel_header_give_the_same_mask(monkeypatch, tmp_path):
+    import nibabel as nib
+
+    rng = np.random.default_rng(5)
+    data = (rng.random((7, 9, 5)) > 0.6).astype(np.uint8) * 3
+    affine = np.array([[0.0, -0.8, 0.1, 4.0], [0.9, 0.0, 0.0, -2.0],
+                       [0.0, 0.05, 1.2, 7.5], [0, 0, 0, 1]])
+    paths = [PAIR / "baseline.nii.gz", PAIR / "followup.nii.gz"]
+    for klass, name in ((nib.Nifti1Image, "n1.nii.gz"), (nib.Nifti2Image, "n2.nii.gz")):
+        img = klass(data, affine)
+        img.header.set_data_dtype(np.dtype(">i2"))  # big-endian storage
+        img.header.extensions.append(nib.nifti1.Nifti1Extension("comment", b"x" * 37))
+        nib.save(img, str(tmp_path / name))
+        paths.append(tmp_path / name)
+    fast = [cnsvol.read_mask(p) for p in paths]
+    used = []
+    real = cio._inflate_nifti_gz
+    assert all(real(p) is not None for p in paths)  # the in-memory path handled them all
+    monkeypatch.setattr(cio, "_inflate_nifti_gz", lambda p: used.append(p))
+    slow = [cnsvol.read_mask(p) for p in paths]
+    assert len(used) == len(paths)
+    for a, b in zip(fast, slow):
+        assert np.array_equal(a.data, b.data) and a.data.dtype == b.data.dtype
+        assert np.array_equal(a.affine, b.affine)
+        assert (a.source_format, a.notes) == (b.source_format, b.notes)
+
+
+def test_runs_labelling_gives_the_lesions_of_cc3d_and_scikit_image():
+    results = {}
+    for backend in ("runs", "cc3d", "skimage"):
+        results[backend] = [
+            [(les.lesion_id, les.voxel_count, les.centroid_ras_mm, les.bbox_voxel,
+              les.longest_diameter_mm, les.max_diameter_3d_mm, les.min_detectable_change_mm3)
+             for les in cnsvol.find_lesions(cnsvol.read_mask(PAIR / f), backend=backend).lesions]
+            for f in ("baseline.nii.gz", "followup.nii.gz")
+        ]
+    assert results["runs"] == results["cc3d"] == results["skimage"]
+    assert all(results["runs"])
 
 
 def test_fast_decode_matches_nibabel_for_every_storage(tmp_path):

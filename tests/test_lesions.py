@@ -31,7 +31,7 @@ ANISO = affine_from(np.diag(SPACING), (-3.0, 4.5, 10.2))
 EYE = np.eye(4)
 ROT = Rotation.from_euler("zyx", [33.0, 12.0, -21.0], degrees=True).as_matrix()
 OBLIQUE = affine_from(ROT @ np.diag(SPACING), (7.0, -2.0, 5.5))
-BACKENDS = ["skimage", "cc3d"]
+BACKENDS = ["runs", "skimage", "cc3d"]
 
 
 def lesions_of(data, affine=EYE, **kw):
@@ -348,16 +348,31 @@ def brute_force_diameters(crop, affine, slice_axis):
     return d2, d3
 
 
-@pytest.mark.parametrize("seed", range(6))
+def _superior_along(axis, affine):
+    """``affine`` with its voxel axes permuted so that voxel axis ``axis`` is the one closest to
+    superior (the slices of the in-plane diameter are then perpendicular to it)."""
+    rest = iter([0, 1])
+    perm = [2 if m == axis else next(rest) for m in range(3)]  # new axis m = old axis perm[m]
+    out = affine.copy()
+    out[:3, :3] = affine[:3, perm]
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("affine", [ANISO, OBLIQUE], ids=["aligned", "oblique"])
-def test_diameters_match_brute_force(seed, affine):
+@pytest.mark.parametrize("slice_axis", [0, 1, 2])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_diameters_match_brute_force(seed, affine, slice_axis, order):
+    """Every storage order x slice axis combination: the slices lie along the runs, across
+    them on either side, or are made of whole runs."""
     rng = np.random.default_rng(100 + seed)
-    data = (rng.random((6, 7, 5)) < 0.55).astype(np.uint8)
+    data = np.asarray((rng.random((6, 7, 5)) < 0.55).astype(np.uint8), order=order)
+    affine = _superior_along(slice_axis, affine)
     ls = lesions_of(data, affine)
     from cnsvol.geometry import axial_axis
 
     ax = axial_axis(affine)
-    assert ax == 2
+    assert ax == slice_axis
     for les in ls.lesions:
         crop = ls.label_image == les.lesion_id
         d2, d3 = brute_force_diameters(crop, affine, ax)
@@ -371,11 +386,13 @@ def test_diameters_match_brute_force(seed, affine):
 
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
 @pytest.mark.parametrize("seed, density", [(11, 0.15), (12, 0.3), (13, 0.45)])
-def test_skimage_and_cc3d_give_the_same_lesions(seed, density, connectivity):
+@pytest.mark.parametrize("other", ["skimage", "cc3d"])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_runs_skimage_and_cc3d_give_the_same_lesions(seed, density, connectivity, other, order):
     rng = np.random.default_rng(seed)
-    data = rng.random((20, 18, 16)) < density
-    a = lesions_of(data, OBLIQUE, connectivity=connectivity, backend="skimage")
-    b = lesions_of(data, OBLIQUE, connectivity=connectivity, backend="cc3d")
+    data = np.asarray(rng.random((20, 18, 16)) < density, order=order)
+    a = lesions_of(data, OBLIQUE, connectivity=connectivity, backend="runs")
+    b = lesions_of(data, OBLIQUE, connectivity=connectivity, backend=other)
     assert a.lesion_count == b.lesion_count > 0
     assert np.array_equal(a.label_image, b.label_image)
     for x, y in zip(a.lesions, b.lesions, strict=True):
@@ -384,4 +401,54 @@ def test_skimage_and_cc3d_give_the_same_lesions(seed, density, connectivity):
         assert x.centroid_ras_mm == pytest.approx(y.centroid_ras_mm, abs=1e-12)
         assert x.longest_diameter_mm == y.longest_diameter_mm
         assert x.max_diameter_3d_mm == y.max_diameter_3d_mm
+        assert x.min_detectable_change_mm3 == y.min_detectable_change_mm3
     check_label_image(a)
+
+
+def _corner_hull_diameters(data, affine, slice_axis):
+    """Independent reference for large lesions: every corner of every voxel, reduced to its
+    convex hull by qhull (distances are maximised at hull vertices), then all pairs."""
+    from scipy.spatial import ConvexHull
+
+    corners = np.array(list(itertools.product((-0.5, 0.5), repeat=3)))
+    pts = (np.argwhere(data)[:, None, :] + corners[None]).reshape(-1, 3) @ affine[:3, :3].T
+    d3 = pdist(pts[ConvexHull(pts).vertices]).max()
+    inplane = [a for a in range(3) if a != slice_axis]
+    c2 = np.array(list(itertools.product((-0.5, 0.5), repeat=2)))
+    d2 = 0.0
+    for k in range(data.shape[slice_axis]):
+        sl = np.take(data, k, axis=slice_axis)
+        if sl.any():
+            p2 = (np.argwhere(sl)[:, None, :] + c2[None]).reshape(-1, 2) @ affine[:3, inplane].T
+            d2 = max(d2, pdist(p2).max())
+    return d2, d3
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("slice_axis", [0, 2])
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("qhull_from", [None, 3], ids=["default", "qhull-always"])
+def test_large_irregular_lesion_diameters_match_a_hull_of_every_corner(
+    seed, slice_axis, order, qhull_from, monkeypatch
+):
+    """Lesions big enough for every shortcut (convex-chain reduction, qhull, slice pruning)."""
+    import cnsvol.diameters
+
+    if qhull_from is not None:  # force the qhull reduction that only very large lesions reach
+        monkeypatch.setattr(cnsvol.diameters, "_HULL_MIN_POINTS", qhull_from)
+    rng = np.random.default_rng(300 + seed)
+    g = np.indices((30, 28, 24)).astype(float)
+    centre = np.array([15.0, 14.0, 12.0])
+    rot = Rotation.from_euler("xyz", rng.uniform(-60, 60, 3), degrees=True).as_matrix()
+    local = np.einsum("ij,j...->i...", rot, g - centre[:, None, None, None])
+    radii = rng.uniform(5.0, 11.0, 3)
+    r = np.sqrt(sum((local[i] / radii[i]) ** 2 for i in range(3)))
+    wobble = 0.12 * np.sin(3 * np.arctan2(local[1], local[0]) + rng.uniform(0, 6))
+    data = np.asarray(((r + wobble) <= 1.0) | (rng.random(r.shape) < 0.002), order=order)
+    affine = _superior_along(slice_axis, OBLIQUE)
+    ls = lesions_of(data.astype(np.uint8), affine)
+    big = ls.lesions[0]
+    assert big.voxel_count > 1000
+    d2, d3 = _corner_hull_diameters(ls.label_image == big.lesion_id, affine, slice_axis)
+    assert big.max_diameter_3d_mm == pytest.approx(d3, rel=1e-12)
+    assert big.longest_diameter_mm == pytest.approx(d2, rel=1e-12)

@@ -27,6 +27,7 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -271,22 +272,26 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str
     import nibabel as nib
 
     _check_gzip_magic(path)
+    inflated = _inflate_nifti_gz(path) if str(path).lower().endswith(".gz") else None
     try:
-        img = nib.load(str(path))
+        if inflated is not None:
+            hdr = inflated.header
+            img = None
+        else:
+            img = nib.load(str(path))
+            hdr = img.header
     except Exception as exc:  # nibabel raises many types for a bad header; all mean the same
         raise MaskError(
             path, f"cannot read the NIfTI header ({type(exc).__name__}: {exc})",
             "check the file is a valid NIfTI-1/2 image (re-export it)",
         ) from None
-    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+    if img is not None and not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise MaskError(path, f"not a NIfTI image ({type(img).__name__})", "save it as NIfTI")
-    hdr = img.header
-    fmt = "nifti2" if isinstance(img, nib.Nifti2Image) else "nifti1"
+    fmt = "nifti2" if isinstance(hdr, nib.Nifti2Header) else "nifti1"
     shape3 = _spatial_shape(path, hdr.get_data_shape())
     if int(hdr["sform_code"]) == 0:  # the affine comes from qform/pixdim: check the stored pixdim
         _check_stored_pixdim(path, type(hdr), len(hdr.get_data_shape()))
-    slope = getattr(img.dataobj, "slope", 1.0)
-    inter = getattr(img.dataobj, "inter", 0.0)
+    slope, inter = hdr.get_slope_inter()
     scaled = (slope is not None and slope != 1.0) or (inter is not None and inter != 0.0)
     stored = np.dtype(hdr.get_data_dtype())
     itemsize = 8 if scaled else stored.itemsize
@@ -303,13 +308,18 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str
         notes.append(f"spatial units are {space_unit}; converted to millimetres")
     if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
         notes.append("no qform or sform: orientation unknown, affine built from pixdim only")
-    affine = np.array(img.affine, dtype=np.float64)
+    affine = np.array(hdr.get_best_affine(), dtype=np.float64)
     affine[:3, :] *= to_mm
+    offset = inflated.offset if inflated is not None else int(img.dataobj.offset)
     try:
         if scaled:  # rare: let nibabel apply scl_slope / scl_inter exactly as it defines them
+            if img is None:
+                img = nib.load(str(path))
             raw = np.asanyarray(img.dataobj).reshape(shape3)
+        elif inflated is not None:
+            raw = inflated.voxels(offset, stored, shape3)
         else:
-            raw = _read_voxels(path, int(img.dataobj.offset), stored, shape3)
+            raw = _read_voxels(path, offset, stored, shape3)
     except Exception as exc:  # truncated gzip, short file, bad compression
         raise MaskError(
             path, f"cannot read the voxel data ({type(exc).__name__}: {exc})",
@@ -335,16 +345,90 @@ def _check_stored_pixdim(path: Path, header_class: type, ndim: int) -> None:
         )
 
 
-def _gzip_open(path: Path):  # -> binary file object
-    """Open a .gz file with python-isal's fast inflater when installed, else the standard
-    library's gzip (same bytes, slower)."""
+def _zlib():
+    """zlib-ng's inflater when installed (several times faster), else the standard library's:
+    same API, same bytes."""
     try:
-        from isal import igzip
+        from zlib_ng import zlib_ng
     except ImportError:  # pragma: no cover - exercised by the fallback test via monkeypatch
-        import gzip
+        import zlib
 
-        return gzip.open(path, "rb")
-    return igzip.open(path, "rb")
+        return zlib
+    return zlib_ng
+
+
+def _gzip_open(path: Path):  # -> binary file object
+    """Open a .gz file for streaming (the uncompressed-size-unknown path)."""
+    import gzip
+
+    return gzip.open(path, "rb")
+
+
+_HEADER_MAX = 1 << 20  # a NIfTI header with extensions larger than this goes through nibabel
+
+
+class _InflatedNifti:
+    """A .nii.gz inflated in memory: the header first, then exactly the voxel bytes needed
+    (so a header claiming more voxels than the size check allows never inflates them)."""
+
+    def __init__(self, raw: bytes, header: Any, offset: int) -> None:
+        self.raw, self.header, self.offset = raw, header, offset
+
+    def voxels(self, offset: int, dtype: np.dtype, shape: tuple[int, int, int]) -> np.ndarray:
+        need = offset + int(np.prod(shape)) * dtype.itemsize
+        buf = _inflate(self.raw, need)
+        if len(buf) < need:
+            raise EOFError(f"voxel data ends after {max(len(buf) - offset, 0)} of "
+                           f"{need - offset} bytes")
+        return np.frombuffer(buf, dtype=dtype, count=int(np.prod(shape)),
+                             offset=offset).reshape(shape, order="F")
+
+
+def _inflate(raw: bytes, need: int) -> bytes:
+    """The first ``need`` bytes of a gzip stream (several members are followed)."""
+    zmod = _zlib()
+    parts: list[bytes] = []
+    got = 0
+    data = raw
+    while got < need and data:
+        d = zmod.decompressobj(wbits=31)
+        chunk = d.decompress(data, need - got)
+        parts.append(chunk)
+        got += len(chunk)
+        if not d.eof:
+            break
+        data = d.unused_data
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _inflate_nifti_gz(path: Path) -> _InflatedNifti | None:
+    """Parse a .nii.gz header from memory; None (nibabel then reads the file) when the header
+    is anything but a plain, readable NIfTI-1/2 one."""
+    import io as _io
+    import struct
+
+    import nibabel as nib
+
+    raw = path.read_bytes()
+    try:
+        head = _inflate(raw, 540)
+        size_le = struct.unpack_from("<i", head, 0)[0]
+        size_be = struct.unpack_from(">i", head, 0)[0]
+        if 348 in (size_le, size_be):
+            klass, end, hsize = nib.Nifti1Header, ("<" if size_le == 348 else ">"), 348
+            vox_offset = struct.unpack_from(end + "f", head, 108)[0]
+        elif 540 in (size_le, size_be):
+            klass, end, hsize = nib.Nifti2Header, ("<" if size_le == 540 else ">"), 540
+            vox_offset = struct.unpack_from(end + "q", head, 168)[0]
+        else:
+            return None
+        if not (hsize + 4 <= vox_offset <= _HEADER_MAX) or vox_offset != int(vox_offset):
+            return None
+        block = _inflate(raw, int(vox_offset))
+        header = klass.from_fileobj(_io.BytesIO(block))
+    except Exception:  # noqa: BLE001 - nibabel gives the precise error on the slow path
+        return None
+    return _InflatedNifti(raw, header, int(vox_offset))
 
 
 def _read_voxels(

@@ -36,8 +36,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .geometry import axial_axis, feret_diameter_mm, voxel_to_world
+from .diameters import LineEnds, feret_3d, feret_in_slices
+from .geometry import axial_axis, voxel_to_world
 from .io import Mask
+from .runs import Runs, face_overlaps, find_runs, run_components
 
 __all__ = [
     "DEFAULT_CONNECTIVITY",
@@ -71,7 +73,7 @@ LESION_COLUMNS = [
     "bbox_k_stop",
 ]
 
-Backend = Literal["auto", "cc3d", "skimage"]
+Backend = Literal["auto", "runs", "cc3d", "skimage"]
 
 
 
@@ -264,26 +266,38 @@ def find_lesions(
         raise ValueError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
     data = mask.data
     order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
-    foreground = data > 0
+    flat = data.reshape(-1, order=order)
+    index = np.flatnonzero(flat > 0)
+    values = flat[index] if instance_labels else None
+    runs = find_runs(index, data.shape, order, values)
     if instance_labels:
-        raw_labels = data
+        comp = np.asarray(values)[runs.first].astype(np.int64)
         connectivity_used = 0
-    else:
-        raw_labels, _ = label_components(foreground, connectivity, backend)
+    elif backend in ("auto", "runs"):
+        if connectivity not in (6, 18, 26):
+            raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity!r}")
+        comp = run_components(runs, connectivity)[0] + 1
         connectivity_used = connectivity
-    # lesion voxels found on the boolean foreground (much faster to scan than the labels)
-    index = np.flatnonzero(foreground.reshape(-1, order=order))
-    lab = raw_labels.reshape(-1, order=order)[index].astype(np.int64)
-    del raw_labels, foreground  # the dense label volume is not kept
-    nmax = int(lab.max()) + 1 if lab.size else 1
-    counts = np.bincount(lab, minlength=nmax)
+    else:  # a dense labelling; every run lies inside one of its components
+        labels, _ = label_components(data > 0, connectivity, backend)
+        comp = labels.reshape(-1, order=order)[index[runs.first]].astype(np.int64)
+        del labels
+        connectivity_used = connectivity
+    length = runs.length
+    nmax = int(comp.max()) + 1 if comp.size else 1
+    counts = np.bincount(comp, weights=length, minlength=nmax).astype(np.int64)
     present = np.flatnonzero(counts[1:]) + 1
     vv = mask.voxel_volume_mm3
     keep = present[counts[present] * vv >= min_volume_mm3]
     dropped = int(len(present) - len(keep))
 
-    coords = np.unravel_index(index, data.shape, order=order)
-    sums = np.stack([np.bincount(lab, weights=a, minlength=nmax) for a in coords], axis=1)
+    ax_fast, ax_mid, ax_slow = runs.axes
+    run_mid, run_slow = runs.mid, runs.slow
+    sums = np.zeros((nmax, 3))
+    sums[:, ax_fast] = np.bincount(comp, weights=length * (runs.start + runs.end) / 2.0,
+                                   minlength=nmax)
+    sums[:, ax_mid] = np.bincount(comp, weights=length * run_mid, minlength=nmax)
+    sums[:, ax_slow] = np.bincount(comp, weights=length * run_slow, minlength=nmax)
     cent_vox = sums[keep] / counts[keep, None]
     cent_world = voxel_to_world(mask.affine, cent_vox) if len(keep) else np.zeros((0, 3))
 
@@ -300,40 +314,51 @@ def find_lesions(
     lut[keep[order_keep]] = new_ids
     top = int(new_ids.max()) if len(new_ids) else 0
     id_dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
-    ids = lut[lab]
-    sel = ids > 0
-    index, ids = index[sel], ids[sel]
-    coords = tuple(c[sel] for c in coords)
+    run_id = lut[comp]
+    ids = np.repeat(run_id, length)
+    if dropped:
+        sel = ids > 0
+        index, ids = index[sel], ids[sel]
 
-    # group voxels by lesion: one stable sort, then contiguous segments
-    by_lesion = np.argsort(ids, kind="stable")
-    sorted_ids = ids[by_lesion]
-    starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]]) if ids.size else []
-    ends = list(starts[1:]) + [len(sorted_ids)] if ids.size else []
-    ax = axial_axis(mask.affine)
-    rank_of = {int(new_ids[r]): r for r in range(len(new_ids))}
+    # per lesion, from its runs grouped by lesion (stable: rows stay in storage order)
+    kept = np.flatnonzero(run_id > 0)
+    by = kept[np.argsort(run_id[kept], kind="stable")]
+    r_id, r_start, r_end = run_id[by], runs.start[by], runs.end[by]
+    r_mid, r_slow = run_mid[by], run_slow[by]
+    seg = np.flatnonzero(np.r_[True, r_id[1:] != r_id[:-1]]) if by.size else by
+    bbox = np.zeros((len(seg), 3, 2), dtype=np.int64)
+    if by.size:
+        for axis, lo_v, hi_v in ((ax_fast, r_start, r_end), (ax_mid, r_mid, r_mid),
+                                 (ax_slow, r_slow, r_slow)):
+            bbox[:, axis, 0] = np.minimum.reduceat(lo_v, seg)
+            bbox[:, axis, 1] = np.maximum.reduceat(hi_v, seg) + 1
+    n_les = len(seg)
+    r_grp = np.cumsum(np.r_[True, r_id[1:] != r_id[:-1]]) - 1 if by.size else by
+    run_grp = np.full(len(runs), -1, dtype=np.int64)
+    run_grp[by] = r_grp
+    faces = _exposed_faces(runs, run_grp, n_les)
+    ends = _line_ends(r_grp, r_start, r_end, r_mid, r_slow, runs.axes)
+    d3 = feret_3d(ends, mask.affine[:3, :3], n_les)
+    d2 = _axial_diameters(ends, (r_grp, r_start, r_end, r_mid, r_slow), mask.affine[:3, :3],
+                          axial_axis(mask.affine), n_les)
+    seg_ids = r_id[seg]
     lesions = []
-    for start, end in zip(starts, ends):
-        lid = int(sorted_ids[start])
-        members = by_lesion[start:end]
-        ijk = np.stack([c[members] for c in coords], axis=1)
-        lo, hi = ijk.min(axis=0), ijk.max(axis=0) + 1
-        crop = np.zeros(tuple(hi - lo), dtype=bool)
-        crop[tuple((ijk - lo).T)] = True
-        ld_axial, ld_3d = _diameters(crop, mask.affine, ax)
-        src = order_keep[rank_of[lid]]
+    for r in range(len(new_ids)):
+        lid = int(new_ids[r])
+        src = order_keep[r]
         count = int(counts[keep[src]])
+        g = int(np.searchsorted(seg_ids, lid))
         lesions.append(
             Lesion(
                 lesion_id=lid,
                 voxel_count=count,
                 volume_mm3=float(count * vv),
                 centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
-                bbox_voxel=tuple((int(a), int(b)) for a, b in zip(lo, hi)),  # type: ignore[arg-type]
-                longest_diameter_mm=ld_axial,
-                max_diameter_3d_mm=ld_3d,
-                measurable=bool(ld_axial >= measurable_min_diameter_mm),
-                min_detectable_change_mm3=float(_exposed_faces(crop) * vv / 2.0),
+                bbox_voxel=tuple((int(a), int(b)) for a, b in bbox[g]),  # type: ignore[arg-type]
+                longest_diameter_mm=float(d2[g]),
+                max_diameter_3d_mm=float(d3[g]),
+                measurable=bool(d2[g] >= measurable_min_diameter_mm),
+                min_detectable_change_mm3=float(faces[g] * vv / 2.0),
             )
         )
     lesions.sort(key=lambda les: les.lesion_id)
@@ -355,90 +380,61 @@ def find_lesions(
     )
 
 
-def _exposed_faces(crop: np.ndarray) -> int:
-    """Number of voxel faces of ``crop`` that touch the outside (its boundary surface)."""
-    padded = np.pad(crop, 1)
-    return int(sum(np.count_nonzero(np.diff(padded, axis=a)) for a in range(3)))
+def _exposed_faces(runs: Runs, run_grp: np.ndarray, n: int) -> np.ndarray:
+    """Voxel faces of each lesion that touch anything else (its boundary surface).
 
-
-def _hull_vertices(points: np.ndarray) -> np.ndarray:
-    """The points that are vertices of their convex hull (all of them when degenerate/few)."""
-    if len(points) <= 32:
-        return points
-    from scipy.spatial import ConvexHull, QhullError
-
-    try:
-        return points[ConvexHull(points).vertices]
-    except QhullError:  # coplanar or collinear: every point may matter
-        return points
-
-
-_N_DIRECTIONS = 32
-_DIRECTIONS = np.stack(
-    [np.cos(np.arange(_N_DIRECTIONS) * np.pi / _N_DIRECTIONS),
-     np.sin(np.arange(_N_DIRECTIONS) * np.pi / _N_DIRECTIONS)], axis=1
-)
-
-
-def _row_extremes(crop: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """For every line of ``crop`` along ``axis`` holding a voxel: its position (indices on the
-    other axes, shape (n, ndim-1)), and the first and last occupied index along ``axis``."""
-    has = crop.any(axis=axis)
-    first = np.argmax(crop, axis=axis)
-    last = crop.shape[axis] - 1 - np.argmax(np.flip(crop, axis=axis), axis=axis)
-    where = np.nonzero(has)
-    return np.stack(where, axis=1), first[where], last[where]
-
-
-def _diameters(crop: np.ndarray, affine: np.ndarray, slice_axis: int) -> tuple[float, float]:
-    """(axial in-plane longest diameter, 3D longest diameter) in mm, voxel-corner Feret.
-
-    The convex hull of a union of voxels has its vertices among the outer corners of the first
-    and last voxel of each line of voxels, so only those corners are considered.
+    Along a run both end faces are exposed; across runs each voxel has four faces, less the
+    ones shared with a voxel of the same lesion in a face-sharing row.
     """
-    linear = affine[:3, :3]
-    # 3D: lines along the last axis; corners at +-0.5 on the two others, outside ends on it
-    pos, first, last = _row_extremes(crop, 2)
-    pos = pos.astype(np.float64)
-    # The hull of {end centre + corner offset} is the Minkowski sum of the hull of the end
-    # centres and the offset square, so its vertices are hull vertices of the centres plus an
-    # offset: reduce each end set to its hull vertices before adding the four corners.
-    ends = np.concatenate([
-        _hull_vertices(np.column_stack([pos, first - 0.5])),
-        _hull_vertices(np.column_stack([pos, last + 0.5])),
-    ])
-    offsets = np.array([[dx, dy, 0.0] for dx in (-0.5, 0.5) for dy in (-0.5, 0.5)])
-    d3 = feret_diameter_mm((ends[:, None, :] + offsets[None]).reshape(-1, 3), linear)
+    valid = run_grp >= 0
+    length = runs.length
+    out = 2.0 * np.bincount(run_grp[valid], minlength=n)
+    out += 4.0 * np.bincount(run_grp[valid], weights=length[valid], minlength=n)
+    a, b, shared = face_overlaps(runs)
+    same = (run_grp[a] == run_grp[b]) & (run_grp[a] >= 0)
+    out -= 2.0 * np.bincount(run_grp[a][same], weights=shared[same], minlength=n)
+    return out
 
-    # axial: per slice, lines along the second in-plane axis
-    b_ax, c_ax = [a for a in range(3) if a != slice_axis]
-    moved = np.transpose(crop, (slice_axis, b_ax, c_ax))
-    lin2 = linear[:, [b_ax, c_ax]]
-    pos2, first2, last2 = _row_extremes(moved, 2)  # pos2 = (slice, row)
-    if not len(pos2):
-        return 0.0, d3
-    r = pos2[:, 1].astype(np.float64)
-    f2, l2 = first2.astype(np.float64), last2.astype(np.float64)
-    pts = np.concatenate([  # the four outer corners of each row's first and last voxel
-        np.column_stack([r - 0.5, f2 - 0.5]), np.column_stack([r + 0.5, f2 - 0.5]),
-        np.column_stack([r - 0.5, l2 + 0.5]), np.column_stack([r + 0.5, l2 + 0.5]),
-    ])
-    slice_of = np.tile(pos2[:, 0], 4)
-    by_slice = np.argsort(slice_of, kind="stable")
-    pts, slice_of = pts[by_slice], slice_of[by_slice]
-    starts = np.flatnonzero(np.r_[True, slice_of[1:] != slice_of[:-1]])
-    # widths along _N_DIRECTIONS in-plane directions give, per slice, a lower bound L on its
-    # diameter and an upper bound L / cos(pi / (2 N)); only slices whose upper bound beats the
-    # best lower bound need the exact all-pairs computation
-    plane, _ = np.linalg.qr(lin2)  # orthonormal basis of the slice plane (world mm)
-    proj = (pts @ lin2.T @ plane) @ _DIRECTIONS.T
-    widths = np.maximum.reduceat(proj, starts, axis=0) - np.minimum.reduceat(proj, starts, axis=0)
-    lower = widths.max(axis=1)
-    upper = lower / np.cos(np.pi / (2 * len(_DIRECTIONS)))
-    best = float(lower.max())
-    ends = np.r_[starts[1:], len(pts)]
-    for s_idx in np.argsort(-upper, kind="stable"):
-        if upper[s_idx] <= best:
-            break
-        best = max(best, feret_diameter_mm(pts[starts[s_idx]:ends[s_idx]], lin2))
-    return best, d3
+
+def _line_ends(grp, start, end, mid, slow, axes) -> LineEnds:
+    """First and last voxel of each lesion's lines along the fast axis (runs grouped by lesion,
+    rows ascending)."""
+    if not len(grp):
+        e = np.zeros(0, dtype=np.int64)
+        return LineEnds(e, axes[0], (axes[1], axes[2]), (e, e), e, e)
+    row_change = (grp[1:] != grp[:-1]) | (mid[1:] != mid[:-1]) | (slow[1:] != slow[:-1])
+    s = np.flatnonzero(np.r_[True, row_change])
+    e = np.r_[s[1:], len(grp)] - 1
+    return LineEnds(grp[s], axes[0], (axes[1], axes[2]), (mid[s], slow[s]), start[s], end[e])
+
+
+def _axial_diameters(ends: LineEnds, grouped_runs: tuple[np.ndarray, ...], linear: np.ndarray,
+                     slice_axis: int, n: int) -> np.ndarray:
+    """Largest in-plane diameter on any slice perpendicular to ``slice_axis``, per lesion.
+
+    ``grouped_runs`` = (lesion group, start, end, mid, slow) of the runs grouped by lesion.
+    """
+    if not len(ends.group):
+        return np.zeros(n)
+    fast = ends.along
+    mid_axis, slow_axis = ends.cross_axes
+    mid, slow = ends.cross
+    if slice_axis == slow_axis:  # lines along fast lie in the slices, already in slice order
+        return feret_in_slices(ends, linear, slow, n)
+    if slice_axis == mid_axis:
+        o = np.lexsort((slow, mid, ends.group))
+        inplane = LineEnds(ends.group[o], fast, (slow_axis, mid_axis), (slow[o], mid[o]),
+                           ends.first[o], ends.last[o])
+        return feret_in_slices(inplane, linear, mid[o], n)
+    # slices across the fast axis: lines along mid, from the voxels themselves
+    grp, start, end, r_mid, r_slow = grouped_runs
+    count = end - start + 1
+    f = np.repeat(start - np.cumsum(count) + count, count) + np.arange(int(count.sum()))
+    g, m, sl = (np.repeat(v, count) for v in (grp, r_mid, r_slow))
+    o = np.lexsort((m, sl, f, g))
+    g, m, sl, f = g[o], m[o], sl[o], f[o]
+    brk = np.r_[True, (g[1:] != g[:-1]) | (f[1:] != f[:-1]) | (sl[1:] != sl[:-1])]
+    s = np.flatnonzero(brk)
+    e = np.r_[s[1:], len(g)] - 1
+    inplane = LineEnds(g[s], mid_axis, (slow_axis, fast), (sl[s], f[s]), m[s], m[e])
+    return feret_in_slices(inplane, linear, f[s], n)
