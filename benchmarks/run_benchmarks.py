@@ -242,8 +242,8 @@ def naive_pair(baseline: str | Path, followup: str | Path) -> Counts:
     for path in (baseline, followup):
         data = nib.load(str(path)).get_fdata()
         labels = label(data > 0.5, connectivity=3)
-        _, counts = np.unique(labels[labels > 0], return_counts=True)
-        out.append(counts.tolist())
+        ids, counts = np.unique(labels, return_counts=True)  # the whole volume, as written
+        out.append(counts[ids > 0].tolist())
     return out
 
 
