@@ -109,12 +109,19 @@ def _is_number(text: str) -> bool:
 
 def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
     """Write rows (dicts; missing keys are empty cells) as CSV, atomically."""
+    atomic_write_text(path, csv_rows(rows, columns, header=True))
+
+
+def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, header: bool = False) -> str:
+    """Rows as CSV text (``header=True``: the column names first). Pieces rendered separately
+    concatenate into the same bytes as one rendering of all rows."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(columns)
+    if header:
+        writer.writerow(columns)
     for row in rows:
         writer.writerow([safe_cell(_plain(row.get(c))) for c in columns])
-    atomic_write_text(path, buf.getvalue())
+    return buf.getvalue()
 
 
 def _plain(value: Any) -> Any:
