@@ -15,6 +15,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -288,6 +289,10 @@ def _run_all(
         chunks = [plans[i:i + size] for i in range(0, total, size)]
         with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as pool:
             futures = {pool.submit(_evaluate_chunk, c, config, qc_dir): c for c in chunks}
+            # the workers now exist (forked at the first submit); while they compute, this
+            # otherwise idle process loads what the end of the run needs
+            warm = threading.Thread(target=_warm_up, name="cnsvol-warm-up", daemon=True)
+            warm.start()
             for fut in as_completed(futures):
                 try:
                     done = fut.result()
@@ -303,6 +308,19 @@ def _run_all(
                     if progress:
                         progress(o, len(results), total)
     return [results[k] for k in sorted(results)]
+
+
+def _warm_up() -> None:
+    """Import the statistics and figure modules and draw one tiny figure (matplotlib's first
+    draw loads its fonts). Best effort: a failure here shows up, with its message, where the
+    modules are used."""
+    try:
+        from . import report, stats  # noqa: F401
+        from .figures import warm_up
+
+        warm_up()
+    except Exception:  # noqa: BLE001
+        pass
 
 
 def _evaluate_chunk(plans: Sequence[SubjectPlan], config: RunConfig,

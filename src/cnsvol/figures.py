@@ -890,3 +890,17 @@ def _p_text(value: Any) -> str:
     if p is None:
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def warm_up() -> None:
+    """Draw a tiny labelled figure in memory (PNG and SVG), loading matplotlib's fonts and
+    renderers, so that the first real figure does not pay for it."""
+    import io
+
+    with _style():
+        fig, ax = _figure(1.0, 1.0, layout="constrained")
+        assert ax is not None
+        ax.plot([0, 1], [0, 1])
+        ax.set_title("x")
+        for fmt in ("png", "svg"):
+            fig.savefig(io.BytesIO(), format=fmt)
