@@ -10,16 +10,15 @@ order of manifest rows. The clock is read only for the timestamps in ``provenanc
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
-import os
 import platform
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,10 @@ from .errors import CnsvolError
 from .lesions import LESION_COLUMNS
 from .manifest import SubjectPlan
 from .response import MeasureOptions, evaluate_series
-from .tables import atomic_write_text, csv_rows, write_csv
+from .executors import Executor, make_executor
+from .report import safe_filename
+from .store import STORE_DIR, FileHasher, ResultStore, dumps, subject_key
+from .tables import atomic_write_text, atomic_writer, csv_rows, write_csv
 
 __all__ = [
     "RunConfig",
@@ -94,6 +96,7 @@ class RunSummary:
     ids_without_pfs: list[str]
     ids_without_masks: list[str]
     files: dict[str, Path]
+    n_from_earlier_run: int = 0
 
 
 def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) -> SubjectOutcome:
@@ -166,6 +169,16 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
 _EMPTY_TABLES = {"timepoints": "", "tracks": "", "lesions": ""}
 
 
+@dataclass(frozen=True)
+class SubjectDone:
+    """What a progress callback is told as each subject's result becomes known."""
+
+    subject_id: str
+    status: str
+    error: str
+    seconds: float | None  # None: the result was already stored (resumed run)
+
+
 def run_cohort(
     plans: Sequence[SubjectPlan],
     out_dir: str | Path,
@@ -174,34 +187,56 @@ def run_cohort(
     pfs: PfsTable | None = None,
     landmark_days: float | None = None,
     jobs: int | None = None,
+    executor: Executor | None = None,
+    force: bool = False,
     inputs: Sequence[Path] = (),
     parameters: dict[str, Any] | None = None,
-    progress: Callable[[SubjectOutcome, int, int], None] | None = None,
+    progress: Callable[[SubjectDone, int, int], None] | None = None,
 ) -> RunSummary:
     """Evaluate every subject and write the results folder.
 
-    ``inputs`` are extra files to hash into provenance (manifest, PFS table, criteria file);
-    ``parameters`` are recorded verbatim; ``progress(outcome, done, total)`` is called as each
-    subject finishes.
+    Subjects run on ``executor`` (default: ``jobs`` local processes, see
+    :func:`cnsvol.executors.make_executor`). Each subject's result is stored in the folder as
+    soon as it is known (:mod:`cnsvol.store`); a re-run of the same command computes only the
+    subjects whose inputs or parameters changed or that have no stored result (``force``:
+    all of them). ``inputs`` are extra files to hash into provenance (manifest, PFS table,
+    criteria file); ``parameters`` are recorded verbatim; ``progress(done, n_done, total)``
+    is called as each subject's result becomes known. ``run.log`` in the folder gets one line
+    per subject.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _remove_partial_writes(out)
     qc_dir = out / "figures" / "qc" if config.qc else None
     started = _dt.datetime.now(_dt.timezone.utc)
-    outcomes = _run_all(plans, config, qc_dir, jobs, progress)
+    hasher = FileHasher()
+    fingerprint = dumps({"version": __version__, "criteria": config.criteria.to_dict(),
+                         "options": _options_dict(config.options), "qc": config.qc})
+    keys = {plan.subject_id: subject_key(plan, fingerprint, hasher) for plan in plans}
+    store = ResultStore(out)
+    own_executor = executor is None
+    executor = executor if executor is not None else make_executor(jobs)
+    log = _RunLog(out / "run.log")
+    try:
+        results, seconds = _evaluate_all(plans, config, qc_dir, executor, store, keys, force,
+                                         log, progress)
+    finally:
+        if own_executor:
+            executor.close()
+        log.close()
 
     pfs_by_id = {}
     if pfs is not None:
         pfs_by_id = {r["subject_id"]: r for r in pfs.frame.to_dict("records")}  # type: ignore[attr-defined]
+    ids = sorted(results)
     subjects = []
-    for o in outcomes:
-        row = dict(o.subject)
-        rec = pfs_by_id.get(o.subject_id)
+    for sid in ids:
+        row = dict(results[sid]["subject"])
+        rec = pfs_by_id.get(sid)
         row["has_pfs"] = rec is not None
         if rec is not None:
             row.update(pfs_days=rec["pfs_days"], pfs_event=rec["pfs_event"], arm=rec["arm"])
         subjects.append(row)
-    ids = [o.subject_id for o in outcomes]
     without_pfs, without_masks = join_ids(ids, pfs_by_id) if pfs is not None else ([], [])
 
     files = {
@@ -213,10 +248,8 @@ def run_cohort(
         "provenance": out / "provenance.json",
     }
     write_csv(files["subjects"], subjects, SUBJECT_COLUMNS)
-    for name, columns in (("timepoints", TIMEPOINT_COLUMNS), ("tracks", TRACK_COLUMNS),
-                          ("lesions", LESION_TABLE_COLUMNS)):
-        atomic_write_text(files[name],
-                          csv_rows([], columns, header=True) + "".join(o.tables[name] for o in outcomes))
+    _write_tables(files, store, [keys[sid] for sid in ids])
+    store.prune(set(keys.values()))
 
     import pandas as pd
 
@@ -235,7 +268,7 @@ def run_cohort(
     cohort["pfs_table"] = None if pfs is None else {"path": str(pfs.path), "notes": list(pfs.notes)}
     atomic_write_text(files["cohort"], _json(cohort))
 
-    failed = {o.subject_id: o.error for o in outcomes if o.status != "ok"}
+    failed = {sid: results[sid]["error"] for sid in ids if results[sid]["status"] != "ok"}
     hashed = sorted({*map(Path, inputs), *(p for plan in plans for p in plan.inputs)})
     provenance = {
         "cnsvol_version": __version__,
@@ -247,11 +280,13 @@ def run_cohort(
         "criteria": config.criteria.to_dict(),
         "measure_options": _options_dict(config.options),
         "landmark_days": landmark_days,
-        "inputs": {str(p): _sha256(p) for p in hashed},
+        "executor": executor.describe(),
+        "inputs": {str(p): hasher(p) for p in hashed},
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "subject_errors": failed,
-        "subject_seconds": {o.subject_id: round(o.seconds, 3) for o in outcomes},
+        "subject_seconds": {sid: round(seconds[sid], 3) for sid in sorted(seconds)},
+        "subjects_from_earlier_run": sorted(set(ids) - set(seconds)),
     }
     atomic_write_text(files["provenance"], _json(provenance))
 
@@ -259,61 +294,145 @@ def run_cohort(
 
     write_cohort_figures(out)
     files["report"] = build_report(out)
-    return RunSummary(out, len(outcomes), len(failed), failed, without_pfs, without_masks, files)
+    return RunSummary(out, len(ids), len(failed), failed, without_pfs, without_masks, files,
+                      len(ids) - len(seconds))
 
 
-def _run_all(
-    plans: Sequence[SubjectPlan],
-    config: RunConfig,
-    qc_dir: Path | None,
-    jobs: int | None,
-    progress: Callable[[SubjectOutcome, int, int], None] | None,
-) -> list[SubjectOutcome]:
-    jobs = jobs or os.cpu_count() or 1
-    results: dict[str, SubjectOutcome] = {}
+def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, progress):
+    """Stored results where their key matches, the rest computed on ``executor``; every
+    result stored as it arrives. Returns ({id: record}, {id: seconds of those computed})."""
+    results: dict[str, dict[str, Any]] = {}
+    seconds: dict[str, float] = {}
     total = len(plans)
-    if jobs == 1 or total <= 1:
-        from threadpoolctl import threadpool_limits
+    todo = []
+    for plan in plans:
+        rec = None if force else store.load(keys[plan.subject_id])
+        if rec is not None and qc_dir is not None and rec["status"] == "ok":
+            if not (qc_dir / (safe_filename(plan.subject_id) + ".png")).is_file():
+                rec = None  # its QC picture is missing: draw it again
+        if rec is None:
+            todo.append(plan)
+            continue
+        results[plan.subject_id] = _slim(rec)
+        log.subject(rec, None)
+        if progress:
+            progress(SubjectDone(plan.subject_id, rec["status"], rec["error"], None),
+                     len(results), total)
+    log.note(f"{total} subject(s): {total - len(todo)} from earlier runs, {len(todo)} to "
+             f"compute on {executor.describe()}")
 
-        with threadpool_limits(limits=1):
-            for plan in plans:
-                o = evaluate_subject(plan, config, qc_dir)
-                results[plan.subject_id] = o
-                if progress:
-                    progress(o, len(results), total)
-    else:
-        workers = min(jobs, total)
-        # a few subjects per task: one round trip per subject costs more than a small
-        # subject's work; still many tasks per worker so that the load stays balanced
-        size = max(1, min(8, total // (workers * 16)))
-        chunks = [plans[i:i + size] for i in range(0, total, size)]
-        with ProcessPoolExecutor(max_workers=workers, initializer=_one_thread) as pool:
-            futures = {pool.submit(_evaluate_chunk, c, config, qc_dir): c for c in chunks}
-            # the workers now exist (forked at the first submit); while they compute, this
-            # otherwise idle process loads what the end of the run needs
-            warm = threading.Thread(target=_warm_up, name="cnsvol-warm-up", daemon=True)
-            warm.start()
-            for fut in as_completed(futures):
-                try:
-                    done = fut.result()
-                except Exception as exc:  # a worker died (e.g. killed for memory)
-                    msg = f"worker failed: {type(exc).__name__}: {exc}"
-                    done = [SubjectOutcome(
-                        plan.subject_id, "failed", msg,
-                        {"subject_id": plan.subject_id, "n_timepoints": len(plan.scans),
-                         "status": "failed", "error": msg}, _EMPTY_TABLES, 0.0,
-                    ) for plan in futures[fut]]
-                for o in done:
-                    results[o.subject_id] = o
-                    if progress:
-                        progress(o, len(results), total)
-    return [results[k] for k in sorted(results)]
+    def accept(o: SubjectOutcome) -> None:
+        rec = store.save(keys[o.subject_id], {
+            "subject_id": o.subject_id, "status": o.status, "error": o.error,
+            "subject": {k: _plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
+        })
+        results[o.subject_id] = _slim(rec)
+        seconds[o.subject_id] = o.seconds
+        log.subject(rec, o.seconds)
+        if progress:
+            progress(SubjectDone(o.subject_id, o.status, o.error, o.seconds), len(results), total)
+
+    fn = partial(_evaluate_chunk, config=config, qc_dir=qc_dir)
+    size = max(1, min(8, len(todo) // (executor.workers * 16))) if executor.workers > 1 else 1
+    chunks = [tuple(todo[i:i + size]) for i in range(0, len(todo), size)]
+    warm = threading.Thread(target=_warm_up, name="cnsvol-warm-up", daemon=True)
+    on_started = warm.start if executor.workers > 1 else None
+    for attempt in (1, 2):
+        retry = []
+        for chunk, outcomes, exc in executor.run(fn, chunks, on_started=on_started):
+            if exc is None:
+                for o in outcomes:
+                    accept(o)
+            elif attempt == 1:  # a worker died: try each of its subjects again, on its own
+                retry += [(plan,) for plan in chunk]
+            else:
+                for plan in chunk:
+                    accept(_worker_failure(plan, exc))
+        chunks, on_started = retry, None
+        if not chunks:
+            break
+    if warm.is_alive():
+        warm.join()
+    return results, seconds
+
+
+def _worker_failure(plan: SubjectPlan, exc: BaseException) -> SubjectOutcome:
+    msg = (f"worker failed: {type(exc).__name__}: {exc}. The process evaluating this subject "
+           "died twice (out of memory, or a crash in a library); check its files and the "
+           "memory available per worker (fewer --jobs)")
+    return SubjectOutcome(plan.subject_id, "failed", msg,
+                          {"subject_id": plan.subject_id, "n_timepoints": len(plan.scans),
+                           "status": "failed", "error": msg}, _EMPTY_TABLES, 0.0)
+
+
+def _slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What the run keeps in memory per subject (the table rows stay on disk)."""
+    return {k: record[k] for k in ("subject_id", "status", "error", "subject")}
+
+
+def _plain_value(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN: an empty cell
+        return None
+    return value
+
+
+def _write_tables(files: dict[str, Path], store: ResultStore, keys: list[str]) -> None:
+    """timepoints/tracks/lesions.csv from the stored results, streamed in subject order."""
+    names = {"timepoints": TIMEPOINT_COLUMNS, "tracks": TRACK_COLUMNS,
+             "lesions": LESION_TABLE_COLUMNS}
+    with ExitStack() as stack:
+        writers = {n: stack.enter_context(atomic_writer(files[n])) for n in names}
+        for n, columns in names.items():
+            writers[n].write(csv_rows([], columns, header=True))
+        for key in keys:
+            rec = store.load(key)
+            if rec is None:
+                raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
+            for n in names:
+                writers[n].write(rec["tables"][n])
+
+
+def _remove_partial_writes(out: Path) -> None:
+    """Temporary files of atomic writes that a killed run left behind."""
+    for folder in (out, out / STORE_DIR, out / "figures", out / "figures" / "qc"):
+        if folder.is_dir():
+            for entry in folder.glob(".*.tmp"):
+                entry.unlink(missing_ok=True)
+
+
+class _RunLog:
+    """``run.log``: a line per subject (status, seconds or 'stored'), appended as results
+    arrive; earlier runs' lines are kept, so an interrupted and resumed run reads as such."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        self.note("run started")
+
+    def _write(self, text: str) -> None:
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._fh.write(f"{stamp}\t{text}\n")
+        self._fh.flush()
+
+    def note(self, text: str) -> None:
+        self._write(text)
+
+    def subject(self, rec: dict[str, Any], seconds: float | None) -> None:
+        took = "stored" if seconds is None else f"{seconds:.3f}s"
+        error = rec["error"].replace("\n", " ")
+        self._write(f"{rec['subject_id']}\t{rec['status']}\t{took}\t{error}".rstrip())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self.note("run ended")
+            self._fh.close()
 
 
 def _warm_up() -> None:
     """Import the statistics and figure modules and draw one tiny figure (matplotlib's first
-    draw loads its fonts). Best effort: a failure here shows up, with its message, where the
-    modules are used."""
+    draw loads its fonts), while the workers compute. Best effort: a failure here shows up,
+    with its message, where the modules are used."""
     try:
         from . import report, stats  # noqa: F401
         from .figures import warm_up
@@ -326,26 +445,6 @@ def _warm_up() -> None:
 def _evaluate_chunk(plans: Sequence[SubjectPlan], config: RunConfig,
                     qc_dir: Path | None) -> list[SubjectOutcome]:
     return [evaluate_subject(p, config, qc_dir) for p in plans]
-
-
-def _one_thread() -> None:
-    """Worker set-up: one BLAS/OpenMP thread per process. Subjects are the parallel unit;
-    nested thread pools on top of the processes oversubscribe the cores (measured: 2 workers
-    were no faster than 1 with OpenBLAS's default threads)."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1)
-
-
-def _sha256(path: Path) -> str | None:
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 def _library_versions() -> dict[str, str]:

@@ -1,0 +1,114 @@
+"""Per-subject results kept in the output folder, so that a run can be resumed.
+
+Each subject's result is stored, as soon as it is known, in
+``<out>/.cnsvol/subjects/<key>.json``, written atomically. The key is a SHA-256 over
+everything that determines the result: the cnsvol version, the run's configuration (criteria,
+measurement options, QC), the subject's manifest rows (ids, timepoints, days, clinical
+values, paths) and the *content* (SHA-256) of every input file. A re-run finds the results
+whose key still matches and computes only the rest; results no longer wanted are removed at
+the end, so the folder holds what an uninterrupted run would hold. A result is a JSON object
+with sorted keys and nothing time-dependent, so it is the same bytes however it was computed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from .tables import atomic_write_text
+
+__all__ = ["FileHasher", "ResultStore", "STORE_DIR"]
+
+STORE_DIR = Path(".cnsvol") / "subjects"
+
+
+class FileHasher:
+    """SHA-256 of file contents, each file read once per run (keyed by path, size, mtime)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, int, int], str | None] = {}
+
+    def __call__(self, path: Path | None) -> str | None:
+        if path is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        if key not in self._seen:
+            h = hashlib.sha256()
+            try:
+                with open(path, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+                self._seen[key] = h.hexdigest()
+            except OSError:  # unreadable, a directory...: the subject fails on its own
+                self._seen[key] = None
+        return self._seen[key]
+
+
+class ResultStore:
+    def __init__(self, out_dir: Path) -> None:
+        self.dir = Path(out_dir) / STORE_DIR
+
+    def path(self, key: str) -> Path:
+        return self.dir / f"{key}.json"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        """The stored result, or None (absent, or unreadable: then it is computed again)."""
+        try:
+            record = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and record.get("key") == key else None
+
+    def save(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store ``record`` under ``key``; returns it as it will be read back."""
+        text = dumps({**record, "key": key})
+        atomic_write_text(self.path(key), text)
+        return json.loads(text)
+
+    def prune(self, keep: set[str]) -> None:
+        """Remove stored results not in ``keep`` and leftovers of interrupted writes."""
+        if not self.dir.is_dir():
+            return
+        for entry in self.dir.iterdir():
+            stem = entry.name[: -len(".json")] if entry.name.endswith(".json") else None
+            if stem not in keep:
+                entry.unlink(missing_ok=True)
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, allow_nan=False, default=_plain,
+                      ensure_ascii=False) + "\n"
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def subject_key(plan: Any, fingerprint: str, hasher: FileHasher) -> str:
+    """The key of one subject's result (see the module docstring)."""
+    scans = [
+        {
+            "timepoint": s.timepoint,
+            "days": s.days_from_baseline,
+            "clinical": repr(s.clinical),
+            "mask": str(s.mask_path),
+            "mask_sha256": hasher(s.mask_path),
+            "image": None if s.image_path is None else str(s.image_path),
+            "image_sha256": hasher(s.image_path),
+        }
+        for s in plan.scans
+    ]
+    text = dumps({"config": fingerprint, "subject_id": plan.subject_id, "error": plan.error,
+                  "scans": scans})
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
