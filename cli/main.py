@@ -152,12 +152,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--landmark-days", type=_non_negative, default=None, metavar="N",
                    help="landmark for the PFS analysis, days (default: median first "
                    "follow-up day)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="parallel worker processes (default: number of cores; 1 = serial)")
+    where = p.add_argument_group("where subjects run")
+    where.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="local worker processes (default: number of cores; 1 = this "
+                       "process)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                       help="submit subjects to this Dask scheduler (needs cnsvol[dask]; "
+                       "masks and --out must be reachable from its workers)")
+    where.add_argument("--dask-local", type=int, metavar="N", default=None,
+                       help="start a local Dask cluster of N workers for the run "
+                       "(needs cnsvol[dask])")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every subject, even those stored in --out by an earlier "
+                   "run with the same inputs and parameters")
     p.add_argument("--skip-missing", action="store_true",
                    help="report subjects whose files are missing as failed instead of stopping")
     p.add_argument("--no-qc", action="store_true", help="do not draw per-subject QC pictures")
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or progress lines (failures are still listed at "
+                   "the end; run.log in --out has a line per subject)")
     _add_criteria_option(p)
     _add_mask_options(p)
     p.set_defaults(func=_cmd_run)
@@ -169,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("folder", metavar="DIR", help="a results folder written by cnsvol run")
     p.set_defaults(func=_cmd_report)
+
+    from cnsvol_cli import manifest_cmd
+
+    manifest_cmd.add_parser(sub)
     return parser
 
 
@@ -424,8 +441,12 @@ def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
     from cnsvol.criteria import get_criteria
     from cnsvol.manifest import read_manifest
 
+    from cnsvol.executors import make_executor
+
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.dask_local is not None and args.dask_local < 1:
+        raise ValueError(f"--dask-local must be >= 1, got {args.dask_local}")
     criteria = get_criteria(args.criteria)
     plans = read_manifest(args.manifest, skip_missing=args.skip_missing)
     pfs = None
@@ -438,23 +459,28 @@ def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
     if str(args.criteria).lower().endswith(".toml"):
         inputs.append(Path(args.criteria))
 
-    def progress(outcome: Any, done: int, total: int) -> None:
-        if not args.quiet:
-            mark = "ok" if outcome.status == "ok" else "FAILED"
-            print(f"[{done}/{total}] {outcome.subject_id}: {mark}", file=sys.stderr, flush=True)
+    from cnsvol_cli.progress import Progress
 
-    summary = run_cohort(
-        plans, args.out, RunConfig(criteria, _options(args), qc=not args.no_qc),
-        pfs=pfs, landmark_days=args.landmark_days, jobs=args.jobs, inputs=inputs,
-        parameters={"command": ["cnsvol", *sys.argv[1:]], **{
-            k: v for k, v in vars(args).items() if k != "func"
-        }},
-        progress=progress,
-    )
+    executor = make_executor(args.jobs, args.scheduler, args.dask_local)
+    try:
+        summary = run_cohort(
+            plans, args.out, RunConfig(criteria, _options(args), qc=not args.no_qc),
+            pfs=pfs, landmark_days=args.landmark_days, executor=executor, force=args.force,
+            inputs=inputs,
+            parameters={"command": ["cnsvol", *sys.argv[1:]], **{
+                k: v for k, v in vars(args).items() if k not in ("func", "force")
+            }},
+            progress=None if args.quiet else Progress(),
+        )
+    finally:
+        executor.close()
     lines = [
         f"{summary.n_subjects} subject(s), {summary.n_subjects - summary.n_failed} ok, "
         f"{summary.n_failed} failed; criteria {criteria.name}",
     ]
+    if summary.n_from_earlier_run:
+        lines.append(f"{summary.n_from_earlier_run} subject(s) taken from the earlier run "
+                     "stored in the folder (same inputs and parameters; --force recomputes)")
     for sid, err in summary.failed.items():
         lines.append(f"  failed {sid}: {err}")
     if pfs is not None:
@@ -487,10 +513,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 0 for --help/--version and 2 for usage errors
         return int(exc.code or 0)
     from cnsvol.errors import CnsvolError
+    from cnsvol.executors import DaskNotInstalled
 
     try:
         out = args.func(args)
-    except (CnsvolError, OSError, ValueError) as exc:
+    except (CnsvolError, OSError, ValueError, DaskNotInstalled) as exc:
         if args.debug:
             traceback.print_exc()
         print(f"cnsvol {args.command}: error: {exc}", file=sys.stderr)

@@ -307,6 +307,8 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
     todo = []
     for plan in plans:
         rec = None if force else store.load(keys[plan.subject_id])
+        if rec is not None and rec.get("retry"):
+            rec = None  # its worker died: worth another try
         if rec is not None and qc_dir is not None and rec["status"] == "ok":
             if not (qc_dir / (safe_filename(plan.subject_id) + ".png")).is_file():
                 rec = None  # its QC picture is missing: draw it again
@@ -321,11 +323,14 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
     log.note(f"{total} subject(s): {total - len(todo)} from earlier runs, {len(todo)} to "
              f"compute on {executor.describe()}")
 
-    def accept(o: SubjectOutcome) -> None:
-        rec = store.save(keys[o.subject_id], {
+    def accept(o: SubjectOutcome, retry: bool = False) -> None:
+        record = {
             "subject_id": o.subject_id, "status": o.status, "error": o.error,
             "subject": {k: _plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
-        })
+        }
+        if retry:
+            record["retry"] = True
+        rec = store.save(keys[o.subject_id], record)
         results[o.subject_id] = _slim(rec)
         seconds[o.subject_id] = o.seconds
         log.subject(rec, o.seconds)
@@ -339,7 +344,8 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
     on_started = warm.start if executor.workers > 1 else None
     for attempt in (1, 2):
         retry = []
-        for chunk, outcomes, exc in executor.run(fn, chunks, on_started=on_started):
+        for chunk, outcomes, exc in executor.run(fn, chunks, on_started=on_started,
+                                                 isolate=attempt == 2):
             if exc is None:
                 for o in outcomes:
                     accept(o)
@@ -347,7 +353,7 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
                 retry += [(plan,) for plan in chunk]
             else:
                 for plan in chunk:
-                    accept(_worker_failure(plan, exc))
+                    accept(_worker_failure(plan, exc), retry=True)
         chunks, on_started = retry, None
         if not chunks:
             break

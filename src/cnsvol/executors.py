@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["DaskNotInstalled", "Executor", "make_executor"]
 
 _IN_FLIGHT_PER_WORKER = 4
+_END = object()
 DASK_INSTALL = "pip install 'cnsvol[dask]'"
 
 
@@ -32,8 +33,13 @@ class Executor:
     workers = 1
 
     def run(self, fn: Callable[[Any], Any], tasks: Iterable[Any],
-            on_started: Callable[[], None] | None = None) -> Iterator[tuple[Any, Any, BaseException | None]]:
-        """Yield ``(task, result, None)`` or ``(task, None, exception)`` per task."""
+            on_started: Callable[[], None] | None = None,
+            isolate: bool = False) -> Iterator[tuple[Any, Any, BaseException | None]]:
+        """Yield ``(task, result, None)`` or ``(task, None, exception)`` per task.
+
+        ``isolate``: one task at a time, so that a task that kills its worker takes no other
+        task down with it (used to retry the tasks of a worker that died).
+        """
         from threadpoolctl import threadpool_limits
 
         if on_started:
@@ -68,34 +74,44 @@ class ProcessExecutor(Executor):
 
         return ProcessPoolExecutor(max_workers=self.workers, initializer=one_thread)
 
-    def run(self, fn, tasks, on_started=None):
+    def run(self, fn, tasks, on_started=None, isolate=False):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
         queue = iter(tasks)
-        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        limit = 1 if isolate else self.workers * _IN_FLIGHT_PER_WORKER
         pool = self._pool()
         started = False
         in_flight: dict[Any, Any] = {}
+        retry_task: Any = _END  # a task refused by a pool found broken while submitting
         try:
             while True:
-                for task in queue:
-                    in_flight[pool.submit(fn, task)] = task
+                broken = False
+                while len(in_flight) < limit:
+                    if retry_task is not _END:
+                        task, retry_task = retry_task, _END
+                    else:
+                        task = next(queue, _END)
+                        if task is _END:
+                            break
+                    try:
+                        in_flight[pool.submit(fn, task)] = task
+                    except BrokenProcessPool:
+                        retry_task, broken = task, True
+                        break
                     if not started:
                         started = True
                         if on_started:  # the workers exist now (forked at the first submit)
                             on_started()
-                    if len(in_flight) >= limit:
-                        break
-                if not in_flight:
+                if not in_flight and not broken:
                     break
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                broken = False
-                for fut in done:
-                    task = in_flight.pop(fut)
-                    exc = fut.exception()
-                    broken |= isinstance(exc, BrokenProcessPool)
-                    yield (task, None, exc) if exc is not None else (task, fut.result(), None)
+                if in_flight:
+                    done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        task = in_flight.pop(fut)
+                        exc = fut.exception()
+                        broken |= isinstance(exc, BrokenProcessPool)
+                        yield (task, None, exc) if exc is not None else (task, fut.result(), None)
                 if broken:  # every other task in flight fails too; a fresh pool goes on
                     for fut, task in list(in_flight.items()):
                         yield task, None, fut.exception()
@@ -121,25 +137,27 @@ class DaskExecutor(Executor):
             from distributed import Client, LocalCluster
         except ImportError:
             raise DaskNotInstalled() from None
+        import logging
+
         self._cluster = None
         if address:
-            self.client = Client(address, set_as_default=False)
+            self.client = Client(address)
             self.where = address
         else:
             n = max(1, int(local_workers or 1))
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=None)
-            self.client = Client(self._cluster, set_as_default=False)
+                                         dashboard_address=None, silence_logs=logging.ERROR)
+            self.client = Client(self._cluster)
             self.where = f"local Dask cluster of {n} worker(s)"
         info = self.client.scheduler_info()
         self.workers = max(1, sum(w.get("nthreads", 1) for w in info.get("workers", {}).values()))
         self.client.run(one_thread)
 
-    def run(self, fn, tasks, on_started=None):
+    def run(self, fn, tasks, on_started=None, isolate=False):
         from distributed import as_completed
 
         queue = iter(tasks)
-        limit = self.workers * _IN_FLIGHT_PER_WORKER
+        limit = 1 if isolate else self.workers * _IN_FLIGHT_PER_WORKER
         futures: dict[Any, Any] = {}
         for task in queue:
             fut = self.client.submit(fn, task, pure=False)
