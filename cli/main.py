@@ -455,6 +455,8 @@ def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
             args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
             event_col=args.pfs_event_col, arm_col=args.arm_col, time_unit=args.time_unit,
         )
+        for note in pfs.notes:
+            print(f"cnsvol run: warning: {note}", file=sys.stderr)
     inputs = [Path(args.manifest)] + ([Path(args.pfs)] if args.pfs else [])
     if str(args.criteria).lower().endswith(".toml"):
         inputs.append(Path(args.criteria))

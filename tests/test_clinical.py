@@ -81,3 +81,40 @@ def test_parse_event_vocabulary():
 
 def test_join_reports_both_directions():
     assert join_ids(["a", "b", "c"], ["b", "c", "d"]) == (["a"], ["d"])
+
+
+def test_rows_with_problems_set_their_ids_aside_and_the_rest_is_used(tmp_path):
+    """A duplicated id (every row of it), a negative, missing or non-numeric time, an unknown
+    event code or an empty id cost that row's subject its PFS, listed with the rows; the other
+    subjects keep theirs, exactly."""
+    p = write(tmp_path, "pfs.csv", "subject_id,pfs_days,pfs_event,arm\nA,100,1,x\nDUP,50,1,x\n"
+              "B,200,0,y\nDUP,80,0,x\nNEG,-30,1,y\n,10,1,x\nCODE,20,maybe,x\nNOTIME,,1,x\n"
+              " C ,7 ,censored,\n")
+    t = read_pfs(p)
+    f = t.frame
+    assert list(f["subject_id"]) == ["A", "B", "C"]  # spaces around cells are not part of ids
+    assert list(f["pfs_days"]) == [100.0, 200.0, 7.0]
+    assert list(f["pfs_event"]) == [True, False, False]
+    assert t.set_aside == {
+        "CODE": "unknown pfs_event code 'maybe' (row 8)",
+        "DUP": "duplicate subject id on rows 3, 5",
+        "NEG": "negative pfs_days: NEG=-30 (row 6)",
+        "NOTIME": "missing pfs_days for NOTIME (row 9)",
+    }
+    note = t.notes[-1]
+    for part in ("pfs.csv", "4 subject id(s) set aside, analysed without PFS",
+                 "empty subject id on row(s) 7", "duplicate subject id(s) DUP (rows 3, 5)",
+                 "negative pfs_days: NEG=-30 (row 6)", "'maybe' on row(s) 8",
+                 "Fix these rows of pfs.csv"):
+        assert part in note, part
+    # what is used does not depend on the rows set aside
+    clean = write(tmp_path, "clean.csv", "subject_id,pfs_days,pfs_event,arm\nA,100,1,x\n"
+                  "B,200,0,y\nC,7,censored,\n")
+    pd.testing.assert_frame_equal(read_pfs(clean).frame, f)
+    assert read_pfs(clean).set_aside == {} and read_pfs(clean).notes == ()
+
+
+def test_a_table_without_a_single_usable_row_is_refused(tmp_path):
+    p = write(tmp_path, "pfs.csv", "subject_id,pfs_days,pfs_event\na,-1,1\nb,2,perhaps\n")
+    with pytest.raises(ClinicalError, match="pfs.csv: no usable row: negative pfs_days: a=-1"):
+        read_pfs(p)

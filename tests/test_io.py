@@ -627,3 +627,103 @@ def test_2d_nrrd_is_refused_because_it_has_no_slice_thickness(tmp_path):
     with pytest.raises(MaskError, match="2D image.*slice thickness") as info:
         read_mask(path)
     assert "slice.nrrd" in str(info.value) and "Fix:" in str(info.value)
+
+
+# --------------------------------------------------------------------------------------------
+# hostile files (the cohort-level corpus is tests/test_hostile.py)
+
+
+def test_a_named_pipe_is_refused_without_being_opened(tmp_path):
+    """Opening a FIFO would block until a writer comes; it is refused from its mode."""
+    path = tmp_path / "pipe.nii.gz"
+    os.mkfifo(path)
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, "named pipe")
+
+
+@pytest.mark.parametrize("name", ["neg.nii", "neg.nii.gz"])
+def test_negative_dimension_in_the_header(tmp_path, name):
+    path = small_nifti(tmp_path, "neg.nii")
+    patch_nifti_header(path, dim=[3, -5, 12, 14, 1, 1, 1, 1])
+    if name.endswith(".gz"):
+        import gzip
+
+        gz = tmp_path / name
+        gz.write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path = gz
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, "negative dimension", "(-5, 12, 14)")
+
+
+def test_uncompressed_file_shorter_than_its_header_says_is_refused_before_allocating(
+    tmp_path, monkeypatch
+):
+    """A 3.8 GiB header over a few bytes of data: under the 4 GiB limit, so the size check lets
+    it pass, but the file size shows it is truncated before any voxel buffer is made."""
+    path = small_nifti(tmp_path, "short.nii")
+    patch_nifti_header(path, dim=[3, 1600, 1600, 1600, 1, 1, 1, 1])
+    import cnsvol.io as cio
+
+    def no_alloc(*args, **kw):  # pragma: no cover - reached only if the check is missing
+        raise AssertionError("a voxel buffer was allocated")
+
+    monkeypatch.setattr(cio, "_read_voxels", no_alloc)
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, "truncated", "4,096,000,000 bytes")
+
+
+def test_compressed_file_larger_than_the_limit_is_refused_before_reading_it(
+    tmp_path, monkeypatch
+):
+    """Deflate never grows data by more than a fraction of a percent, so a .gz file much larger
+    than the limit cannot hold data within it: refused from its size, before it is read."""
+    path = small_nifti(tmp_path, "big.nii.gz")
+    path.write_bytes(path.read_bytes() + b"\0" * (2 << 20))  # 2 MiB of trailing bytes
+    import cnsvol.io as cio
+
+    def no_read(*args, **kw):  # pragma: no cover - reached only if the check is missing
+        raise AssertionError("the file was read into memory")
+
+    monkeypatch.setattr(cio, "_inflate_nifti_gz", no_read)
+    with pytest.raises(MaskTooLargeError) as ei:
+        read_mask(path, max_bytes=1024)
+    assert_mask_error(ei, path, "compressed file", cls=MaskTooLargeError)
+
+
+@pytest.mark.parametrize("data", [np.ones(SHAPE, np.uint8), np.full(SHAPE, 3, np.int16),
+                                  np.full(SHAPE, 0.9, np.float32)])
+def test_a_mask_without_background_is_refused(tmp_path, data):
+    path = small_nifti(tmp_path, "ones.nii.gz", data)
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, f"every one of its {data.size:,} voxels is lesion")
+    almost = data.copy()
+    almost[3, 4, 5] = 0  # one background voxel anywhere is enough
+    assert find_lesions(read_mask(small_nifti(tmp_path, "almost.nii.gz", almost))).lesion_count == 1
+    if data.dtype.kind == "i":  # a label selection that leaves background is a valid mask
+        assert read_mask(path, labels="1").data.max() == 0
+
+
+def test_not_gzip_message_shows_the_bytes_found(tmp_path):
+    path = tmp_path / "plain.nii.gz"
+    path.write_bytes(nifti_bytes(blob(), make_affine()))
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, "first bytes 5c 01", "1f 8b", ".nii")
+
+
+def test_header_repairs_are_not_logged_to_stderr(tmp_path, capfd):
+    """nibabel logs (to stderr, without the file name) what it repairs in a bad header; a
+    cohort run would print such lines between its own. The error, with the file, is enough."""
+    path = small_nifti(tmp_path, "bad.nii")
+    patch_nifti_header(path, datatype=999)
+    with pytest.raises(MaskError) as ei:
+        read_mask(path)
+    assert_mask_error(ei, path, "NIfTI header")
+    assert capfd.readouterr().err == ""
+    from nibabel.imageglobals import logger
+
+    assert not logger.disabled  # nibabel's logging is left as it was

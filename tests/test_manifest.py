@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from cnsvol.errors import ManifestError
@@ -84,3 +86,89 @@ def test_days_and_date_must_agree(tmp_path):
                    "A,b,0,2024-01-01,a.nii\nA,f,50,2024-02-26,b.nii\n")
     with pytest.raises(ManifestError, match="disagrees with scan_date"):
         read_manifest(man)
+
+
+# --------------------------------------------------------------------------------------------
+# what a problem costs: one subject, or the whole manifest
+
+
+def test_a_problem_confined_to_one_subject_costs_that_subject_only(tmp_path):
+    touch(tmp_path, "a0.nii", "a1.nii", "b0.nii", "b1.nii", "c0.nii", "c1.nii", "d0.nii")
+    man = tmp_path / "manifest.csv"
+    man.write_bytes(
+        (HEADER + "A,b,0,a0.nii\nA,f,56,a1.nii\n"
+         "B,b,0,b0.nii\nB,f,56,b1.nii\nB,b,0,b0.nii\n"       # duplicate row
+         "C,b,0,c0.nii\nC,f,-3,c1.nii\n"                     # negative day
+         "D,b,0,d0.nii\nD,f,56,\n").encode()                 # empty mask_path
+        + b"M\xfcller,b,0,a0.nii\nM\xfcller,f,56,a1.nii\n"   # Latin-1 id
+        + b"E,b,0,a0.nii\nE,f,56,caf\xe9.nii\n"               # Latin-1 path (never "missing")
+    )
+    plans = {p.subject_id: p for p in read_manifest(man)}
+    assert sorted(plans) == ["A", "B", "C", "D", "E", "M\\xfcller"]
+    assert plans["A"].error is None and len(plans["A"].scans) == 2
+    expected = {
+        "B": ["rows 4 and 6: duplicate subject 'B' timepoint 'b'",
+              "keep one row per subject and timepoint"],
+        "C": ["row 8: days_from_baseline '-3' is negative"],
+        "D": ["row 10: empty mask_path"],
+        "E": ["row 14: mask_path holds byte(s) that are not UTF-8 (0xe9)", "caf\\xe9.nii",
+              "save the manifest as UTF-8"],
+        "M\\xfcller": ["row 11: subject_id holds byte(s) that are not UTF-8 (0xfc)",
+                       "row 12: subject_id"],
+    }
+    for sid, words in expected.items():
+        error = plans[sid].error
+        assert error is not None and error.startswith(f"manifest {man}: "), sid
+        assert error.endswith("Fix these rows of the manifest and rerun"), sid
+        for word in words:
+            assert word in error, (sid, word, error)
+    assert "same day" not in plans["B"].error  # the duplicate is said once
+
+
+def test_a_symlink_loop_or_a_folder_is_not_a_missing_file(tmp_path):
+    """They exist: the mask reader fails the subject with the precise reason, and the run is
+    not stopped as it is for files that are not there."""
+    touch(tmp_path, "a0.nii", "b0.nii")
+    os.symlink(tmp_path / "loop2.nii", tmp_path / "loop1.nii")
+    os.symlink(tmp_path / "loop1.nii", tmp_path / "loop2.nii")
+    (tmp_path / "dir.nii").mkdir()
+    os.symlink(tmp_path / "nothing.nii", tmp_path / "dangling.nii")
+    man = tmp_path / "manifest.csv"
+    man.write_text(HEADER + "A,b,0,a0.nii\nA,f,56,loop1.nii\nB,b,0,b0.nii\nB,f,56,dir.nii\n")
+    plans = read_manifest(man)
+    assert [p.error for p in plans] == [None, None]
+    man.write_text(HEADER + "A,b,0,a0.nii\nA,f,56,dangling.nii\n")
+    with pytest.raises(ManifestError, match="1 missing file.*dangling.nii"):
+        read_manifest(man)
+
+
+def test_when_no_subject_can_run_the_manifest_is_refused_with_every_problem(tmp_path):
+    touch(tmp_path, "a0.nii", "b0.nii")
+    man = tmp_path / "manifest.csv"
+    man.write_text(HEADER + "A,b,0,a0.nii\nA,b,0,a0.nii\nB,f,56,b0.nii\n")
+    with pytest.raises(ManifestError) as info:
+        read_manifest(man)
+    msg = str(info.value)
+    for part in (str(man), "no subject can be run", "duplicate subject 'A' timepoint 'b'",
+                 "subject 'B' has no baseline", "Fix these rows"):
+        assert part in msg, part
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b"subject_id,timepoint,days_from_baseline\nA,b,0\n",
+     ["missing column(s) mask_path", "Fix the header row"]),
+    (HEADER.encode() + b"A,b,0,a0.nii\n,f,56,a1.nii\n",
+     ["row 3: empty subject_id", "belongs to no subject"]),
+    (b"subject_id,timepoint,days_from_baseline,mask_path,r\xe9f\nA,b,0,a0.nii,\n",
+     ["header row", "not valid UTF-8", "0xe9", "line 1", "Fix: save it as UTF-8"]),
+    (HEADER.encode("utf-16") + "A,b,0,a0.nii\n".encode("utf-16"),
+     ["NUL byte", "Fix: save it as UTF-8"]),
+])
+def test_problems_of_the_whole_file_refuse_it(tmp_path, raw, words):
+    touch(tmp_path, "a0.nii", "a1.nii")
+    man = tmp_path / "manifest.csv"
+    man.write_bytes(raw)
+    with pytest.raises(ManifestError) as info:
+        read_manifest(man)
+    for word in [str(man), *words]:
+        assert word in str(info.value), (word, str(info.value))

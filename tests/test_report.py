@@ -436,3 +436,18 @@ def test_read_output_table_undoes_the_formula_guard(tmp_path):
     assert "'=cmd" in raw and "'+x" in raw  # guarded on disk
     back = read_output_table(tmp_path / "t.csv")
     assert list(back["subject_id"]) == [r["subject_id"] for r in rows]
+
+
+def test_pfs_table_notes_are_shown_escaped(tmp_path):
+    """PFS rows set aside (duplicate ids, negative times) are listed in the report, with the
+    ids and rows as cohort.json has them, escaped like every other value."""
+    make_folder(tmp_path, pfs=False)
+    cohort = json.loads((tmp_path / "cohort.json").read_text(encoding="utf-8"))
+    note = ("pfs.csv: 2 subject id(s) set aside, analysed without PFS: duplicate subject id(s) "
+            "<b>X</b> (rows 3, 5); negative pfs_days: Y=-30 (row 6). Fix these rows")
+    cohort["pfs_table"] = {"path": "pfs.csv", "notes": [note]}
+    (tmp_path / "cohort.json").write_text(json.dumps(cohort), encoding="utf-8")
+    text = build_report(tmp_path).read_text(encoding="utf-8")
+    assert "PFS table notes" in text and html.escape(note, quote=True) in text
+    assert "<b>X</b>" not in text
+    assert parse(text).problems == []

@@ -733,3 +733,17 @@ def test_measure_options_reach_the_series():
     res = evaluate_series([m, m], [0, 56], options=MeasureOptions(instance_labels=True))
     assert res.lesion_sets[0].lesion_count == 2
     assert evaluate_series([m, m], [0, 56]).lesion_sets[0].lesion_count == 1
+
+
+def test_sums_over_no_lesion_are_float_zeros():
+    """An empty baseline (or a follow-up where every target is gone) sums to 0.0 mm3, a float
+    like every other volume, so that a table column never mixes 0 and 0.0."""
+    empty_base = run([(T,)], baseline=EMPTY)
+    gone = run([EMPTY])
+    for result in (empty_base, gone):
+        for t in result.timepoints:
+            d = t.to_dict()
+            for key in ("total_volume_mm3", "target_volume_mm3", "min_detectable_change_mm3"):
+                assert isinstance(d[key], float), (key, d[key])
+    assert empty_base.timepoints[0].to_dict()["target_volume_mm3"] == 0.0
+    assert gone.timepoints[1].to_dict()["target_volume_mm3"] == 0.0

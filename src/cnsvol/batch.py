@@ -105,10 +105,11 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
     base = {"subject_id": plan.subject_id, "n_timepoints": len(plan.scans)}
     try:
         if plan.error:
-            raise CnsvolError(plan.error)
+            raise _PlanError(plan.error)
         if len(plan.scans) < 2:
-            raise CnsvolError(
-                f"only {len(plan.scans)} scan(s): a response needs a baseline and a follow-up"
+            raise _PlanError(
+                f"only {len(plan.scans)} scan(s) in the manifest: a response needs a baseline "
+                "and a follow-up. Fix: add the follow-up scan's row, or leave the subject out"
             )
         series = evaluate_series(
             [str(s.mask_path) for s in plan.scans],
@@ -120,7 +121,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
         )
     except Exception as exc:  # one bad subject must never stop the cohort
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
-        message = f"{kind}{type(exc).__name__}: {exc}"
+        message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
         subject = {**base, "status": "failed", "error": message}
         return SubjectOutcome(plan.subject_id, "failed", message, subject, _EMPTY_TABLES,
                               time.perf_counter() - start)
@@ -167,6 +168,10 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
 
 
 _EMPTY_TABLES = {"timepoints": "", "tracks": "", "lesions": ""}
+
+
+class _PlanError(CnsvolError):
+    """A subject the manifest already says cannot be run (message shown verbatim)."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +271,10 @@ def run_cohort(
     if pfs is None:
         cohort["pfs"] = None
     cohort["pfs_table"] = None if pfs is None else {"path": str(pfs.path), "notes": list(pfs.notes)}
+    pfs_record = None if pfs is None else {
+        "path": str(pfs.path), "notes": list(pfs.notes),
+        "set_aside": dict(pfs.set_aside),
+    }
     atomic_write_text(files["cohort"], _json(cohort))
 
     failed = {sid: results[sid]["error"] for sid in ids if results[sid]["status"] != "ok"}
@@ -280,6 +289,7 @@ def run_cohort(
         "criteria": config.criteria.to_dict(),
         "measure_options": _options_dict(config.options),
         "landmark_days": landmark_days,
+        "pfs_table": pfs_record,
         "executor": executor.describe(),
         "inputs": {str(p): hasher(p) for p in hashed},
         "started_at": started.isoformat(timespec="seconds"),

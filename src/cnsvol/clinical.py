@@ -9,16 +9,26 @@ A PFS table has one row per subject. Column names are parameters (defaults ``sub
 * censored: ``0``, ``false``, ``no``, ``n``, ``censored``, ``censor``, ``alive``,
   ``no event``, ``progression-free``.
 
-Every problem (missing columns, duplicate ids, missing or negative or non-numeric times, unknown
-event codes) is collected and reported at once, with the ids concerned. The join never drops
-anybody silently: ids in the manifest without PFS data and ids in the PFS table without masks
-are returned so they can be reported.
+What a problem costs depends on how far it reaches:
+
+* **the whole table** is refused (:class:`~cnsvol.errors.ClinicalError`, every problem listed
+  at once) when it cannot be read, is not UTF-8, lacks a required column, has an unknown time
+  unit, or has not one usable row;
+* **one subject** for a problem confined to its rows: a duplicated id (every row of that id:
+  which one is right cannot be known), a missing, non-numeric or negative time, an unknown
+  event code. Those ids are *set aside*: left out of the table, so that the subject is analysed
+  without PFS (it then shows up among the ids without PFS), and listed with their rows and the
+  fix in :attr:`PfsTable.set_aside` and in :attr:`PfsTable.notes`. A row without an id is left
+  out the same way. Every other subject, and the PFS statistics over them, are unaffected.
+
+The join never drops anybody silently: ids in the manifest without PFS data and ids in the PFS
+table without masks are returned so they can be reported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import ClinicalError
@@ -59,6 +69,8 @@ class PfsTable:
     path: Path
     time_unit: str
     notes: tuple[str, ...] = ()
+    set_aside: dict[str, str] = field(default_factory=dict)
+    """Ids left out of ``frame`` because of a problem in their rows: id -> the problem(s)."""
 
     @property
     def ids(self) -> list[str]:
@@ -93,41 +105,87 @@ def read_pfs(
     has_arm = arm_col is not None and arm_col in raw.columns
     if arm_col is not None and not has_arm:
         notes.append(f"no {arm_col!r} column: arms are not compared")
-    problems: list[str] = []
-    ids = raw[id_col]
-    empty_ids = [i + 2 for i, v in enumerate(ids) if v == ""]
-    if empty_ids:
-        problems.append(f"empty subject id on row(s) {_short(empty_ids)}")
-    dup = sorted(set(ids[ids.duplicated(keep=False) & (ids != "")]))
-    if dup:
-        problems.append(f"duplicate subject id(s) {_short(dup)}")
+    ids = raw[id_col].astype(str)
+    rows = [i + 2 for i in range(len(raw))]  # file rows: row 1 is the header
     times = pd.to_numeric(raw[time_col].replace("", None), errors="coerce")
-    no_time = [i for i, t, r in zip(ids, times, raw[time_col]) if pd.isna(t) and r == ""]
-    bad_time = [f"{i}={r!r}" for i, t, r in zip(ids, times, raw[time_col]) if pd.isna(t) and r != ""]
-    neg = [f"{i}={t:g}" for i, t in zip(ids, times) if not pd.isna(t) and t < 0]
-    if no_time:
-        problems.append(f"missing {time_col} for {_short(no_time)}")
-    if bad_time:
-        problems.append(f"non-numeric {time_col}: {_short(bad_time)}")
-    if neg:
-        problems.append(f"negative {time_col}: {_short(neg)}")
     events = [parse_event(v) for v in raw[event_col]]
-    bad_event = sorted({repr(v) for v, e in zip(raw[event_col], events) if e is None})
-    if bad_event:
+
+    problems: list[str] = []  # each names the ids and rows concerned
+    bad_rows: set[int] = set()  # positions of rows not used
+    why: dict[str, list[str]] = {}  # set-aside id -> its problems
+
+    def flag(kind: str, items: list[tuple[int, str]]) -> None:
+        """``items``: (row position, text shown for it); the ids of these rows are set aside."""
+        if not items:
+            return
+        problems.append(kind + _short([text for _, text in items]))
+        for pos, text in items:
+            bad_rows.add(pos)
+            if ids.iloc[pos] != "":
+                why.setdefault(ids.iloc[pos], []).append(kind + text)
+
+    empty = [(i, f"row {rows[i]}") for i in range(len(raw)) if ids.iloc[i] == ""]
+    if empty:
+        problems.append(f"empty subject id on row(s) {_short([rows[i] for i, _ in empty])}")
+        bad_rows.update(i for i, _ in empty)
+    counts = ids[ids != ""].value_counts()
+    dup_ids = sorted(counts[counts > 1].index)
+    if dup_ids:
+        where = {d: [rows[i] for i in range(len(raw)) if ids.iloc[i] == d] for d in dup_ids}
+        problems.append("duplicate subject id(s) " + _short(
+            [f"{d} (rows {', '.join(map(str, where[d]))})" for d in dup_ids]))
+        for i in range(len(raw)):
+            if ids.iloc[i] in where:
+                bad_rows.add(i)
+        for d in dup_ids:
+            why.setdefault(d, []).append(
+                f"duplicate subject id on rows {', '.join(map(str, where[d]))}")
+    raw_time = list(raw[time_col])
+    flag(f"missing {time_col} for ", [
+        (i, f"{ids.iloc[i]} (row {rows[i]})") for i in range(len(raw))
+        if pd.isna(times.iloc[i]) and raw_time[i] == ""])
+    flag(f"non-numeric {time_col}: ", [
+        (i, f"{ids.iloc[i]}={raw_time[i]!r} (row {rows[i]})") for i in range(len(raw))
+        if pd.isna(times.iloc[i]) and raw_time[i] != ""])
+    flag(f"negative {time_col}: ", [
+        (i, f"{ids.iloc[i]}={times.iloc[i]:g} (row {rows[i]})") for i in range(len(raw))
+        if not pd.isna(times.iloc[i]) and times.iloc[i] < 0])
+    unknown = [i for i, e in enumerate(events) if e is None]
+    if unknown:
         words = "; ".join(
             f"{'event' if k else 'censored'}: {', '.join(w)}" for k, w in EVENT_WORDS.items()
         )
-        problems.append(f"unknown {event_col} code(s) {', '.join(bad_event)} (accepted: {words})")
+        codes = sorted({repr(raw[event_col].iloc[i]) for i in unknown})
+        problems.append(f"unknown {event_col} code(s) {', '.join(codes)} on row(s) "
+                        f"{_short([rows[i] for i in unknown])} (accepted: {words})")
+        for i in unknown:
+            bad_rows.add(i)
+            if ids.iloc[i] != "":
+                why.setdefault(ids.iloc[i], []).append(
+                    f"unknown {event_col} code {raw[event_col].iloc[i]!r} (row {rows[i]})")
+    # every row of a set-aside id goes, so that no subject keeps half of a contradiction
+    keep = [i for i in range(len(raw)) if i not in bad_rows and ids.iloc[i] not in why]
+    if problems and not keep:
+        raise ClinicalError(
+            f"{path}: no usable row: " + "; ".join(problems) + ". Fix these rows and rerun"
+        )
+    set_aside = {sid: "; ".join(why[sid]) for sid in sorted(why)}
     if problems:
-        raise ClinicalError(f"{path}: " + "; ".join(problems) + ". Fix these rows and rerun")
+        notes.append(
+            f"{path}: {len(set_aside)} subject id(s) set aside, analysed without PFS: "
+            + "; ".join(problems)
+            + f". Fix these rows of {path.name} and rerun"
+        )
     frame = pd.DataFrame({
-        "subject_id": ids.astype(str),
-        "pfs_days": times.astype(float) * TIME_UNITS_DAYS[time_unit],
-        "pfs_event": events,
-        "arm": raw[arm_col].replace("", None) if has_arm else None,
+        "subject_id": [ids.iloc[i] for i in keep],
+        "pfs_days": pd.Series([float(times.iloc[i]) for i in keep], dtype=float)
+        * TIME_UNITS_DAYS[time_unit],
+        "pfs_event": [events[i] for i in keep],
+        "arm": [(raw[arm_col].iloc[i] or None) for i in keep] if has_arm else None,
     })
     frame = frame.sort_values("subject_id", kind="stable").reset_index(drop=True)
-    return PfsTable(frame=frame, path=path, time_unit=time_unit, notes=tuple(notes))
+    return PfsTable(frame=frame, path=path, time_unit=time_unit, notes=tuple(notes),
+                    set_aside=set_aside)
 
 
 def join_ids(manifest_ids: Iterable[str], pfs_ids: Iterable[str]) -> tuple[list[str], list[str]]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,8 +145,9 @@ def read_mask(
         max_bytes: refuse, before reading any voxel, a file whose data would need more memory.
 
     Raises:
-        MaskError: the file is missing, unreadable, not 3D, holds NaN/inf or negative labels,
-            or is empty; the message names the file, what was found and the fix.
+        MaskError: the file is missing, unreadable, not a regular file, not 3D, truncated,
+            holds NaN/inf or negative labels, is empty, or is lesion in every voxel; the
+            message names the file, what was found and the fix.
         MaskTooLargeError: the header's dimensions exceed ``max_bytes``.
     """
     path = Path(path)
@@ -156,6 +158,7 @@ def read_mask(
     else:
         raw, affine, fmt, notes = _read_sitk(path, max_bytes)
     data, storage, used_threshold = _to_labels(raw, path, threshold, selection)
+    _check_not_all_foreground(data, path)
     _check_affine(affine, path)
     return Mask(
         data=data,
@@ -228,8 +231,14 @@ def _check_file(path: Path) -> None:
         if exc.errno == errno.ENOENT:
             raise MaskError(path, "file not found", "check the path (and the manifest folder)") from None
         raise MaskError(path, f"cannot access file ({exc.strerror})", "check the path") from None
-    if path.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise MaskError(path, "is a directory, not a mask file", "give the path of the mask file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "not a regular file")
+        raise MaskError(path, f"is {kind}, not a mask file", "give the path of the mask file")
     if st.st_size == 0:
         raise MaskError(path, "file is empty (0 bytes)", "re-export the mask")
     if not os.access(path, os.R_OK):
@@ -237,6 +246,11 @@ def _check_file(path: Path) -> None:
 
 
 def _check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int) -> None:
+    if any(int(s) < 0 for s in shape):
+        raise MaskError(
+            path, f"header declares a negative dimension (shape {tuple(int(s) for s in shape)})",
+            "the header is corrupt; re-export the mask",
+        )
     n = 1
     for s in shape:
         n *= int(s)
@@ -269,10 +283,29 @@ def _spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
 
 
 def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
+    from nibabel import imageglobals
+
+    # nibabel logs what its header checks repair ("sizeof_hdr should be 348", ...) to stderr,
+    # without naming the file; every problem that matters is raised below, with the file
+    logger = imageglobals.logger
+    was_disabled = logger.disabled
+    logger.disabled = True
+    try:
+        return _read_nifti_quietly(path, max_bytes)
+    finally:
+        logger.disabled = was_disabled
+
+
+def _read_nifti_quietly(
+    path: Path, max_bytes: int
+) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
     import nibabel as nib
 
     _check_gzip_magic(path)
-    inflated = _inflate_nifti_gz(path) if str(path).lower().endswith(".gz") else None
+    gz = str(path).lower().endswith(".gz")
+    if gz:
+        _check_compressed_size(path, max_bytes)
+    inflated = _inflate_nifti_gz(path) if gz else None
     try:
         if inflated is not None:
             hdr = inflated.header
@@ -311,6 +344,15 @@ def _read_nifti(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str
     affine = np.array(hdr.get_best_affine(), dtype=np.float64)
     affine[:3, :] *= to_mm
     offset = inflated.offset if inflated is not None else int(img.dataobj.offset)
+    if not gz:  # uncompressed: the file size tells whether every voxel is there
+        need = offset + int(np.prod(shape3)) * stored.itemsize
+        have = path.stat().st_size
+        if have < need:
+            raise MaskError(
+                path, f"file is truncated: the header declares {need - offset:,} bytes of voxel "
+                f"data from byte {offset}, the file holds {max(have - offset, 0):,}",
+                "re-export or re-copy the file",
+            )
     try:
         if scaled:  # rare: let nibabel apply scl_slope / scl_inter exactly as it defines them
             if img is None:
@@ -452,6 +494,18 @@ def _read_voxels(
     return out
 
 
+def _check_compressed_size(path: Path, max_bytes: int) -> None:
+    """Refuse, before reading it into memory, a .gz file too large to inflate to at most
+    ``max_bytes`` (deflate never grows data by more than a fraction of a percent)."""
+    size = path.stat().st_size
+    if size > max_bytes * 1.01 + (1 << 20):
+        raise MaskTooLargeError(
+            path, f"compressed file of {size / 1024**3:.2f} GiB, so its data exceeds the limit "
+            f"of {max_bytes / 1024**3:.2f} GiB",
+            "check the file, or raise the limit (--max-gib / max_bytes)",
+        )
+
+
 def _check_gzip_magic(path: Path) -> None:
     if not str(path).lower().endswith(".gz"):
         return
@@ -459,7 +513,8 @@ def _check_gzip_magic(path: Path) -> None:
         magic = fh.read(2)
     if magic != b"\x1f\x8b":
         raise MaskError(
-            path, f"named .gz but not gzip-compressed (first bytes {magic!r})",
+            path, f"named .gz but not gzip-compressed (first bytes {magic.hex(' ') or 'none'}, "
+            "not the gzip signature 1f 8b)",
             "rename it to .nii if it is uncompressed, or re-export it",
         )
 
@@ -583,6 +638,19 @@ def _float_to_labels(
         raise MaskError(path, f"negative value {lo:g} in a fractional mask",
                         "save a probability map in [0, 1] or an integer label map")
     return (raw >= threshold).astype(np.uint8), "float-thresholded", float(threshold)
+
+
+def _check_not_all_foreground(data: np.ndarray, path: Path) -> None:
+    """Refuse a file in which every voxel is lesion: no background at all is not a lesion
+    segmentation of a scan (an inverted or constant export, a head mask), and a lesion that
+    fills the field of view cannot be measured (it extends beyond it). The corner voxel is
+    checked first, so a normal mask costs nothing."""
+    if data.size > 1 and data.flat[0] != 0 and bool(np.all(data)):
+        raise MaskError(
+            path, f"every one of its {data.size:,} voxels is lesion (no background)",
+            "check the export: a lesion mask has background voxels (0); an inverted mask, a "
+            "head/brain mask or a constant image is not a lesion mask",
+        )
 
 
 def _check_affine(affine: np.ndarray, path: Path | None) -> None:

@@ -8,11 +8,23 @@ Columns:
   (``improved``/``stable``/``worse``), ``extracns_progression`` (true/false, yes/no, 1/0).
 
 Relative paths are relative to the manifest's folder, never to the working directory. The whole
-manifest is validated before any work and every problem is reported at once: unknown or missing
-columns, empty cells where a value is needed, duplicate subject x timepoint rows, a subject with
-no baseline (no row at day 0), a row with neither days nor date or with both disagreeing,
-malformed clinical values, and missing mask/image files (all listed). With
-``skip_missing=True``, subjects with missing files are kept as failures instead.
+manifest is validated before any work. What a problem costs depends on how far it reaches:
+
+* **the whole manifest** is refused (:class:`~cnsvol.errors.ManifestError`, every problem
+  listed at once, with the file, the row and the fix) when it cannot be read, is not a UTF-8
+  table (a NUL byte, or a header row that is not UTF-8), has unknown or missing columns or no
+  rows, has a row without a subject id (it belongs to nobody), names mask/image files that do
+  not exist (unless ``skip_missing=True``: those subjects are kept as failures), or when not a
+  single subject is left that could be run;
+* **one subject** (its :attr:`SubjectPlan.error` is set, the others run) for everything
+  confined to its rows: duplicate subject x timepoint rows, an empty timepoint or mask_path,
+  no baseline (no row at day 0), two scans on one day, neither days nor date or both
+  disagreeing, malformed clinical values, and bytes that are not UTF-8 in one of its cells (an
+  id holding such bytes is shown, and reported, with each byte written ``\\xNN``).
+
+A path that exists but is not a readable mask (a directory, a symbolic link loop, a file without
+read permission) is not "missing": the subject reaches the mask reader, which fails it with the
+precise reason.
 
 Subjects are ordered by ``subject_id`` and scans by day, so results never depend on row order.
 """
@@ -20,12 +32,14 @@ Subjects are ordered by ``subject_id`` and scans by day, so results never depend
 from __future__ import annotations
 
 import datetime as _dt
+import errno
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ManifestError
 from .series import NEURO_STATES, ClinicalStatus
-from .tables import read_table
+from .tables import read_table, show_undecodable, undecodable_bytes
 
 __all__ = ["KNOWN_COLUMNS", "Scan", "SubjectPlan", "read_manifest"]
 
@@ -66,9 +80,9 @@ class SubjectPlan:
 def read_manifest(path: str | Path, *, skip_missing: bool = False) -> tuple[SubjectPlan, ...]:
     """Read and validate a manifest (CSV or TSV); see the module docstring."""
     path = Path(path).resolve()
-    frame = read_table(path, "manifest", ManifestError)
+    frame = read_table(path, "manifest", ManifestError, undecodable="mark")
     base = path.parent
-    problems: list[str] = []
+    problems: list[str] = []  # whole-manifest problems
     unknown = [c for c in frame.columns if c not in KNOWN_COLUMNS]
     if unknown:
         problems.append(
@@ -90,62 +104,106 @@ def read_manifest(path: str | Path, *, skip_missing: bool = False) -> tuple[Subj
     rows = frame.to_dict("records")
     seen: dict[tuple[str, str], int] = {}
     per_subject: dict[str, list[tuple[int, dict]]] = {}
+    subject_problems: dict[str, list[str]] = {}
     for n, row in enumerate(rows, start=2):  # row 1 is the header
-        for col in REQUIRED:
+        raw_id = cell(row, "subject_id")
+        if not raw_id:
+            problems.append(f"row {n}: empty subject_id (the row belongs to no subject; fill it "
+                            "in or delete the row)")
+            continue
+        sid = show_undecodable(raw_id)
+        mine = subject_problems.setdefault(sid, [])
+        row["_undecodable"] = set()
+        for col in frame.columns:
+            value = row[col]
+            bad = undecodable_bytes(str(value))
+            if bad:
+                row["_undecodable"].add(col)
+                mine.append(
+                    f"row {n}: {col} holds byte(s) that are not UTF-8 "
+                    f"({', '.join(f'{b:#04x}' for b in bad[:8])}), read as "
+                    f"<{show_undecodable(str(value).strip())}> (fix: save the manifest as UTF-8)"
+                )
+                row[col] = show_undecodable(str(value))
+        for col in ("timepoint", "mask_path"):
             if not cell(row, col):
-                problems.append(f"row {n}: empty {col}")
-        key = (cell(row, "subject_id"), cell(row, "timepoint"))
+                mine.append(f"row {n}: empty {col}")
+        key = (sid, cell(row, "timepoint"))
         if key in seen:
-            problems.append(
-                f"rows {seen[key]} and {n}: duplicate subject {key[0]!r} timepoint {key[1]!r}"
+            mine.append(
+                f"rows {seen[key]} and {n}: duplicate subject {key[0]!r} timepoint {key[1]!r} "
+                "(fix: keep one row per subject and timepoint)"
             )
         else:
             seen[key] = n
-        if cell(row, "subject_id"):
-            per_subject.setdefault(cell(row, "subject_id"), []).append((n, row))
+        per_subject.setdefault(sid, []).append((n, row))
 
     plans: list[SubjectPlan] = []
     missing_files: list[str] = []
     for sid in sorted(per_subject):
+        mine = subject_problems[sid]
         scans: list[Scan] = []
-        dates = {n: _date(cell(r, "scan_date"), n, problems) for n, r in per_subject[sid]}
+        dates = {n: _date(cell(r, "scan_date"), n, mine) for n, r in per_subject[sid]}
         known_dates = [d for d in dates.values() if d is not None]
         first_date = min(known_dates) if known_dates else None
         subject_missing: list[str] = []
         for n, row in per_subject[sid]:
-            days = _days(cell(row, "days_from_baseline"), dates[n], first_date, n, problems)
+            days = _days(cell(row, "days_from_baseline"), dates[n], first_date, n, mine)
             mask = _resolve(base, cell(row, "mask_path"))
             image = _resolve(base, cell(row, "image_path")) if cell(row, "image_path") else None
-            for p in (mask, image):
-                if p is not None and not p.exists():
+            for col, p in (("mask_path", mask), ("image_path", image)):
+                if p is not None and col not in row["_undecodable"] and _is_missing(p):
                     subject_missing.append(f"row {n}: {p}")
-            clinical = _clinical(row, n, problems)  # a bad value is already a listed problem
+            clinical = _clinical(row, n, mine)  # a bad value is already a listed problem
             if days is not None and mask is not None:
                 scans.append(
                     Scan(cell(row, "timepoint"), days, mask, image, clinical or ClinicalStatus())
                 )
         scans.sort(key=lambda s: (s.days_from_baseline, s.timepoint))
         if scans and scans[0].days_from_baseline != 0:
-            problems.append(
+            mine.append(
                 f"subject {sid!r} has no baseline (no scan at day 0; earliest is day "
                 f"{scans[0].days_from_baseline:g})"
             )
-        day_list = [s.days_from_baseline for s in scans]
+        by_label = {s.timepoint: s.days_from_baseline for s in scans}  # duplicates: once
+        day_list = list(by_label.values())
         if len(set(day_list)) != len(day_list):
-            problems.append(f"subject {sid!r} has two scans on the same day")
-        error = None
+            mine.append(f"subject {sid!r} has two scans on the same day")
+        parts = []
+        if mine:
+            parts.append(f"manifest {path}: " + "; ".join(mine)
+                         + ". Fix these rows of the manifest and rerun")
         if subject_missing:
             missing_files.extend(subject_missing)
-            error = "missing file(s): " + "; ".join(subject_missing)
-        plans.append(SubjectPlan(sid, tuple(scans), error))
+            parts.append("missing file(s): " + "; ".join(subject_missing)
+                         + ". Fix: correct the path in the manifest or restore the file")
+            if skip_missing:  # listed with the subject's problems if nothing can be run
+                mine.append("missing file(s): " + "; ".join(subject_missing))
+        plans.append(SubjectPlan(sid, tuple(scans), "; ".join(parts) or None))
     if missing_files and not skip_missing:
         problems.append(
             f"{len(missing_files)} missing file(s): " + "; ".join(missing_files)
             + " (or rerun with --skip-missing to report those subjects as failed)"
         )
-    if problems:
-        raise ManifestError(f"{path}: " + "; ".join(problems))
+    if not problems and all(p.error for p in plans):
+        problems.append("no subject can be run (every subject has a problem, listed here)")
+    if problems:  # the manifest is refused: list every problem, the subjects' ones included
+        every = problems + [q for sid in sorted(subject_problems) for q in subject_problems[sid]]
+        raise ManifestError(f"{path}: " + "; ".join(every)
+                            + ". Fix these rows of the manifest and rerun")
     return tuple(plans)
+
+
+def _is_missing(path: Path) -> bool:
+    """True when nothing is at ``path`` (a dangling symbolic link included). A symbolic link
+    loop, a directory or an unreadable file exists: the mask reader reports it precisely."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno in (errno.ENOENT, errno.ENOTDIR)
+    except ValueError:  # an embedded NUL byte: no such file can exist
+        return True
+    return False
 
 
 def _resolve(base: Path, text: str) -> Path | None:

@@ -428,6 +428,10 @@ def _summary_section(subjects: list[dict[str, Any]], cohort: dict[str, Any]) -> 
         ("Subjects without a PFS record", _id_list(cohort.get("ids_without_pfs"))),
         ("PFS records without masks", _id_list(cohort.get("ids_without_masks"))),
     ]
+    table = cohort.get("pfs_table")
+    notes = table.get("notes") if isinstance(table, dict) else None
+    if isinstance(notes, list) and notes:  # e.g. PFS rows set aside, with their ids and rows
+        rows.append(("PFS table notes", _sep([el("span", _text(n)) for n in notes], "; ")))
     return el("section", el("h2", "Cohort"), _kv_table(rows), id="cohort")
 
 

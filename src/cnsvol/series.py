@@ -167,8 +167,9 @@ def assess(
         ids_at.append({a for c in m.correspondences if prev.intersection(c.before_ids)
                        for a in c.after_ids})
     by_id = [ls.by_id() for ls in sets]
-    target_sum = [sum(by_id[t][i].volume_mm3 for i in ids_at[t]) for t in range(n)]
-    target_mdc = [sum(by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]) for t in range(n)]
+    target_sum = [sum((by_id[t][i].volume_mm3 for i in ids_at[t]), 0.0) for t in range(n)]
+    target_mdc = [sum((by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]), 0.0)
+                  for t in range(n)]
     # New lesions at t: those the t-1 -> t matching calls new (whatever happens to them later).
     new_at: list[list[Lesion]] = [[]] + [
         [by_id[t][i] for c in matchings[t - 1].correspondences if c.status == "new"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ class FileHasher:
         try:
             st = os.stat(path)
         except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):  # a folder, a named pipe (opening one would block)
             return None
         key = (str(path), st.st_size, st.st_mtime_ns)
         if key not in self._seen:

@@ -1,8 +1,12 @@
 """Reading tabular inputs and writing tables and files safely.
 
 * :func:`read_table`: CSV, TSV, Excel (.xlsx) or Parquet, every cell as text (so ``007`` stays
-  ``007``), UTF-8 with or without a byte-order mark; a file in another encoding is an error that
-  says so.
+  ``007``) with surrounding spaces removed, UTF-8 with or without a byte-order mark; a file in
+  another encoding is an error that names the first bad byte, its line and the fix. With
+  ``undecodable="mark"`` only the header row must be UTF-8: a byte that is not UTF-8 in a data
+  cell is kept as a marker character (see :func:`undecodable_bytes` and
+  :func:`show_undecodable`), so that the caller can set aside the rows concerned and keep the
+  others.
 * :func:`write_csv`: RFC 4180 CSV written atomically; a text cell that a spreadsheet would run
   as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return, and not a
   number) is prefixed with ``'``; missing values are empty cells; NaN/inf are refused.
@@ -16,6 +20,7 @@ import csv
 import io
 import math
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -29,18 +34,27 @@ __all__ = [
     "cell_text",
     "read_table",
     "safe_cell",
+    "show_undecodable",
+    "undecodable_bytes",
     "write_csv",
 ]
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def read_table(path: str | Path, what: str, error: type[Exception]):  # -> pandas.DataFrame
-    """Read a table with every cell as a string (empty cells as ``""``).
+def read_table(
+    path: str | Path, what: str, error: type[Exception], *, undecodable: str = "error"
+):  # -> pandas.DataFrame
+    """Read a table with every cell as a string (empty cells as ``""``), stripped of surrounding
+    whitespace.
 
     ``what`` names the table in messages ("manifest", "PFS table"); ``error`` is the exception
-    class raised (with the file name, the problem and the fix).
+    class raised (with the file name, the problem and the fix). ``undecodable``: ``"error"``
+    refuses a CSV/TSV that is not UTF-8; ``"mark"`` refuses it only when the header row is not
+    UTF-8, and otherwise keeps each non-UTF-8 byte of a data cell as a marker character.
     """
+    if undecodable not in ("error", "mark"):
+        raise ValueError(f"undecodable must be 'error' or 'mark', not {undecodable!r}")
     import pandas as pd
 
     path = Path(path)
@@ -61,17 +75,25 @@ def read_table(path: str | Path, what: str, error: type[Exception]):  # -> panda
             frame = frame.astype(object).where(frame.notna(), "").astype(str)
         else:
             raw = path.read_bytes()
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError as exc:
-                raise error(
-                    f"{path}: {what} is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset "
-                    f"{exc.start}). Fix: save it as UTF-8 CSV"
-                ) from None
+            text = _decode(raw, path, what, error, undecodable)
             sep = "\t" if name.endswith((".tsv", ".tab")) else _sniff(text)
             frame = pd.read_csv(
                 io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, engine="python"
             )
+            bad_header = [str(c) for c in frame.columns if undecodable_bytes(str(c))]
+            if bad_header:
+                start = _first_bad_byte(raw)
+                names = ", ".join(repr(show_undecodable(c)) for c in bad_header)
+                found = (
+                    "it starts with a UTF-16/32 byte-order mark"
+                    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or "\x00" in names
+                    else f"column name(s) {names[:200]}"
+                )
+                raise error(
+                    f"{path}: the header row of the {what} is not valid UTF-8 (byte "
+                    f"{raw[start]:#04x} at {_where(raw, start)}; {found}). "
+                    "Fix: save it as UTF-8 CSV"
+                )
     except error:
         raise
     except Exception as exc:  # pandas/openpyxl raise many parser errors; all mean "unreadable"
@@ -80,7 +102,69 @@ def read_table(path: str | Path, what: str, error: type[Exception]):  # -> panda
             "TSV, .xlsx or Parquet with one header row"
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.apply(lambda col: col.str.strip() if col.dtype == object else col)
+    return frame.apply(lambda col: col.astype(str).str.strip())
+
+
+# Bytes 0x80-0xFF that are not part of valid UTF-8 are kept, in "mark" mode, as the last 128
+# code points of the supplementary private use area B (U+10FF80-U+10FFFF): valid characters
+# that pandas and pyarrow carry like any other, and that a UTF-8 table decoded normally can only
+# hold if written there on purpose (such a file is refused rather than misread).
+_MARK_BASE = 0x10FF00
+_MARKS = {0xDC00 + b: chr(_MARK_BASE + b) for b in range(0x80, 0x100)}
+
+
+def _decode(raw: bytes, path: Path, what: str, error: type[Exception], undecodable: str) -> str:
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    body = raw[bom:]
+    nul = raw.find(b"\x00")
+    if nul >= 0:  # valid UTF-8, but never in a text table: UTF-16/32 or a binary file
+        raise error(
+            f"{path}: {what} holds a NUL byte at {_where(raw, nul)}: it is not a UTF-8 text "
+            "table (a UTF-16 or binary file?). Fix: save it as UTF-8 CSV"
+        )
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        start = bom + exc.start
+        message = (
+            f"{path}: {what} is not valid UTF-8 (byte {raw[start]:#04x} at "
+            f"{_where(raw, start)}). Fix: save it as UTF-8 CSV"
+        )
+        if undecodable == "error":
+            raise error(message) from None
+    text = body.decode("utf-8", errors="surrogateescape")
+    if any(map(_is_mark, text)):
+        raise error(message)  # the file already holds the marker characters: refuse it whole
+    return text.translate(_MARKS)
+
+
+def _first_bad_byte(raw: bytes) -> int:
+    bom = 3 if raw.startswith(b"\xef\xbb\xbf") else 0
+    try:
+        raw[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return bom + exc.start
+    return 0
+
+
+def _where(raw: bytes, offset: int) -> str:
+    """``offset 37 (line 2)``: where a byte is, for a person looking at the file."""
+    line = raw.count(b"\n", 0, offset) + 1
+    return f"offset {offset} (line {line})"
+
+
+def _is_mark(c: str) -> bool:
+    return _MARK_BASE + 0x80 <= ord(c) <= _MARK_BASE + 0xFF
+
+
+def undecodable_bytes(text: str) -> bytes:
+    """The non-UTF-8 bytes kept as markers in a cell read with ``undecodable="mark"``."""
+    return bytes(ord(c) - _MARK_BASE for c in text if _is_mark(c))
+
+
+def show_undecodable(text: str) -> str:
+    """A marked cell for display and as an identifier: each non-UTF-8 byte written ``\\xNN``."""
+    return "".join(f"\\x{ord(c) - _MARK_BASE:02x}" if _is_mark(c) else c for c in text)
 
 
 def _sniff(text: str) -> str:
@@ -101,11 +185,14 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
 def _is_number(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
+    """A plain decimal number (ASCII digits, optional sign, point and exponent), which a
+    spreadsheet reads as a number. ``float`` alone is too lenient here: it accepts
+    ``1_000``, other scripts' digits and surrounding spaces."""
+    return _NUMBER.fullmatch(text) is not None
 
 
 def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
