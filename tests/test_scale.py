@@ -137,6 +137,15 @@ def test_resume_recomputes_only_what_changed(tmp_path):
     assert first.n_from_earlier_run == 0
     again = run_cohort(plans, out, config, jobs=1)
     assert again.n_from_earlier_run == N_DEMO
+    # a stored result left empty (a power cut before the data reached the disk) or altered
+    # is not trusted: computed again
+    records = sorted((out / ".cnsvol" / "subjects").glob("*.json"))
+    records[0].write_text("")
+    records[1].write_text(records[1].read_text().replace('"key": "', '"key": "x'))
+    before = (out / "lesions.csv").read_bytes()
+    healed = run_cohort(plans, out, config, jobs=1)
+    assert healed.n_from_earlier_run == N_DEMO - 2
+    assert (out / "lesions.csv").read_bytes() == before
     # one subject's follow-up replaced by its baseline: only that subject is computed again
     s01 = sorted((demo / "masks" / "S01").glob("*.nii.gz"))
     shutil.copyfile(s01[0], s01[1])

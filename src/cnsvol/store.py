@@ -72,7 +72,9 @@ class ResultStore:
     def save(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
         """Store ``record`` under ``key``; returns it as it will be read back."""
         text = dumps({**record, "key": key})
-        atomic_write_text(self.path(key), text)
+        # no fsync per subject (thousands of them): a record a power cut left empty fails
+        # to load and is computed again
+        atomic_write_text(self.path(key), text, durable=False)
         return json.loads(text)
 
     def prune(self, keep: set[str]) -> None:

@@ -226,9 +226,14 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
     """Write ``data`` to ``path`` atomically, with the permissions a plain ``open`` would give
-    (0666 less the umask; ``mkstemp`` alone would leave the file readable by its owner only)."""
+    (0666 less the umask; ``mkstemp`` alone would leave the file readable by its owner only).
+
+    ``durable=False`` skips the ``fsync``: the file is still never seen half-written by a
+    reader or after a killed process, but a power cut may leave it empty; for files whose
+    reader checks them (the stored per-subject results) and recomputes what fails.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -236,7 +241,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
@@ -263,8 +269,8 @@ def atomic_writer(path: str | Path) -> Iterator[TextIO]:
         raise
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def cell_text(value: Any) -> str:
