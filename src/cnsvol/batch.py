@@ -32,7 +32,7 @@ from .response import MeasureOptions, evaluate_series
 from .executors import Executor, make_executor
 from .report import safe_filename
 from .store import STORE_DIR, FileHasher, ResultStore, dumps, subject_key
-from .tables import atomic_write_text, atomic_writer, csv_rows, write_csv
+from .tables import atomic_write_text, atomic_writer, csv_rows, plain_value, write_csv
 
 __all__ = [
     "RunConfig",
@@ -336,7 +336,7 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
     def accept(o: SubjectOutcome, retry: bool = False) -> None:
         record = {
             "subject_id": o.subject_id, "status": o.status, "error": o.error,
-            "subject": {k: _plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
+            "subject": {k: plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
         }
         if retry:
             record["retry"] = True
@@ -384,14 +384,6 @@ def _worker_failure(plan: SubjectPlan, exc: BaseException) -> SubjectOutcome:
 def _slim(record: dict[str, Any]) -> dict[str, Any]:
     """What the run keeps in memory per subject (the table rows stay on disk)."""
     return {k: record[k] for k in ("subject_id", "status", "error", "subject")}
-
-
-def _plain_value(value: Any) -> Any:
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and value != value:  # NaN: an empty cell
-        return None
-    return value
 
 
 def _write_tables(files: dict[str, Path], store: ResultStore, keys: list[str]) -> None:

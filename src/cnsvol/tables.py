@@ -30,8 +30,11 @@ from typing import Any, TextIO
 __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
+    "atomic_writer",
     "cell_number",
     "cell_text",
+    "csv_rows",
+    "plain_value",
     "read_table",
     "safe_cell",
     "show_undecodable",
@@ -208,11 +211,12 @@ def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, header: 
     if header:
         writer.writerow(columns)
     for row in rows:
-        writer.writerow([safe_cell(_plain(row.get(c))) for c in columns])
+        writer.writerow([safe_cell(plain_value(row.get(c))) for c in columns])
     return buf.getvalue()
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
+    """A cell value as plain Python: numpy scalars unwrapped, NaN as None (an empty cell)."""
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # numpy scalar -> Python
     if isinstance(value, float) and math.isnan(value):
@@ -226,20 +230,17 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically, with the permissions a plain ``open`` would give
-    (0666 less the umask; ``mkstemp`` alone would leave the file readable by its owner only).
-
-    ``durable=False`` skips the ``fsync``: the file is still never seen half-written by a
-    reader or after a killed process, but a power cut may leave it empty; for files whose
-    reader checks them (the stored per-subject results) and recomputes what fails.
-    """
+@contextmanager
+def _atomic_file(path: str | Path, mode: str, durable: bool = True, **kwargs: Any) -> Iterator[Any]:
+    """A file object whose contents appear at ``path`` whole, or not at all (an exception, or
+    a killed process, leaves only a hidden ``.tmp`` file beside it), with the permissions a
+    plain ``open`` would give (0666 less the umask; ``mkstemp`` alone gives owner-only)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
             fh.flush()
             if durable:
                 os.fsync(fh.fileno())
@@ -250,23 +251,22 @@ def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -
         raise
 
 
+def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (see :func:`_atomic_file`).
+
+    ``durable=False`` skips the ``fsync``: the file is still never seen half-written by a
+    reader or after a killed process, but a power cut may leave it empty; for files whose
+    reader checks them (the stored per-subject results) and recomputes what fails.
+    """
+    with _atomic_file(path, "wb", durable) as fh:
+        fh.write(data)
+
+
 @contextmanager
 def atomic_writer(path: str | Path) -> Iterator[TextIO]:
-    """A text file (UTF-8) to write in pieces, which appears at ``path`` whole, or not at all
-    (an exception, or a killed process, leaves only a hidden ``.tmp`` file beside it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """A UTF-8 text file to write in pieces, appearing at ``path`` whole or not at all."""
+    with _atomic_file(path, "w", encoding="utf-8", newline="") as fh:
+        yield fh
 
 
 def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
