@@ -89,6 +89,21 @@ def test_process_and_dask_executors_give_the_same_folder(clean_run, tmp_path):
         assert (out / ".cnsvol" / "subjects").is_dir()
 
 
+def test_an_existing_dask_scheduler_gives_the_same_folder(clean_run):
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    demo, serial = clean_run
+    out = serial.parent / "out-scheduler"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+        assert main(run_args(demo, out, "--scheduler", cluster.scheduler_address)) == EXIT_PARTIAL
+    assert_same_folder(serial, out)
+    import json
+
+    assert "Dask (tcp://" in json.loads((out / "provenance.json").read_text())["executor"]
+
+
 def _cnsvol(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     return subprocess.Popen([sys.executable, "-m", "cnsvol_cli.main", *args], env=env,

@@ -225,10 +225,17 @@ def run_cohort(
     try:
         results, seconds = _evaluate_all(plans, config, qc_dir, executor, store, keys, force,
                                          log, progress)
+        return _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started,
+                       hasher, keys, store, executor, results, seconds)
     finally:
         if own_executor:
             executor.close()
         log.close()
+
+
+def _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started, hasher, keys,
+            store, executor, results, seconds) -> RunSummary:
+    """Tables, statistics, provenance, figures (drawn on the executor's workers) and report."""
 
     pfs_by_id = {}
     if pfs is not None:
@@ -300,9 +307,11 @@ def run_cohort(
     }
     atomic_write_text(files["provenance"], _json(provenance))
 
-    from .report import build_report, write_cohort_figures
+    from .report import build_report, cohort_figure_tasks
 
-    write_cohort_figures(out)
+    for _, _, exc in executor.run(_call, cohort_figure_tasks(out).values()):
+        if exc is not None:
+            raise exc
     files["report"] = build_report(out)
     return RunSummary(out, len(ids), len(failed), failed, without_pfs, without_masks, files,
                       len(ids) - len(seconds))
@@ -448,6 +457,10 @@ def _warm_up() -> None:
         warm_up()
     except Exception:  # noqa: BLE001
         pass
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
 
 
 def _evaluate_chunk(plans: Sequence[SubjectPlan], config: RunConfig,

@@ -174,6 +174,14 @@ def write_cohort_figures(out_dir: str | Path) -> dict[str, list[Path]]:
     "km_landmark": [...]}``; the KM figures only when ``cohort.json`` has a ``pfs`` section;
     ``waterfall_by_arm`` as well when the subjects belong to two arms or more.
     """
+    return {name: draw() for name, draw in cohort_figure_tasks(out_dir).items()}
+
+
+def cohort_figure_tasks(out_dir: str | Path) -> dict[str, Any]:
+    """The cohort figures of a results folder as independent, picklable calls (each returns
+    the paths it wrote), so that a cohort run can draw them on its workers in parallel."""
+    from functools import partial
+
     import pandas as pd
 
     from .figures import km_plot, spider, waterfall
@@ -186,14 +194,14 @@ def write_cohort_figures(out_dir: str | Path) -> dict[str, list[Path]]:
     provenance = _read_json(out / "provenance.json")
     criteria = _criteria_object(out, provenance, cohort)
     figs = out / "figures"
-    written = {
-        "waterfall": waterfall(subjects, criteria, figs / "waterfall"),
-        "spider": spider(timepoints, subjects, criteria, figs / "spider"),
+    tasks: dict[str, Any] = {
+        "spider": partial(spider, timepoints, subjects, criteria, figs / "spider"),
+        "waterfall": partial(waterfall, subjects, criteria, figs / "waterfall"),
     }
     ok = [r for r in subjects.to_dict("records") if r.get("status", "ok") == "ok"]
     if len({r.get("arm", "") for r in ok if r.get("arm", "")}) >= 2:
-        written["waterfall_by_arm"] = waterfall(
-            subjects, criteria, figs / "waterfall_by_arm", color_by="arm"
+        tasks["waterfall_by_arm"] = partial(
+            waterfall, subjects, criteria, figs / "waterfall_by_arm", color_by="arm"
         )
     pfs = cohort.get("pfs") if isinstance(cohort, dict) else None
     if isinstance(pfs, dict):
@@ -204,8 +212,8 @@ def write_cohort_figures(out_dir: str | Path) -> dict[str, list[Path]]:
         ):
             analysis = pfs.get(key)
             if isinstance(analysis, dict):
-                written[f"km_{key}"] = km_plot(analysis, figs / f"km_{key}", title)
-    return written
+                tasks[f"km_{key}"] = partial(km_plot, analysis, figs / f"km_{key}", title)
+    return tasks
 
 
 def _responder_words(col: Any, pct: Any = 20) -> str:
