@@ -342,37 +342,34 @@ def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, prog
     log.note(f"{total} subject(s): {total - len(todo)} from earlier runs, {len(todo)} to "
              f"compute on {executor.describe()}")
 
-    def accept(o: SubjectOutcome, retry: bool = False) -> None:
-        record = {
-            "subject_id": o.subject_id, "status": o.status, "error": o.error,
-            "subject": {k: plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
-        }
-        if retry:
-            record["retry"] = True
-        rec = store.save(keys[o.subject_id], record)
-        results[o.subject_id] = _slim(rec)
-        seconds[o.subject_id] = o.seconds
-        log.subject(rec, o.seconds)
+    def accept(rec: dict[str, Any], took: float) -> None:
+        results[rec["subject_id"]] = rec
+        seconds[rec["subject_id"]] = took
+        log.subject(rec, took)
         if progress:
-            progress(SubjectDone(o.subject_id, o.status, o.error, o.seconds), len(results), total)
+            progress(SubjectDone(rec["subject_id"], rec["status"], rec["error"], took),
+                     len(results), total)
 
-    fn = partial(_evaluate_chunk, config=config, qc_dir=qc_dir)
-    size = max(1, min(8, len(todo) // (executor.workers * 16))) if executor.workers > 1 else 1
-    chunks = [tuple(todo[i:i + size]) for i in range(0, len(todo), size)]
+    # workers store each result themselves, as soon as it is computed, and send back only
+    # its subjects.csv part
+    fn = partial(_evaluate_chunk, config=config, qc_dir=qc_dir, out_dir=store.out_dir)
+    items = [(plan, keys[plan.subject_id]) for plan in todo]
+    size = max(1, min(8, len(items) // (executor.workers * 16))) if executor.workers > 1 else 1
+    chunks = [tuple(items[i:i + size]) for i in range(0, len(items), size)]
     warm = threading.Thread(target=_warm_up, name="cnsvol-warm-up", daemon=True)
     on_started = warm.start if executor.workers > 1 else None
     for attempt in (1, 2):
         retry = []
-        for chunk, outcomes, exc in executor.run(fn, chunks, on_started=on_started,
-                                                 isolate=attempt == 2):
+        for chunk, done, exc in executor.run(fn, chunks, on_started=on_started,
+                                             isolate=attempt == 2):
             if exc is None:
-                for o in outcomes:
-                    accept(o)
+                for rec, took in done:
+                    accept(rec, took)
             elif attempt == 1:  # a worker died: try each of its subjects again, on its own
-                retry += [(plan,) for plan in chunk]
+                retry += [(item,) for item in chunk]
             else:
-                for plan in chunk:
-                    accept(_worker_failure(plan, exc), retry=True)
+                for plan, key in chunk:
+                    accept(_store_outcome(store, key, _worker_failure(plan, exc), retry=True), 0.0)
         chunks, on_started = retry, None
         if not chunks:
             break
@@ -463,9 +460,27 @@ def _call(fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def _evaluate_chunk(plans: Sequence[SubjectPlan], config: RunConfig,
-                    qc_dir: Path | None) -> list[SubjectOutcome]:
-    return [evaluate_subject(p, config, qc_dir) for p in plans]
+def _evaluate_chunk(items: Sequence[tuple[SubjectPlan, str]], config: RunConfig,
+                    qc_dir: Path | None, out_dir: Path) -> list[tuple[dict[str, Any], float]]:
+    """Evaluate and store each (plan, key); returns each result's in-memory part and seconds."""
+    store = ResultStore(out_dir)
+    done = []
+    for plan, key in items:
+        o = evaluate_subject(plan, config, qc_dir)
+        done.append((_store_outcome(store, key, o), o.seconds))
+    return done
+
+
+def _store_outcome(store: ResultStore, key: str, o: SubjectOutcome,
+                   retry: bool = False) -> dict[str, Any]:
+    """Store a subject's result; returns what the run keeps of it in memory."""
+    record = {
+        "subject_id": o.subject_id, "status": o.status, "error": o.error,
+        "subject": {k: plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
+    }
+    if retry:
+        record["retry"] = True  # its worker died: the next run tries it again
+    return _slim(store.save(key, record))
 
 
 def _library_versions() -> dict[str, str]:

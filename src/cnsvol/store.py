@@ -56,7 +56,8 @@ class FileHasher:
 
 class ResultStore:
     def __init__(self, out_dir: Path) -> None:
-        self.dir = Path(out_dir) / STORE_DIR
+        self.out_dir = Path(out_dir)
+        self.dir = self.out_dir / STORE_DIR
 
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
