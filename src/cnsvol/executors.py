@@ -127,8 +127,8 @@ class ProcessExecutor(Executor):
 
 class DaskExecutor(Executor):
     """Tasks submitted to a Dask cluster: an existing scheduler (``address``) or a local
-    cluster started for the run (``local_workers``). Masks (and the output folder, for QC
-    pictures) must be reachable from the workers under the same paths."""
+    cluster started for the run (``local_workers``). Masks and the output folder (where workers
+    store results and QC pictures) must be reachable from the workers under the same paths."""
 
     name = "dask"
 
