@@ -8,7 +8,6 @@ import builtins
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 import cnsvol
 from cnsvol import io as cio

@@ -31,7 +31,7 @@ from .manifest import SubjectPlan
 from .response import MeasureOptions, evaluate_series
 from .executors import Executor, make_executor
 from .report import safe_filename
-from .store import STORE_DIR, FileHasher, ResultStore, dumps, subject_key
+from .store import STORE_DIR, FileHasher, ResultStore, dumps, json_value, subject_key
 from .tables import atomic_write_text, atomic_writer, csv_rows, plain_value, write_csv
 
 __all__ = [
@@ -501,12 +501,4 @@ def _options_dict(o: MeasureOptions) -> dict[str, Any]:
 
 
 def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, allow_nan=False, default=_default) + "\n"
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+    return json.dumps(obj, indent=2, allow_nan=False, default=json_value) + "\n"

@@ -89,16 +89,17 @@ class ResultStore:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, allow_nan=False, default=_plain,
+    return json.dumps(obj, sort_keys=True, allow_nan=False, default=json_value,
                       ensure_ascii=False) + "\n"
 
 
-def _plain(value: Any) -> Any:
+def json_value(value: Any) -> Any:
+    """``json.dumps`` default: numpy scalars as Python numbers, paths as text."""
     if hasattr(value, "item"):
         return value.item()
     if isinstance(value, Path):
         return str(value)
-    raise TypeError(f"cannot store {type(value).__name__}")
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
 def subject_key(plan: Any, fingerprint: str, hasher: FileHasher) -> str:
