@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from cnsvol import __version__
-from cnsvol.criteria import PRESETS
-from cnsvol.labelsets import LABEL_PRESETS
+from cnsvol.response.criteria import PRESETS
+from cnsvol.io.labelsets import LABEL_PRESETS
 
 from . import formatting as F
 
@@ -250,7 +250,7 @@ def _non_negative(text: str) -> float:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from cnsvol.response import MeasureOptions
+    from cnsvol.response.evaluate import MeasureOptions
 
     return MeasureOptions(
         labels=args.labels,
@@ -263,8 +263,8 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_volumes(args: argparse.Namespace) -> str:
-    from cnsvol.lesions import LESION_COLUMNS
-    from cnsvol.response import measure
+    from cnsvol.lesions.find import LESION_COLUMNS
+    from cnsvol.response.evaluate import measure
 
     opts = _options(args)
     sets = [measure(path, opts) for path in args.masks]
@@ -304,7 +304,7 @@ def _cmd_volumes(args: argparse.Namespace) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> str:
-    from cnsvol.response import compare
+    from cnsvol.response.evaluate import compare
 
     result = compare(args.baseline, args.followup, criteria=args.criteria, options=_options(args))
     if args.format == "json":
@@ -368,7 +368,7 @@ def _clinical_records(args: argparse.Namespace, n: int) -> list[dict[str, Any]] 
 
 
 def _cmd_track(args: argparse.Namespace) -> str:
-    from cnsvol.response import evaluate_series
+    from cnsvol.response.evaluate import evaluate_series
 
     if len(args.masks) < 2:
         raise ValueError("track needs at least two masks: the baseline and a follow-up")
@@ -436,12 +436,12 @@ def _cmd_track(args: argparse.Namespace) -> str:
 def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
     from pathlib import Path
 
-    from cnsvol.batch import RunConfig, run_cohort
-    from cnsvol.clinical import read_pfs
-    from cnsvol.criteria import get_criteria
-    from cnsvol.manifest import read_manifest
+    from cnsvol.batch.run import RunConfig, run_cohort
+    from cnsvol.cohort.pfs import read_pfs
+    from cnsvol.response.criteria import get_criteria
+    from cnsvol.cohort.manifest import read_manifest
 
-    from cnsvol.executors import make_executor
+    from cnsvol.batch.executors import make_executor
 
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
@@ -498,7 +498,7 @@ def _cmd_run(args: argparse.Namespace) -> tuple[str, int]:
 def _cmd_report(args: argparse.Namespace) -> str:
     from pathlib import Path
 
-    from cnsvol.report import build_report, write_cohort_figures
+    from cnsvol.report.html import build_report, write_cohort_figures
 
     folder = Path(args.folder)
     if not (folder / "subjects.csv").is_file():
@@ -515,7 +515,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse exits 0 for --help/--version and 2 for usage errors
         return int(exc.code or 0)
     from cnsvol.errors import CnsvolError
-    from cnsvol.executors import DaskNotInstalled
+    from cnsvol.batch.executors import DaskNotInstalled
 
     try:
         out = args.func(args)

@@ -72,7 +72,7 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
 
     Warnings are printed to stderr as they are found.
     """
-    from cnsvol.bids import bids_manifest, write_manifest
+    from cnsvol.cohort.bids import bids_manifest, write_manifest
 
     def warn(message: str) -> None:
         print(f"cnsvol manifest: warning: {message}", file=sys.stderr)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnsvol.bids import BidsError, bids_manifest, natural_key, parse_bids_name, write_manifest
-from cnsvol.manifest import read_manifest
+from cnsvol.cohort.bids import BidsError, bids_manifest, natural_key, parse_bids_name, write_manifest
+from cnsvol.cohort.manifest import read_manifest
 from cnsvol_cli import manifest_cmd
 from helpers import write_nifti
 
@@ -341,8 +341,8 @@ def test_a_formula_like_label_is_neutralised(tmp_path):
 
 
 def test_the_written_manifest_runs(tmp_path, capsys):
-    from cnsvol.batch import RunConfig, run_cohort
-    from cnsvol.criteria import get_criteria
+    from cnsvol.batch.run import RunConfig, run_cohort
+    from cnsvol.response.criteria import get_criteria
 
     root = tmp_path / "d"
     # subject 01 shrinks from 2 x 12^2 = 288 to 2 x 6^2 = 72 mm3 (-75%); 02 grows 200 -> 288

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cnsvol import compare, mask_from_array
-from cnsvol.criteria import PRESETS, with_overrides
+from cnsvol.response.criteria import PRESETS, with_overrides
 
 SPACING = (0.5, 0.8, 1.2)
 AFFINE = np.diag([*SPACING, 1.0])

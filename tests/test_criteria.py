@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnsvol.criteria import PRESETS, Criteria, get_criteria, load_criteria_file
+from cnsvol.response.criteria import PRESETS, Criteria, get_criteria, load_criteria_file
 from cnsvol.errors import CriteriaError
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from cnsvol.report import read_output_table, safe_filename
+from cnsvol.report.html import read_output_table, safe_filename
 from cnsvol_cli.main import EXIT_INPUT_ERROR, EXIT_PARTIAL, main
 
 ROOT = Path(__file__).resolve().parents[1]

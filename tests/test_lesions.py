@@ -22,8 +22,8 @@ from helpers import affine_from
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
-from cnsvol.io import mask_from_array
-from cnsvol.lesions import LESION_COLUMNS, find_lesions, label_components
+from cnsvol.io.read import mask_from_array
+from cnsvol.lesions.find import LESION_COLUMNS, find_lesions, label_components
 
 SPACING = (0.5, 0.8, 1.2)
 VOX = 0.5 * 0.8 * 1.2  # 0.48 mm3
@@ -369,7 +369,7 @@ def test_diameters_match_brute_force(seed, affine, slice_axis, order):
     data = np.asarray((rng.random((6, 7, 5)) < 0.55).astype(np.uint8), order=order)
     affine = _superior_along(slice_axis, affine)
     ls = lesions_of(data, affine)
-    from cnsvol.geometry import axial_axis
+    from cnsvol.lesions.geometry import axial_axis
 
     ax = axial_axis(affine)
     assert ax == slice_axis
@@ -432,10 +432,10 @@ def test_large_irregular_lesion_diameters_match_a_hull_of_every_corner(
     seed, slice_axis, order, qhull_from, monkeypatch
 ):
     """Lesions big enough for every shortcut (convex-chain reduction, qhull, slice pruning)."""
-    import cnsvol.diameters
+    import cnsvol.lesions.diameters
 
     if qhull_from is not None:  # force the qhull reduction that only very large lesions reach
-        monkeypatch.setattr(cnsvol.diameters, "_HULL_MIN_POINTS", qhull_from)
+        monkeypatch.setattr(cnsvol.lesions.diameters, "_HULL_MIN_POINTS", qhull_from)
     rng = np.random.default_rng(300 + seed)
     g = np.indices((30, 28, 24)).astype(float)
     centre = np.array([15.0, 14.0, 12.0])

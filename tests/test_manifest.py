@@ -7,7 +7,7 @@ import os
 import pytest
 
 from cnsvol.errors import ManifestError
-from cnsvol.manifest import read_manifest
+from cnsvol.cohort.manifest import read_manifest
 
 HEADER = "subject_id,timepoint,days_from_baseline,mask_path\n"
 

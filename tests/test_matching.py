@@ -17,7 +17,7 @@ import pytest
 
 import cnsvol
 from cnsvol import GridError, MeasureOptions, evaluate_series, find_lesions, mask_from_array, match
-from cnsvol.geometry import sphere_equivalent_diameter_mm
+from cnsvol.lesions.geometry import sphere_equivalent_diameter_mm
 
 SPACING = (0.5, 0.8, 1.2)
 SHAPE = (40, 44, 30)

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import cnsvol
-from cnsvol.batch import SUBJECT_COLUMNS, TIMEPOINT_COLUMNS, TRACK_COLUMNS
-from cnsvol.criteria import PRESETS
-from cnsvol.figures import _at_risk, display_slice, km_plot, qc_picture, spider, waterfall
-from cnsvol.report import build_report, read_output_table, safe_filename, write_cohort_figures
-from cnsvol.tables import write_csv
+from cnsvol.batch.run import SUBJECT_COLUMNS, TIMEPOINT_COLUMNS, TRACK_COLUMNS
+from cnsvol.response.criteria import PRESETS
+from cnsvol.report.figures import _at_risk, display_slice, km_plot, qc_picture, spider, waterfall
+from cnsvol.report.html import build_report, read_output_table, safe_filename, write_cohort_figures
+from cnsvol.cohort.tabular import write_csv
 
 HOSTILE = [
     "<script>alert(1)</script>",

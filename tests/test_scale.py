@@ -142,9 +142,9 @@ def test_sigkill_then_resume_gives_the_uninterrupted_folder(clean_run, kill_afte
 def test_resume_recomputes_only_what_changed(tmp_path):
     demo = demo_copy(tmp_path)
     out = tmp_path / "out"
-    from cnsvol.batch import RunConfig, run_cohort
-    from cnsvol.criteria import get_criteria
-    from cnsvol.manifest import read_manifest
+    from cnsvol.batch.run import RunConfig, run_cohort
+    from cnsvol.response.criteria import get_criteria
+    from cnsvol.cohort.manifest import read_manifest
 
     plans = read_manifest(demo / "manifest.csv")
     config = RunConfig(get_criteria("lin2009"), qc=False)
@@ -201,11 +201,11 @@ def test_a_dying_worker_costs_one_subject(clean_run, tmp_path, monkeypatch):
 
     if multiprocessing.get_start_method() != "fork":
         pytest.skip("needs forked workers to inherit the patched function")
-    import cnsvol.batch as batch
-    from cnsvol.batch import RunConfig, run_cohort
-    from cnsvol.criteria import get_criteria
-    from cnsvol.executors import ProcessExecutor
-    from cnsvol.manifest import read_manifest
+    import cnsvol.batch.run as batch
+    from cnsvol.batch.run import RunConfig, run_cohort
+    from cnsvol.response.criteria import get_criteria
+    from cnsvol.batch.executors import ProcessExecutor
+    from cnsvol.cohort.manifest import read_manifest
 
     global _REAL_EVALUATE
     _REAL_EVALUATE = batch.evaluate_subject

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from cnsvol import ClinicalStatus, MeasureOptions, compare, evaluate_series, mask_from_array
-from cnsvol.criteria import PRESETS, with_overrides
-from cnsvol.geometry import sphere_equivalent_diameter_mm
+from cnsvol.response.criteria import PRESETS, with_overrides
+from cnsvol.lesions.geometry import sphere_equivalent_diameter_mm
 
 SPACING = (1.0, 1.0, 1.5)
 SHAPE = (40, 44, 30)

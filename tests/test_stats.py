@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from cnsvol import stats
+from cnsvol.cohort import stats as stats
 
 # --------------------------------------------------------------------------- helpers
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cnsvol.tables import read_table, safe_cell, show_undecodable, undecodable_bytes, write_csv
+from cnsvol.cohort.tabular import read_table, safe_cell, show_undecodable, undecodable_bytes, write_csv
 
 
 def test_formula_cells_are_neutralised_but_numbers_are_not():

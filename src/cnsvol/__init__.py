@@ -16,61 +16,61 @@ from typing import TYPE_CHECKING, Any
 from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .criteria import PRESETS, Criteria, get_criteria, load_criteria_file
+    from .response.criteria import PRESETS, Criteria, get_criteria, load_criteria_file
     from .errors import (
         ClinicalError, CnsvolError, CriteriaError, GridError, ManifestError, MaskError,
         MaskTooLargeError,
     )
-    from .io import Mask, mask_from_array, read_image, read_mask
-    from .labelsets import LABEL_PRESETS, parse_labels
-    from .lesions import Lesion, LesionSet, find_lesions
-    from .matching import Correspondence, Matching, match
-    from .response import (
+    from .io.read import Mask, mask_from_array, read_image, read_mask
+    from .io.labelsets import LABEL_PRESETS, parse_labels
+    from .lesions.find import Lesion, LesionSet, find_lesions
+    from .tracking.matching import Correspondence, Matching, match
+    from .response.evaluate import (
         CompareResult, MeasureOptions, SeriesResult, compare, evaluate_series, measure,
         percent_change,
     )
-    from .series import ClinicalStatus
-    from .batch import RunConfig, RunSummary, run_cohort
-    from .clinical import PfsTable, read_pfs
-    from .manifest import SubjectPlan, read_manifest
-    from .report import build_report, write_cohort_figures
-    from .stats import cohort_statistics
+    from .response.series import ClinicalStatus
+    from .batch.run import RunConfig, RunSummary, run_cohort
+    from .cohort.pfs import PfsTable, read_pfs
+    from .cohort.manifest import SubjectPlan, read_manifest
+    from .report.html import build_report, write_cohort_figures
+    from .cohort.stats import cohort_statistics
 
 _EXPORTS = {
-    "read_mask": "io",
-    "mask_from_array": "io",
-    "Mask": "io",
-    "find_lesions": "lesions",
-    "Lesion": "lesions",
-    "LesionSet": "lesions",
-    "Criteria": "criteria",
-    "PRESETS": "criteria",
-    "get_criteria": "criteria",
-    "load_criteria_file": "criteria",
-    "LABEL_PRESETS": "labelsets",
-    "parse_labels": "labelsets",
-    "compare": "response",
-    "evaluate_series": "response",
-    "SeriesResult": "response",
-    "match": "matching",
-    "Matching": "matching",
-    "Correspondence": "matching",
-    "ClinicalStatus": "series",
-    "read_manifest": "manifest",
-    "SubjectPlan": "manifest",
-    "read_pfs": "clinical",
-    "PfsTable": "clinical",
-    "run_cohort": "batch",
-    "RunConfig": "batch",
-    "RunSummary": "batch",
-    "cohort_statistics": "stats",
-    "build_report": "report",
-    "write_cohort_figures": "report",
-    "read_image": "io",
-    "measure": "response",
-    "percent_change": "response",
-    "CompareResult": "response",
-    "MeasureOptions": "response",
+    "read_mask": "io.read",
+    "mask_from_array": "io.read",
+    "Mask": "io.read",
+    "find_lesions": "lesions.find",
+    "Lesion": "lesions.find",
+    "LesionSet": "lesions.find",
+    "Criteria": "response.criteria",
+    "PRESETS": "response.criteria",
+    "get_criteria": "response.criteria",
+    "load_criteria_file": "response.criteria",
+    "LABEL_PRESETS": "io.labelsets",
+    "parse_labels": "io.labelsets",
+    "compare": "response.evaluate",
+    "evaluate_series": "response.evaluate",
+    "SeriesResult": "response.evaluate",
+    "match": "tracking.matching",
+    "Matching": "tracking.matching",
+    "Correspondence": "tracking.matching",
+    "ClinicalStatus": "response.series",
+    "read_manifest": "cohort.manifest",
+    "SubjectPlan": "cohort.manifest",
+    "read_pfs": "cohort.pfs",
+    "PfsTable": "cohort.pfs",
+    "run_cohort": "batch.run",
+    "RunConfig": "batch.run",
+    "RunSummary": "batch.run",
+    "cohort_statistics": "cohort.stats",
+    "build_report": "report.html",
+    "write_cohort_figures": "report.html",
+    "read_image": "io.read",
+    "measure": "response.evaluate",
+    "percent_change": "response.evaluate",
+    "CompareResult": "response.evaluate",
+    "MeasureOptions": "response.evaluate",
     "CnsvolError": "errors",
     "MaskError": "errors",
     "MaskTooLargeError": "errors",

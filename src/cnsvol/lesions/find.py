@@ -38,7 +38,7 @@ import numpy as np
 
 from .diameters import LineEnds, feret_3d, feret_in_slices
 from .geometry import axial_axis, voxel_to_world
-from .io import Mask
+from ..io.read import Mask
 from .runs import Runs, face_overlaps, find_runs, run_components
 
 __all__ = [

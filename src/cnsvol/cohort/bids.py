@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import CnsvolError
-from .tables import read_table, write_csv
+from ..errors import CnsvolError
+from .tabular import read_table, write_csv
 
 __all__ = [
     "MANIFEST_COLUMNS",

@@ -22,17 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .tables import atomic_write_bytes
-from .tables import cell_number as _number
-from .tables import cell_text as _text
+from ..cohort.tabular import atomic_write_bytes
+from ..cohort.tabular import cell_number as _number
+from ..cohort.tabular import cell_text as _text
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from .criteria import Criteria
-    from .response import SeriesResult
+    from ..response.criteria import Criteria
+    from ..response.evaluate import SeriesResult
 
 __all__ = [
     "CATEGORY_COLOURS",
@@ -627,7 +627,7 @@ def _half_window_mm(series: SeriesResult, per_t: dict[int, Any]) -> float:
 
 def _qc_background(ls: Any, path: str | Path | None) -> tuple[tuple[str, np.ndarray], str]:
     """("image" | "mask", volume) for one timepoint, and a note for its panel titles."""
-    from .errors import CnsvolError
+    from ..errors import CnsvolError
 
     mask = ls.mask
     if path is None or str(path) == "":
@@ -646,7 +646,7 @@ def _read_image(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """An MRI volume ``[i, j, k]`` and its RAS+ mm affine, through cnsvol.io's readers (so an
     image and its mask share one convention: NIfTI via nibabel, NRRD/MHA via SimpleITK with the
     LPS->RAS flip done once, in :mod:`cnsvol.io`)."""
-    from .io import read_image
+    from ..io.read import read_image
 
     raw, affine = read_image(path)
     return np.asarray(raw), np.asarray(affine, dtype=np.float64)
@@ -670,7 +670,7 @@ def _layout(affine: np.ndarray) -> tuple[int, int, int, bool, bool]:
     horizontal axis points to +x. Anterior up: the top row must be the most anterior, so flip
     the rows when the vertical axis points to +y (anterior).
     """
-    from .geometry import axial_axis
+    from ..lesions.geometry import axial_axis
 
     ax = axial_axis(affine)
     a, b = (i for i in range(3) if i != ax)

@@ -31,8 +31,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ClinicalError
-from .tables import read_table
+from ..errors import ClinicalError
+from .tabular import read_table
 
 __all__ = [
     "EVENT_WORDS",

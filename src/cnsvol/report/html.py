@@ -24,11 +24,11 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from .tables import cell_number as _num
-from .tables import cell_text as _text
+from ..cohort.tabular import cell_number as _num
+from ..cohort.tabular import cell_text as _text
 from urllib.parse import quote
 
-from .tables import atomic_write_text
+from ..cohort.tabular import atomic_write_text
 
 __all__ = [
     "Markup",
@@ -131,7 +131,7 @@ def _load_criteria_dict(provenance: Any, cohort: Any) -> tuple[dict[str, Any] | 
     """The criteria of the run (all fields) and where they came from."""
     if isinstance(provenance, dict) and isinstance(provenance.get("criteria"), dict):
         return provenance["criteria"], "provenance.json"
-    from .criteria import PRESETS
+    from ..response.criteria import PRESETS
 
     name = cohort.get("criteria") if isinstance(cohort, dict) else None
     if isinstance(name, str) and name in PRESETS:
@@ -142,7 +142,7 @@ def _load_criteria_dict(provenance: Any, cohort: Any) -> tuple[dict[str, Any] | 
 def _criteria_object(out: Path, provenance: Any, cohort: Any):  # -> Criteria
     from dataclasses import fields
 
-    from .criteria import Criteria
+    from ..response.criteria import Criteria
 
     data, _ = _load_criteria_dict(provenance, cohort)
     if data is None:

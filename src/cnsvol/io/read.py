@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MaskError, MaskTooLargeError
+from ..errors import MaskError, MaskTooLargeError
 from .labelsets import parse_labels
 
 __all__ = [

@@ -50,10 +50,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .criteria import Criteria
-from .lesions import Lesion, LesionSet
-from .matching import Matching
+from ..lesions.find import Lesion, LesionSet
+from ..tracking.matching import Matching
 from .change import percent_change, reached_decrease, reached_increase
-from .tracking import TrackState
+from ..tracking.tracks import TrackState
 
 __all__ = ["ClinicalStatus", "SubjectSummary", "TimepointResult", "assess"]
 

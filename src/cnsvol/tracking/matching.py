@@ -36,10 +36,10 @@ from typing import Any
 
 import numpy as np
 
-from .errors import GridError
-from .geometry import sphere_equivalent_diameter_mm
+from ..errors import GridError
+from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
-from .lesions import LesionSet
+from ..lesions.find import LesionSet
 
 __all__ = ["STATUSES", "Correspondence", "Matching", "match", "status_of"]
 

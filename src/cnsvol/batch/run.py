@@ -22,17 +22,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .clinical import PfsTable, join_ids
-from .criteria import Criteria
-from .errors import CnsvolError
-from .lesions import LESION_COLUMNS
-from .manifest import SubjectPlan
-from .response import MeasureOptions, evaluate_series
+from .._version import __version__
+from ..cohort.pfs import PfsTable, join_ids
+from ..response.criteria import Criteria
+from ..errors import CnsvolError
+from ..lesions.find import LESION_COLUMNS
+from ..cohort.manifest import SubjectPlan
+from ..response.evaluate import MeasureOptions, evaluate_series
 from .executors import Executor, make_executor
-from .report import safe_filename
+from ..report.html import safe_filename
 from .store import STORE_DIR, FileHasher, ResultStore, dumps, json_value, subject_key
-from .tables import atomic_write_text, atomic_writer, csv_rows, plain_value, write_csv
+from ..cohort.tabular import atomic_write_text, atomic_writer, csv_rows, plain_value, write_csv
 
 __all__ = [
     "RunConfig",
@@ -127,8 +127,8 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) 
                               time.perf_counter() - start)
     qc_error = ""
     if config.qc and qc_dir is not None:
-        from .figures import qc_picture
-        from .report import safe_filename
+        from ..report.figures import qc_picture
+        from ..report.html import safe_filename
 
         try:  # a picture that cannot be drawn must not discard the subject's numbers
             qc_picture(
@@ -265,7 +265,7 @@ def _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started,
 
     import pandas as pd
 
-    from .stats import cohort_statistics
+    from ..cohort.stats import cohort_statistics
 
     frame = pd.DataFrame(subjects, columns=SUBJECT_COLUMNS)
     cohort = cohort_statistics(
@@ -307,7 +307,7 @@ def _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started,
     }
     atomic_write_text(files["provenance"], _json(provenance))
 
-    from .report import build_report, cohort_figure_tasks
+    from ..report.html import build_report, cohort_figure_tasks
 
     for _, _, exc in executor.run(_call, cohort_figure_tasks(out).values()):
         if exc is not None:
@@ -448,8 +448,9 @@ def _warm_up() -> None:
     draw loads its fonts), while the workers compute. Best effort: a failure here shows up,
     with its message, where the modules are used."""
     try:
-        from . import report, stats  # noqa: F401
-        from .figures import warm_up
+        from ..report import html as _html
+        from ..cohort import stats as _stats  # noqa: F401
+        from ..report.figures import warm_up
 
         warm_up()
     except Exception:  # noqa: BLE001

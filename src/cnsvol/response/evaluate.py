@@ -20,11 +20,11 @@ from typing import Any
 
 from .change import percent_change, reached_decrease, reached_increase
 from .criteria import Criteria, get_criteria
-from .io import Mask, read_mask
-from .lesions import DEFAULT_CONNECTIVITY, LesionSet, find_lesions
-from .matching import Matching, match
+from ..io.read import Mask, read_mask
+from ..lesions.find import DEFAULT_CONNECTIVITY, LesionSet, find_lesions
+from ..tracking.matching import Matching, match
 from .series import ClinicalStatus, SubjectSummary, TimepointResult, assess
-from .tracking import build_tracks
+from ..tracking.tracks import build_tracks
 
 __all__ = [
     "CompareResult",

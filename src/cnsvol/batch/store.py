@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from .tables import atomic_write_text
+from ..cohort.tabular import atomic_write_text
 
 __all__ = ["FileHasher", "ResultStore", "STORE_DIR"]
 

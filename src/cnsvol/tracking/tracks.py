@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .geometry import sphere_equivalent_diameter_mm
+from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
-from .lesions import LesionSet
+from ..lesions.find import LesionSet
 from .matching import Matching
 
 __all__ = ["TrackState", "build_tracks"]

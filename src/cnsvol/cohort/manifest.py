@@ -37,9 +37,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ManifestError
-from .series import NEURO_STATES, ClinicalStatus
-from .tables import read_table, show_undecodable, undecodable_bytes
+from ..errors import ManifestError
+from ..response.series import NEURO_STATES, ClinicalStatus
+from .tabular import read_table, show_undecodable, undecodable_bytes
 
 __all__ = ["KNOWN_COLUMNS", "Scan", "SubjectPlan", "read_manifest"]
 

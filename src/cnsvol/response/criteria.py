@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import CriteriaError
+from ..errors import CriteriaError
 
 __all__ = ["PRESETS", "Criteria", "get_criteria", "load_criteria_file"]
 
