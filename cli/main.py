@@ -263,7 +263,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 
 def _cmd_volumes(args: argparse.Namespace) -> str:
-    from cnsvol.lesions.find import LESION_COLUMNS
+    from cnsvol.lesions import LESION_COLUMNS
     from cnsvol.response.evaluate import measure
 
     opts = _options(args)
@@ -275,7 +275,7 @@ def _cmd_volumes(args: argparse.Namespace) -> str:
         rows = [
             {"path": ls.mask.name, **les.to_row()} for ls in sets for les in ls.lesions
         ]
-        return F.to_csv(rows, ["path", *LESION_COLUMNS]).rstrip("\n")
+        return F.to_csv(rows, ["path", *(c.name for c in LESION_COLUMNS)]).rstrip("\n")
     blocks = []
     for ls in sets:
         m = ls.mask

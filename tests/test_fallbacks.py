@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 import cnsvol
-from cnsvol.io import read as cio
+from cnsvol.io import nifti as cio
 
 PAIR = Path(__file__).resolve().parents[1] / "fixtures" / "pair"
 

@@ -33,9 +33,9 @@ from helpers import affine_from, nifti_bytes, patch_nifti_header, write_nifti, w
 from scipy.spatial.transform import Rotation
 
 from cnsvol.errors import MaskError, MaskTooLargeError
-from cnsvol.io.read import mask_format, mask_from_array, read_mask
-from cnsvol.io.labelsets import LABEL_PRESETS, parse_labels
-from cnsvol.lesions.find import find_lesions
+from cnsvol.io import mask_format, mask_from_array, read_mask
+from cnsvol.io import LABEL_PRESETS, parse_labels
+from cnsvol.lesions import find_lesions
 
 SPACING = (0.5, 0.8, 1.2)
 SHAPE = (10, 12, 14)
@@ -664,7 +664,7 @@ def test_uncompressed_file_shorter_than_its_header_says_is_refused_before_alloca
     it pass, but the file size shows it is truncated before any voxel buffer is made."""
     path = small_nifti(tmp_path, "short.nii")
     patch_nifti_header(path, dim=[3, 1600, 1600, 1600, 1, 1, 1, 1])
-    import cnsvol.io.read as cio
+    import cnsvol.io.nifti as cio
 
     def no_alloc(*args, **kw):  # pragma: no cover - reached only if the check is missing
         raise AssertionError("a voxel buffer was allocated")
@@ -682,7 +682,7 @@ def test_compressed_file_larger_than_the_limit_is_refused_before_reading_it(
     than the limit cannot hold data within it: refused from its size, before it is read."""
     path = small_nifti(tmp_path, "big.nii.gz")
     path.write_bytes(path.read_bytes() + b"\0" * (2 << 20))  # 2 MiB of trailing bytes
-    import cnsvol.io.read as cio
+    import cnsvol.io.nifti as cio
 
     def no_read(*args, **kw):  # pragma: no cover - reached only if the check is missing
         raise AssertionError("the file was read into memory")

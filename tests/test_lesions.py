@@ -22,8 +22,8 @@ from helpers import affine_from
 from scipy.spatial.distance import pdist
 from scipy.spatial.transform import Rotation
 
-from cnsvol.io.read import mask_from_array
-from cnsvol.lesions.find import LESION_COLUMNS, find_lesions, label_components
+from cnsvol.io import mask_from_array
+from cnsvol.lesions import LESION_COLUMNS, find_lesions, label_components
 
 SPACING = (0.5, 0.8, 1.2)
 VOX = 0.5 * 0.8 * 1.2  # 0.48 mm3
@@ -222,7 +222,7 @@ def test_empty_mask_gives_no_lesions_and_zero_total():
     assert ls.total_volume_mm3 == 0.0 and ls.total_voxel_count == 0
     assert ls.label_image.shape == (5, 6, 7) and not ls.label_image.any()
     frame = ls.to_frame()
-    assert list(frame.columns) == LESION_COLUMNS and len(frame) == 0
+    assert list(frame.columns) == [c.name for c in LESION_COLUMNS] and len(frame) == 0
     assert ls.to_dict()["lesions"] == []
 
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 from scipy.spatial.transform import Rotation
 
-from cnsvol.io.read import mask_from_array
-from cnsvol.lesions.find import find_lesions
+from cnsvol.io import mask_from_array
+from cnsvol.lesions import find_lesions
 
 SETTINGS = settings(
     max_examples=150,

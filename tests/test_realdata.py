@@ -23,8 +23,8 @@ import pytest
 import SimpleITK as sitk
 
 from cnsvol.errors import MaskError
-from cnsvol.io.read import read_mask
-from cnsvol.lesions.find import find_lesions
+from cnsvol.io import read_mask
+from cnsvol.lesions import find_lesions
 
 pytestmark = pytest.mark.realdata
 

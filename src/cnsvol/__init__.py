@@ -21,9 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
         ClinicalError, CnsvolError, CriteriaError, GridError, ManifestError, MaskError,
         MaskTooLargeError,
     )
-    from .io.read import Mask, mask_from_array, read_image, read_mask
+    from .io import Mask, mask_from_array, read_image, read_mask
     from .io.labelsets import LABEL_PRESETS, parse_labels
-    from .lesions.find import Lesion, LesionSet, find_lesions
+    from .lesions import Lesion, LesionSet, find_lesions
     from .tracking.matching import Correspondence, Matching, match
     from .response.evaluate import (
         CompareResult, MeasureOptions, SeriesResult, compare, evaluate_series, measure,
@@ -38,11 +38,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _EXPORTS = {
     "read_mask": "io.read",
-    "mask_from_array": "io.read",
-    "Mask": "io.read",
+    "mask_from_array": "io.mask",
+    "Mask": "io.mask",
     "find_lesions": "lesions.find",
-    "Lesion": "lesions.find",
-    "LesionSet": "lesions.find",
+    "Lesion": "lesions.lesion",
+    "LesionSet": "lesions.lesion",
     "Criteria": "response.criteria",
     "PRESETS": "response.criteria",
     "get_criteria": "response.criteria",

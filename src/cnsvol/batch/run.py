@@ -26,7 +26,7 @@ from .._version import __version__
 from ..cohort.pfs import PfsTable, join_ids
 from ..response.criteria import Criteria
 from ..errors import CnsvolError
-from ..lesions.find import LESION_COLUMNS
+from ..lesions.lesion import LESION_COLUMNS
 from ..cohort.manifest import SubjectPlan
 from ..response.evaluate import MeasureOptions, evaluate_series
 from .executors import Executor, make_executor
@@ -61,7 +61,7 @@ TRACK_COLUMNS = [
     "subject_id", "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status",
     "volume_mm3", "percent_change_vs_baseline", "within_measurement_error", "is_target",
 ]
-LESION_TABLE_COLUMNS = ["subject_id", "timepoint", *LESION_COLUMNS]
+LESION_TABLE_COLUMNS = ["subject_id", "timepoint", *(c.name for c in LESION_COLUMNS)]
 
 
 @dataclass(frozen=True)

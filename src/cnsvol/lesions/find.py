@@ -1,52 +1,32 @@
-"""Finding and measuring lesions in one mask, on its own native grid.
+"""Finding and measuring the lesions of one mask, on its own native grid.
 
 A lesion is a connected component of the selected foreground (6-, 18- or 26-connectivity;
 default 26), or, with ``instance_labels=True``, the set of voxels carrying one label value of a
-mask that is already instance-labelled.
+mask that is already instance-labelled. Components are found from the runs of foreground voxels
+(:mod:`cnsvol.lesions.runs`); no dense label volume is built.
 
 Lesion ids are assigned by a fixed rule that does not depend on the order voxels are stored in:
 descending voxel count, then ascending centroid x, y, z in RAS+ mm. The largest lesion is 1.
-(With ``instance_labels=True`` the id is the stored label value.)
-
-Measurements per lesion:
-
-* ``voxel_count`` and ``volume_mm3`` (voxel count x float64 voxel volume);
-* ``centroid_ras_mm``: mean of the voxel centres, mapped through the affine;
-* ``bbox_voxel``: per voxel axis ``(start, stop)``, stop exclusive;
-* ``longest_diameter_mm``: the largest in-plane diameter on any axial slice (slices
-  perpendicular to the voxel axis closest to superior-inferior), as RANO-BM measures it;
-* ``max_diameter_3d_mm``: the largest 3D diameter.
-
-  Both diameters are Feret diameters of the voxelised lesion: the largest distance between the
-  outer corners of its voxels, i.e. edge to edge as calipers are placed on an image. A row of
-  10 voxels of 1 mm spans 10 mm along the row but measures corner to corner
-  sqrt(10**2 + 1) = 10.05 mm on its slice (an a x b rectangle: its diagonal);
-* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm);
-* ``min_detectable_change_mm3``: the volume of a half-voxel shell over the lesion's boundary,
-  i.e. exposed voxel faces x (voxel volume / 2) (each face of area ``a`` moved by half the voxel
-  depth ``d / 2`` sweeps ``a d / 2``, half a voxel, on any grid). A volume change smaller than
-  this cannot be told apart from a boundary shifting by half a voxel.
+(With ``instance_labels=True`` the id is the stored label value.) What is measured:
+:mod:`cnsvol.lesions.lesion`.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from functools import cached_property
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
+from ..io.mask import Mask
 from .diameters import LineEnds, feret_3d, feret_in_slices
 from .geometry import axial_axis, voxel_to_world
-from ..io.read import Mask
+from .lesion import Lesion, LesionSet
 from .runs import Runs, face_overlaps, find_runs, run_components
 
 __all__ = [
     "DEFAULT_CONNECTIVITY",
     "DEFAULT_MEASURABLE_MM",
-    "LESION_COLUMNS",
-    "Lesion",
-    "LesionSet",
     "find_lesions",
     "label_components",
 ]
@@ -54,161 +34,193 @@ __all__ = [
 DEFAULT_CONNECTIVITY = 26
 DEFAULT_MEASURABLE_MM = 10.0
 
-LESION_COLUMNS = [
-    "lesion_id",
-    "voxel_count",
-    "volume_mm3",
-    "centroid_ras_x_mm",
-    "centroid_ras_y_mm",
-    "centroid_ras_z_mm",
-    "longest_diameter_mm",
-    "max_diameter_3d_mm",
-    "measurable",
-    "min_detectable_change_mm3",
-    "bbox_i_start",
-    "bbox_i_stop",
-    "bbox_j_start",
-    "bbox_j_stop",
-    "bbox_k_start",
-    "bbox_k_stop",
-]
-
 Backend = Literal["auto", "runs", "cc3d", "skimage"]
 
 
+def find_lesions(
+    mask: Mask,
+    *,
+    connectivity: int = DEFAULT_CONNECTIVITY,
+    min_volume_mm3: float = 0.0,
+    instance_labels: bool = False,
+    measurable_min_diameter_mm: float = DEFAULT_MEASURABLE_MM,
+    backend: Backend = "auto",
+) -> LesionSet:
+    """Find and measure every lesion of ``mask`` (see the module docstring).
+
+    Args:
+        mask: a mask from :func:`cnsvol.read_mask` or :func:`cnsvol.mask_from_array`.
+        connectivity: 6 (faces), 18 (faces + edges) or 26 (faces + edges + corners).
+        min_volume_mm3: components smaller than this volume are dropped (and counted).
+        instance_labels: treat each stored label value as one lesion (ids = label values)
+            instead of computing connected components.
+        measurable_min_diameter_mm: a lesion is measurable when its axial longest diameter is
+            at least this long.
+        backend: connected-components implementation: ``"auto"``/``"runs"`` (the run graph),
+            or a dense labelling by ``"cc3d"`` or ``"skimage"`` (reference implementations).
+    """
+    if min_volume_mm3 < 0 or not np.isfinite(min_volume_mm3):
+        raise ValueError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
+    data = mask.data
+    order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
+    flat = data.reshape(-1, order=order)
+    index = np.flatnonzero(flat > 0)
+    values = flat[index] if instance_labels else None
+    runs = find_runs(index, data.shape, order, values)
+    if instance_labels:
+        comp, connectivity_used = np.asarray(values)[runs.first].astype(np.int64), 0
+    else:
+        comp = _run_components(data, runs, index, order, connectivity, backend)
+        connectivity_used = connectivity
+    vv = mask.voxel_volume_mm3
+    comps = _Components.of(comp, runs, vv, min_volume_mm3)
+    cent_world = comps.centroids(runs, mask.affine)
+    order_keep, new_ids = _assign_ids(comps.keep, comps.counts, cent_world, instance_labels)
+    lut = np.zeros(comps.nmax, dtype=np.int64)
+    lut[comps.keep[order_keep]] = new_ids
+    run_id = lut[comp]
+    ids = np.repeat(run_id, runs.length)
+    if comps.dropped:
+        sel = ids > 0
+        index, ids = index[sel], ids[sel]
+    m = _measure(runs, run_id, mask.affine)
+    lesions = []
+    for r, lid in enumerate(new_ids.tolist()):
+        src = order_keep[r]
+        count = int(comps.counts[comps.keep[src]])
+        g = int(np.searchsorted(m.ids, lid))
+        lesions.append(Lesion(
+            lesion_id=lid,
+            voxel_count=count,
+            volume_mm3=float(count * vv),
+            centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
+            bbox_voxel=tuple((int(a), int(b)) for a, b in m.bbox[g]),  # type: ignore[arg-type]
+            longest_diameter_mm=float(m.axial[g]),
+            max_diameter_3d_mm=float(m.max_3d[g]),
+            measurable=bool(m.axial[g] >= measurable_min_diameter_mm),
+            min_detectable_change_mm3=float(m.faces[g] * vv / 2.0),
+        ))
+    lesions.sort(key=lambda les: les.lesion_id)
+    top = int(new_ids.max()) if len(new_ids) else 0
+    notes = ([f"{comps.dropped} component(s) smaller than {min_volume_mm3:g} mm3 dropped"]
+             if comps.dropped else [])
+    return LesionSet(
+        mask=mask, voxel_index=index, voxel_lesion=ids.astype(_id_dtype(top)), index_order=order,
+        lesions=tuple(lesions), connectivity=connectivity_used,
+        min_volume_mm3=float(min_volume_mm3),
+        measurable_min_diameter_mm=float(measurable_min_diameter_mm),
+        instance_labels=instance_labels, dropped_below_min_volume=comps.dropped,
+        notes=tuple(notes),
+    )
+
+
+def _id_dtype(top: int) -> type:
+    return np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+
+
+def _run_components(data: np.ndarray, runs: Runs, index: np.ndarray, order: str,
+                    connectivity: int, backend: Backend) -> np.ndarray:
+    """Component number (1..n) of every run."""
+    if backend in ("auto", "runs"):
+        if connectivity not in (6, 18, 26):
+            raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity!r}")
+        return run_components(runs, connectivity)[0] + 1
+    # a dense labelling; every run lies inside one of its components
+    labels, _ = label_components(data > 0, connectivity, backend)
+    return labels.reshape(-1, order=order)[index[runs.first]].astype(np.int64)
+
 
 @dataclass(frozen=True)
-class Lesion:
-    """One lesion measured on its native grid (see the module docstring for definitions)."""
+class _Components:
+    """Voxel counts per component number, and the components kept (>= the minimum volume)."""
 
-    lesion_id: int
-    voxel_count: int
-    volume_mm3: float
-    centroid_ras_mm: tuple[float, float, float]
-    bbox_voxel: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
-    longest_diameter_mm: float
-    max_diameter_3d_mm: float
-    measurable: bool
-    min_detectable_change_mm3: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["centroid_ras_mm"] = list(self.centroid_ras_mm)
-        d["bbox_voxel"] = [list(b) for b in self.bbox_voxel]
-        return d
-
-    def to_row(self) -> dict[str, Any]:
-        x, y, z = self.centroid_ras_mm
-        (i0, i1), (j0, j1), (k0, k1) = self.bbox_voxel
-        return {
-            "lesion_id": self.lesion_id,
-            "voxel_count": self.voxel_count,
-            "volume_mm3": self.volume_mm3,
-            "centroid_ras_x_mm": x,
-            "centroid_ras_y_mm": y,
-            "centroid_ras_z_mm": z,
-            "longest_diameter_mm": self.longest_diameter_mm,
-            "max_diameter_3d_mm": self.max_diameter_3d_mm,
-            "measurable": self.measurable,
-            "min_detectable_change_mm3": self.min_detectable_change_mm3,
-            "bbox_i_start": i0,
-            "bbox_i_stop": i1,
-            "bbox_j_start": j0,
-            "bbox_j_stop": j1,
-            "bbox_k_start": k0,
-            "bbox_k_stop": k1,
-        }
-
-
-@dataclass(frozen=True, eq=False)
-class LesionSet:
-    """The lesions of one mask, and where their voxels are.
-
-    Voxels are kept sparsely: ``voxel_index`` holds the sorted flat indices (in
-    ``index_order``, ``"F"`` or ``"C"``, of the mask's shape) of every lesion voxel and
-    ``voxel_lesion`` the lesion id of each. :attr:`label_image` builds the dense array (voxel
-    value = ``lesion_id``; 0 = background or a component dropped by ``min_volume_mm3``) on
-    first use.
-    """
-
-    mask: Mask
-    voxel_index: np.ndarray
-    voxel_lesion: np.ndarray
-    index_order: str
-    lesions: tuple[Lesion, ...]
-    connectivity: int
-    min_volume_mm3: float
-    measurable_min_diameter_mm: float
-    instance_labels: bool
-    dropped_below_min_volume: int = 0
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    comp: np.ndarray  # component number of each run
+    counts: np.ndarray
+    keep: np.ndarray
+    dropped: int
 
     @property
-    def lesion_count(self) -> int:
-        return len(self.lesions)
+    def nmax(self) -> int:
+        return len(self.counts)
 
-    @cached_property
-    def label_image(self) -> np.ndarray:
-        """Dense label array of the mask's shape: voxel value = lesion id, 0 elsewhere."""
-        top = max((les.lesion_id for les in self.lesions), default=0)
-        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
-        out = np.zeros(self.mask.shape, dtype=dtype, order=self.index_order)
-        out.reshape(-1, order=self.index_order)[self.voxel_index] = self.voxel_lesion
-        return out
+    @classmethod
+    def of(cls, comp: np.ndarray, runs: Runs, voxel_volume_mm3: float,
+           min_volume_mm3: float) -> _Components:
+        nmax = int(comp.max()) + 1 if comp.size else 1
+        counts = np.bincount(comp, weights=runs.length, minlength=nmax).astype(np.int64)
+        present = np.flatnonzero(counts[1:]) + 1
+        keep = present[counts[present] * voxel_volume_mm3 >= min_volume_mm3]
+        return cls(comp, counts, keep, int(len(present) - len(keep)))
 
-    def voxel_coords(self) -> np.ndarray:
-        """``(n, 3)`` voxel indices ``[i, j, k]`` of every lesion voxel (``voxel_index`` order)."""
-        return np.stack(
-            np.unravel_index(self.voxel_index, self.mask.shape, order=self.index_order), axis=1
-        )
+    def centroids(self, runs: Runs, affine: np.ndarray) -> np.ndarray:
+        """World (RAS mm) centroid of every kept component, in the order of ``keep``."""
+        if not len(self.keep):
+            return np.zeros((0, 3))
+        ax_fast, ax_mid, ax_slow = runs.axes
+        length, comp, nmax = runs.length, self.comp, self.nmax
+        sums = np.zeros((nmax, 3))
+        sums[:, ax_fast] = np.bincount(comp, weights=length * (runs.start + runs.end) / 2.0,
+                                       minlength=nmax)
+        sums[:, ax_mid] = np.bincount(comp, weights=length * runs.mid, minlength=nmax)
+        sums[:, ax_slow] = np.bincount(comp, weights=length * runs.slow, minlength=nmax)
+        return voxel_to_world(affine, sums[self.keep] / self.counts[self.keep, None])
 
-    @property
-    def total_volume_mm3(self) -> float:
-        return float(sum(les.volume_mm3 for les in self.lesions))
 
-    @property
-    def total_min_detectable_change_mm3(self) -> float:
-        """Half-voxel shell over every lesion boundary: the measurement band of the total."""
-        return float(sum(les.min_detectable_change_mm3 for les in self.lesions))
+def _assign_ids(keep: np.ndarray, counts: np.ndarray, cent_world: np.ndarray,
+                instance_labels: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(order of ``keep`` by lesion id, the ids in that order)."""
+    if instance_labels:
+        order_keep = np.argsort(keep, kind="stable")
+        return order_keep, keep[order_keep]
+    # descending voxel count, then ascending RAS x, y, z (rounded so that float noise from
+    # a flipped storage order cannot reorder exact ties)
+    rounded = np.round(cent_world, 6)
+    order_keep = np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -counts[keep]))
+    return order_keep, np.arange(1, len(keep) + 1)
 
-    @property
-    def total_voxel_count(self) -> int:
-        return int(sum(les.voxel_count for les in self.lesions))
 
-    def by_id(self) -> dict[int, Lesion]:
-        return {les.lesion_id: les for les in self.lesions}
+@dataclass(frozen=True)
+class _Measures:
+    """Per lesion group (sorted by lesion id ``ids``): bounding box, boundary faces, axial and
+    3D Feret diameters."""
 
-    def to_frame(self):  # -> pandas.DataFrame
-        """One row per lesion with the columns of :data:`LESION_COLUMNS`."""
-        import pandas as pd
+    ids: np.ndarray
+    bbox: np.ndarray
+    faces: np.ndarray
+    axial: np.ndarray
+    max_3d: np.ndarray
 
-        return pd.DataFrame([les.to_row() for les in self.lesions], columns=LESION_COLUMNS)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "path": self.mask.name,
-            "total_volume_mm3": self.total_volume_mm3,
-            "lesion_count": self.lesion_count,
-            "voxel_volume_mm3": self.mask.voxel_volume_mm3,
-            "spacing_mm": list(self.mask.spacing_mm),
-            "shape": list(self.mask.shape),
-            "connectivity": self.connectivity,
-            "min_volume_mm3": self.min_volume_mm3,
-            "dropped_below_min_volume": self.dropped_below_min_volume,
-            "notes": list(self.mask.notes) + list(self.notes),
-            "lesions": [
-                {
-                    "lesion_id": les.lesion_id,
-                    "voxel_count": les.voxel_count,
-                    "volume_mm3": les.volume_mm3,
-                    "centroid_ras_mm": list(les.centroid_ras_mm),
-                    "longest_diameter_mm": les.longest_diameter_mm,
-                    "max_diameter_3d_mm": les.max_diameter_3d_mm,
-                    "measurable": les.measurable,
-                }
-                for les in self.lesions
-            ],
-        }
+def _measure(runs: Runs, run_id: np.ndarray, affine: np.ndarray) -> _Measures:
+    """Measure every lesion from its runs, grouped by lesion id (stable: rows stay in storage
+    order)."""
+    kept = np.flatnonzero(run_id > 0)
+    by = kept[np.argsort(run_id[kept], kind="stable")]
+    r_id, r_start, r_end = run_id[by], runs.start[by], runs.end[by]
+    r_mid, r_slow = runs.mid[by], runs.slow[by]
+    first = np.r_[True, r_id[1:] != r_id[:-1]] if by.size else np.zeros(0, dtype=bool)
+    seg = np.flatnonzero(first)
+    bbox = np.zeros((len(seg), 3, 2), dtype=np.int64)
+    if by.size:
+        ax_fast, ax_mid, ax_slow = runs.axes
+        for axis, lo_v, hi_v in ((ax_fast, r_start, r_end), (ax_mid, r_mid, r_mid),
+                                 (ax_slow, r_slow, r_slow)):
+            bbox[:, axis, 0] = np.minimum.reduceat(lo_v, seg)
+            bbox[:, axis, 1] = np.maximum.reduceat(hi_v, seg) + 1
+    n_les = len(seg)
+    r_grp = np.cumsum(first) - 1 if by.size else by
+    run_grp = np.full(len(runs), -1, dtype=np.int64)
+    run_grp[by] = r_grp
+    ends = _line_ends(r_grp, r_start, r_end, r_mid, r_slow, runs.axes)
+    linear = affine[:3, :3]
+    return _Measures(
+        ids=r_id[seg],
+        bbox=bbox,
+        faces=_exposed_faces(runs, run_grp, n_les),
+        axial=_axial_diameters(ends, (r_grp, r_start, r_end, r_mid, r_slow), linear,
+                               axial_axis(affine), n_les),
+        max_3d=feret_3d(ends, linear, n_les),
+    )
 
 
 def label_components(
@@ -239,145 +251,6 @@ def label_components(
         foreground, connectivity={6: 1, 18: 2, 26: 3}[connectivity], return_num=True
     )
     return labels, int(n)
-
-
-def find_lesions(
-    mask: Mask,
-    *,
-    connectivity: int = DEFAULT_CONNECTIVITY,
-    min_volume_mm3: float = 0.0,
-    instance_labels: bool = False,
-    measurable_min_diameter_mm: float = DEFAULT_MEASURABLE_MM,
-    backend: Backend = "auto",
-) -> LesionSet:
-    """Find and measure every lesion of ``mask`` (see the module docstring).
-
-    Args:
-        mask: a mask from :func:`cnsvol.read_mask` or :func:`cnsvol.mask_from_array`.
-        connectivity: 6 (faces), 18 (faces + edges) or 26 (faces + edges + corners).
-        min_volume_mm3: components smaller than this volume are dropped (and counted).
-        instance_labels: treat each stored label value as one lesion (ids = label values)
-            instead of computing connected components.
-        measurable_min_diameter_mm: a lesion is measurable when its axial longest diameter is
-            at least this long.
-        backend: connected-components implementation (``"auto"``, ``"cc3d"``, ``"skimage"``).
-    """
-    if min_volume_mm3 < 0 or not np.isfinite(min_volume_mm3):
-        raise ValueError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
-    data = mask.data
-    order = "F" if data.flags.f_contiguous and not data.flags.c_contiguous else "C"
-    flat = data.reshape(-1, order=order)
-    index = np.flatnonzero(flat > 0)
-    values = flat[index] if instance_labels else None
-    runs = find_runs(index, data.shape, order, values)
-    if instance_labels:
-        comp = np.asarray(values)[runs.first].astype(np.int64)
-        connectivity_used = 0
-    elif backend in ("auto", "runs"):
-        if connectivity not in (6, 18, 26):
-            raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity!r}")
-        comp = run_components(runs, connectivity)[0] + 1
-        connectivity_used = connectivity
-    else:  # a dense labelling; every run lies inside one of its components
-        labels, _ = label_components(data > 0, connectivity, backend)
-        comp = labels.reshape(-1, order=order)[index[runs.first]].astype(np.int64)
-        del labels
-        connectivity_used = connectivity
-    length = runs.length
-    nmax = int(comp.max()) + 1 if comp.size else 1
-    counts = np.bincount(comp, weights=length, minlength=nmax).astype(np.int64)
-    present = np.flatnonzero(counts[1:]) + 1
-    vv = mask.voxel_volume_mm3
-    keep = present[counts[present] * vv >= min_volume_mm3]
-    dropped = int(len(present) - len(keep))
-
-    ax_fast, ax_mid, ax_slow = runs.axes
-    run_mid, run_slow = runs.mid, runs.slow
-    sums = np.zeros((nmax, 3))
-    sums[:, ax_fast] = np.bincount(comp, weights=length * (runs.start + runs.end) / 2.0,
-                                   minlength=nmax)
-    sums[:, ax_mid] = np.bincount(comp, weights=length * run_mid, minlength=nmax)
-    sums[:, ax_slow] = np.bincount(comp, weights=length * run_slow, minlength=nmax)
-    cent_vox = sums[keep] / counts[keep, None]
-    cent_world = voxel_to_world(mask.affine, cent_vox) if len(keep) else np.zeros((0, 3))
-
-    if instance_labels:
-        order_keep = np.argsort(keep, kind="stable")
-        new_ids = keep[order_keep]
-    else:
-        # descending voxel count, then ascending RAS x, y, z (rounded so that float noise from
-        # a flipped storage order cannot reorder exact ties)
-        rounded = np.round(cent_world, 6)
-        order_keep = np.lexsort((rounded[:, 2], rounded[:, 1], rounded[:, 0], -counts[keep]))
-        new_ids = np.arange(1, len(keep) + 1)
-    lut = np.zeros(nmax, dtype=np.int64)
-    lut[keep[order_keep]] = new_ids
-    top = int(new_ids.max()) if len(new_ids) else 0
-    id_dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
-    run_id = lut[comp]
-    ids = np.repeat(run_id, length)
-    if dropped:
-        sel = ids > 0
-        index, ids = index[sel], ids[sel]
-
-    # per lesion, from its runs grouped by lesion (stable: rows stay in storage order)
-    kept = np.flatnonzero(run_id > 0)
-    by = kept[np.argsort(run_id[kept], kind="stable")]
-    r_id, r_start, r_end = run_id[by], runs.start[by], runs.end[by]
-    r_mid, r_slow = run_mid[by], run_slow[by]
-    seg = np.flatnonzero(np.r_[True, r_id[1:] != r_id[:-1]]) if by.size else by
-    bbox = np.zeros((len(seg), 3, 2), dtype=np.int64)
-    if by.size:
-        for axis, lo_v, hi_v in ((ax_fast, r_start, r_end), (ax_mid, r_mid, r_mid),
-                                 (ax_slow, r_slow, r_slow)):
-            bbox[:, axis, 0] = np.minimum.reduceat(lo_v, seg)
-            bbox[:, axis, 1] = np.maximum.reduceat(hi_v, seg) + 1
-    n_les = len(seg)
-    r_grp = np.cumsum(np.r_[True, r_id[1:] != r_id[:-1]]) - 1 if by.size else by
-    run_grp = np.full(len(runs), -1, dtype=np.int64)
-    run_grp[by] = r_grp
-    faces = _exposed_faces(runs, run_grp, n_les)
-    ends = _line_ends(r_grp, r_start, r_end, r_mid, r_slow, runs.axes)
-    d3 = feret_3d(ends, mask.affine[:3, :3], n_les)
-    d2 = _axial_diameters(ends, (r_grp, r_start, r_end, r_mid, r_slow), mask.affine[:3, :3],
-                          axial_axis(mask.affine), n_les)
-    seg_ids = r_id[seg]
-    lesions = []
-    for r in range(len(new_ids)):
-        lid = int(new_ids[r])
-        src = order_keep[r]
-        count = int(counts[keep[src]])
-        g = int(np.searchsorted(seg_ids, lid))
-        lesions.append(
-            Lesion(
-                lesion_id=lid,
-                voxel_count=count,
-                volume_mm3=float(count * vv),
-                centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
-                bbox_voxel=tuple((int(a), int(b)) for a, b in bbox[g]),  # type: ignore[arg-type]
-                longest_diameter_mm=float(d2[g]),
-                max_diameter_3d_mm=float(d3[g]),
-                measurable=bool(d2[g] >= measurable_min_diameter_mm),
-                min_detectable_change_mm3=float(faces[g] * vv / 2.0),
-            )
-        )
-    lesions.sort(key=lambda les: les.lesion_id)
-    notes: list[str] = []
-    if dropped:
-        notes.append(f"{dropped} component(s) smaller than {min_volume_mm3:g} mm3 dropped")
-    return LesionSet(
-        mask=mask,
-        voxel_index=index,
-        voxel_lesion=ids.astype(id_dtype),
-        index_order=order,
-        lesions=tuple(lesions),
-        connectivity=connectivity_used,
-        min_volume_mm3=float(min_volume_mm3),
-        measurable_min_diameter_mm=float(measurable_min_diameter_mm),
-        instance_labels=instance_labels,
-        dropped_below_min_volume=dropped,
-        notes=tuple(notes),
-    )
 
 
 def _exposed_faces(runs: Runs, run_grp: np.ndarray, n: int) -> np.ndarray:

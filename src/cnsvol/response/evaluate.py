@@ -20,8 +20,10 @@ from typing import Any
 
 from .change import percent_change, reached_decrease, reached_increase
 from .criteria import Criteria, get_criteria
-from ..io.read import Mask, read_mask
-from ..lesions.find import DEFAULT_CONNECTIVITY, LesionSet, find_lesions
+from ..io.mask import Mask
+from ..io.read import read_mask
+from ..lesions.find import DEFAULT_CONNECTIVITY, find_lesions
+from ..lesions.lesion import LesionSet
 from ..tracking.matching import Matching, match
 from .series import ClinicalStatus, SubjectSummary, TimepointResult, assess
 from ..tracking.tracks import build_tracks

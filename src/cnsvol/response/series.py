@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .criteria import Criteria
-from ..lesions.find import Lesion, LesionSet
+from ..lesions.lesion import Lesion, LesionSet
 from ..tracking.matching import Matching
 from .change import percent_change, reached_decrease, reached_increase
 from ..tracking.tracks import TrackState

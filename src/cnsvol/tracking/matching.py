@@ -39,7 +39,7 @@ import numpy as np
 from ..errors import GridError
 from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
-from ..lesions.find import LesionSet
+from ..lesions.lesion import LesionSet
 
 __all__ = ["STATUSES", "Correspondence", "Matching", "match", "status_of"]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
-from ..lesions.find import LesionSet
+from ..lesions.lesion import LesionSet
 from .matching import Matching
 
 __all__ = ["TrackState", "build_tracks"]

@@ -1,0 +1,84 @@
+"""File-level checks shared by the mask and image readers: is it a readable regular file, how
+big is its data, is it 3D. Every refusal is a :class:`~cnsvol.errors.MaskError` naming the file,
+what was found and the fix."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MaskError, MaskTooLargeError
+
+__all__ = ["DEFAULT_MAX_BYTES", "check_file", "check_size", "first_line", "spatial_shape"]
+
+DEFAULT_MAX_BYTES = 4 * 1024**3
+"""Refuse a file whose decoded data would need more than this many bytes (4 GiB)."""
+
+
+def check_file(path: Path) -> None:
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise MaskError(path, "symbolic link loop", "point the path at a real file") from None
+        if exc.errno == errno.ENOENT:
+            raise MaskError(path, "file not found", "check the path (and the manifest folder)") from None
+        raise MaskError(path, f"cannot access file ({exc.strerror})", "check the path") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise MaskError(path, "is a directory, not a mask file", "give the path of the mask file")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a named pipe (FIFO)" if stat.S_ISFIFO(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "not a regular file")
+        raise MaskError(path, f"is {kind}, not a mask file", "give the path of the mask file")
+    if st.st_size == 0:
+        raise MaskError(path, "file is empty (0 bytes)", "re-export the mask")
+    if not os.access(path, os.R_OK):
+        raise MaskError(path, "no permission to read the file", "make it readable (chmod +r)")
+
+
+def check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int) -> None:
+    if any(int(s) < 0 for s in shape):
+        raise MaskError(
+            path, f"header declares a negative dimension (shape {tuple(int(s) for s in shape)})",
+            "the header is corrupt; re-export the mask",
+        )
+    n = 1
+    for s in shape:
+        n *= int(s)
+    if n == 0:
+        raise MaskError(path, f"image has no voxels (shape {tuple(shape)})", "re-export the mask")
+    need = n * itemsize
+    if need > max_bytes:
+        raise MaskTooLargeError(
+            path,
+            f"header declares {tuple(int(s) for s in shape)} = {n:,} voxels, "
+            f"{need / 1024**3:.2f} GiB decoded, above the limit of {max_bytes / 1024**3:.2f} GiB",
+            "check the header is not corrupt, or raise the limit (--max-gib / max_bytes)",
+        )
+
+
+def spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """Reduce a header shape to 3D: squeeze trailing singleton axes, pad 2D; refuse real 4D."""
+    dims = [int(s) for s in shape]
+    while len(dims) > 3 and dims[-1] == 1:
+        dims.pop()
+    if len(dims) > 3:
+        raise MaskError(
+            path,
+            f"{len(dims)}D image of shape {tuple(dims)} ({int(np.prod(dims[3:]))} volumes)",
+            "give one 3D mask per timepoint (extract one volume, e.g. nibabel's img.slicer[..., 0])",
+        )
+    while len(dims) < 3:
+        dims.append(1)
+    return dims[0], dims[1], dims[2]
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1].strip() if text else type(exc).__name__

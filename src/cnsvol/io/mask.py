@@ -1,0 +1,215 @@
+"""The :class:`Mask` type, and how stored voxel values become integer labels.
+
+* integer storage without scaling: labels are kept as their stored integers;
+* float storage, or integer storage with ``scl_slope``/``scl_inter`` (e.g. a binary mask stored
+  so that 1 reads back as 0.99999997): if every value lies within ``INTEGRAL_TOLERANCE`` of an
+  integer, the values are rounded to integer labels (``storage = "float-integral"``); otherwise
+  the map is fractional (probability or partial-volume) and foreground is ``value >= threshold``
+  (default 0.5, ``storage = "float-thresholded"``), giving a binary mask.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import MaskError
+from .labelsets import parse_labels
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "INTEGRAL_TOLERANCE",
+    "Mask",
+    "Storage",
+    "check_affine",
+    "check_not_all_foreground",
+    "mask_from_array",
+    "parse_labels_for",
+    "to_labels",
+]
+
+DEFAULT_THRESHOLD = 0.5
+"""Foreground threshold for fractional float masks: a voxel is lesion when ``value >= 0.5``."""
+
+INTEGRAL_TOLERANCE = 1e-3
+"""Float values within this distance of an integer are read as that integer label."""
+
+
+class Storage(StrEnum):
+    """How a mask's voxel values were stored, and so how they became labels (module doc)."""
+
+    INTEGER = "integer"
+    FLOAT_INTEGRAL = "float-integral"
+    FLOAT_THRESHOLDED = "float-thresholded"
+
+
+@dataclass(frozen=True, eq=False)
+class Mask:
+    """A 3D lesion mask in world space.
+
+    Attributes:
+        data: integer label array indexed ``[i, j, k]``; 0 is background. Labels not selected
+            are already set to 0.
+        affine: 4x4 float64, voxel ``(i, j, k)`` -> RAS+ millimetres.
+        path: the source file, or ``None`` for an in-memory mask.
+        source_format: ``"nifti1"``, ``"nifti2"``, ``"nrrd"``, ``"metaimage"`` or ``"array"``.
+        storage: a :class:`Storage` (see the module docstring).
+        labels: the label values selected, or ``None`` for every non-zero label.
+        threshold: the threshold used for a fractional float mask, else ``None``.
+        notes: human-readable remarks about assumptions made while reading (e.g. units assumed
+            to be millimetres because the header says "unknown").
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    path: Path | None = None
+    source_format: str = "array"
+    storage: Storage = Storage.INTEGER
+    labels: tuple[int, ...] | None = None
+    threshold: float | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.data.shape)  # type: ignore[return-value]
+
+    @property
+    def spacing_mm(self) -> tuple[float, float, float]:
+        """Distance in mm between neighbouring voxel centres along i, j and k."""
+        norms = np.linalg.norm(self.affine[:3, :3], axis=0)
+        return (float(norms[0]), float(norms[1]), float(norms[2]))
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        """Volume of one voxel in mm3 (float64), ``|det(affine[:3, :3])|``."""
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    @property
+    def name(self) -> str:
+        return "<array>" if self.path is None else str(self.path)
+
+    def __repr__(self) -> str:
+        shape = "x".join(map(str, self.shape))
+        spacing = ", ".join(f"{s:g}" for s in self.spacing_mm)
+        labels = "all" if self.labels is None else ",".join(map(str, self.labels))
+        return (f"Mask({self.name!r}, {shape} voxels of ({spacing}) mm, {self.storage} storage, "
+                f"labels {labels})")
+
+    def same_grid(self, other: Mask, atol_mm: float = 1e-3) -> bool:
+        """True when both masks have the same shape and, element-wise, the same affine."""
+        return self.shape == other.shape and bool(
+            np.all(np.abs(self.affine - other.affine) <= atol_mm)
+        )
+
+
+def mask_from_array(
+    data: np.ndarray,
+    affine: np.ndarray,
+    *,
+    labels: str | tuple[int, ...] | list[int] | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+) -> Mask:
+    """Build a :class:`Mask` from an in-memory ``[i, j, k]`` array and a RAS+ mm affine."""
+    arr = np.asanyarray(data)
+    if arr.ndim != 3:
+        raise MaskError(None, f"array has {arr.ndim} dimensions {arr.shape}", "pass a 3D array")
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise MaskError(None, f"affine has shape {affine.shape}", "pass a 4x4 affine")
+    check_affine(affine, None)
+    selection = parse_labels_for(None, labels)
+    out, storage, used = to_labels(arr, None, threshold, selection)
+    return Mask(data=out, affine=affine, storage=storage, labels=selection, threshold=used)
+
+
+def parse_labels_for(path: Path | None, labels: object) -> tuple[int, ...] | None:
+    try:
+        return parse_labels(labels)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise MaskError(path, str(exc), "use e.g. --labels 1,3 or --labels brats-wt") from None
+
+
+def to_labels(
+    raw: np.ndarray,
+    path: Path | None,
+    threshold: float,
+    selection: tuple[int, ...] | None,
+) -> tuple[np.ndarray, str, float | None]:
+    """Turn stored voxel values into a non-negative integer label array (see module doc)."""
+    if raw.dtype == np.bool_:
+        raw = raw.view(np.uint8)
+    if raw.dtype.kind == "f":
+        data, storage, used = _float_to_labels(raw, path, threshold, selection)
+    elif raw.dtype.kind in "iu":
+        data, storage, used = raw, Storage.INTEGER, None
+        if raw.dtype.kind == "i" and raw.size:
+            lo = int(raw.min())
+            if lo < 0:
+                raise MaskError(
+                    path, f"negative label value {lo} found",
+                    "lesion labels must be >= 0; re-save the mask with non-negative labels",
+                )
+    else:
+        raise MaskError(path, f"unsupported voxel type {raw.dtype}", "save integer or float labels")
+    if selection is not None:
+        data = np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
+    return data, storage, used
+
+
+def _float_to_labels(
+    raw: np.ndarray, path: Path | None, threshold: float, selection: tuple[int, ...] | None
+) -> tuple[np.ndarray, str, float | None]:
+    finite = np.isfinite(raw)
+    if not finite.all():
+        n_nan = int(np.isnan(raw).sum())
+        n_inf = int(raw.size - finite.sum() - n_nan)
+        raise MaskError(
+            path, f"{n_nan} NaN and {n_inf} infinite voxel values",
+            "replace them with 0 (e.g. numpy.nan_to_num) and save the mask again",
+        )
+    lo, hi = float(raw.min()), float(raw.max())
+    rounded = np.rint(raw)
+    integral = bool(np.all(np.abs(raw - rounded) <= INTEGRAL_TOLERANCE))
+    if integral:
+        if rounded.min() < 0:
+            raise MaskError(path, f"negative label value {int(rounded.min())} found",
+                            "lesion labels must be >= 0; re-save with non-negative labels")
+        top = int(rounded.max())
+        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+        return rounded.astype(dtype), Storage.FLOAT_INTEGRAL, None
+    if selection is not None:
+        raise MaskError(
+            path, f"fractional float values in [{lo:g}, {hi:g}] cannot be label-selected",
+            "drop --labels (the map is thresholded at --threshold), or save an integer label map",
+        )
+    if lo < 0:
+        raise MaskError(path, f"negative value {lo:g} in a fractional mask",
+                        "save a probability map in [0, 1] or an integer label map")
+    return (raw >= threshold).astype(np.uint8), Storage.FLOAT_THRESHOLDED, float(threshold)
+
+
+def check_not_all_foreground(data: np.ndarray, path: Path) -> None:
+    """Refuse a file in which every voxel is lesion: no background at all is not a lesion
+    segmentation of a scan (an inverted or constant export, a head mask), and a lesion that
+    fills the field of view cannot be measured (it extends beyond it). The corner voxel is
+    checked first, so a normal mask costs nothing."""
+    if data.size > 1 and data.flat[0] != 0 and bool(np.all(data)):
+        raise MaskError(
+            path, f"every one of its {data.size:,} voxels is lesion (no background)",
+            "check the export: a lesion mask has background voxels (0); an inverted mask, a "
+            "head/brain mask or a constant image is not a lesion mask",
+        )
+
+
+def check_affine(affine: np.ndarray, path: Path | None) -> None:
+    if not np.all(np.isfinite(affine)):
+        raise MaskError(path, "affine contains NaN or infinite values", "repair the header geometry")
+    norms = np.linalg.norm(affine[:3, :3], axis=0)
+    if np.any(norms <= 0) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise MaskError(
+            path, f"voxel spacing is zero or the axes are degenerate (spacing {norms.tolist()})",
+            "set the voxel size in the header (pixdim / spacing); cnsvol never assumes 1 mm",
+        )

@@ -1,0 +1,206 @@
+"""The measured lesions of one mask: :class:`Lesion` and :class:`LesionSet`, and the columns of
+their table rows (:data:`LESION_COLUMNS`). How they are found: :mod:`cnsvol.lesions.find`.
+
+Measurements per lesion:
+
+* ``voxel_count`` and ``volume_mm3`` (voxel count x float64 voxel volume);
+* ``centroid_ras_mm``: mean of the voxel centres, mapped through the affine;
+* ``bbox_voxel``: per voxel axis ``(start, stop)``, stop exclusive;
+* ``longest_diameter_mm``: the largest in-plane diameter on any axial slice (slices
+  perpendicular to the voxel axis closest to superior-inferior), as RANO-BM measures it;
+* ``max_diameter_3d_mm``: the largest 3D diameter.
+
+  Both diameters are Feret diameters of the voxelised lesion: the largest distance between the
+  outer corners of its voxels, i.e. edge to edge as calipers are placed on an image. A row of
+  10 voxels of 1 mm spans 10 mm along the row but measures corner to corner
+  sqrt(10**2 + 1) = 10.05 mm on its slice (an a x b rectangle: its diagonal);
+* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm);
+* ``min_detectable_change_mm3``: the volume of a half-voxel shell over the lesion's boundary,
+  i.e. exposed voxel faces x (voxel volume / 2) (each face of area ``a`` moved by half the voxel
+  depth ``d / 2`` sweeps ``a d / 2``, half a voxel, on any grid). A volume change smaller than
+  this cannot be told apart from a boundary shifting by half a voxel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..columns import Column, frame
+from ..io.mask import Mask
+
+__all__ = ["LESION_COLUMNS", "Lesion", "LesionSet"]
+
+LESION_COLUMNS: tuple[Column, ...] = (
+    Column("lesion_id", "Int64", None, "1 = largest (descending voxel count, then centroid x, "
+           "y, z); the stored label value with --instance-labels"),
+    Column("voxel_count", "Int64", None, "voxels of the lesion"),
+    Column("volume_mm3", "float64", "mm3", "voxel count x voxel volume (float64, from the "
+           "header)"),
+    Column("centroid_ras_x_mm", "float64", "mm", "mean voxel centre, RAS+ x (patient's right)"),
+    Column("centroid_ras_y_mm", "float64", "mm", "mean voxel centre, RAS+ y (anterior)"),
+    Column("centroid_ras_z_mm", "float64", "mm", "mean voxel centre, RAS+ z (superior)"),
+    Column("longest_diameter_mm", "float64", "mm", "largest in-plane Feret diameter on any "
+           "axial slice (voxel corners)"),
+    Column("max_diameter_3d_mm", "float64", "mm", "largest 3D Feret diameter (voxel corners)"),
+    Column("measurable", "boolean", None, "longest_diameter_mm >= the criteria's measurable "
+           "size"),
+    Column("min_detectable_change_mm3", "float64", "mm3", "half-voxel shell over the lesion's "
+           "boundary: exposed faces x voxel volume / 2"),
+    *(Column(f"bbox_{axis}_{end}", "Int64", None, f"bounding box on voxel axis {axis}, "
+             + ("first index" if end == "start" else "last index + 1"))
+      for axis in "ijk" for end in ("start", "stop")),
+)
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One lesion measured on its native grid (see the module docstring for definitions)."""
+
+    lesion_id: int
+    voxel_count: int
+    volume_mm3: float
+    centroid_ras_mm: tuple[float, float, float]
+    bbox_voxel: tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+    longest_diameter_mm: float
+    max_diameter_3d_mm: float
+    measurable: bool
+    min_detectable_change_mm3: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["centroid_ras_mm"] = list(self.centroid_ras_mm)
+        d["bbox_voxel"] = [list(b) for b in self.bbox_voxel]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Lesion:
+        """The inverse of :meth:`to_dict`."""
+        (i0, i1), (j0, j1), (k0, k1) = d["bbox_voxel"]
+        x, y, z = d["centroid_ras_mm"]
+        return cls(
+            lesion_id=int(d["lesion_id"]), voxel_count=int(d["voxel_count"]),
+            volume_mm3=float(d["volume_mm3"]), centroid_ras_mm=(float(x), float(y), float(z)),
+            bbox_voxel=((int(i0), int(i1)), (int(j0), int(j1)), (int(k0), int(k1))),
+            longest_diameter_mm=float(d["longest_diameter_mm"]),
+            max_diameter_3d_mm=float(d["max_diameter_3d_mm"]), measurable=bool(d["measurable"]),
+            min_detectable_change_mm3=float(d["min_detectable_change_mm3"]),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        x, y, z = self.centroid_ras_mm
+        (i0, i1), (j0, j1), (k0, k1) = self.bbox_voxel
+        return {
+            "lesion_id": self.lesion_id,
+            "voxel_count": self.voxel_count,
+            "volume_mm3": self.volume_mm3,
+            "centroid_ras_x_mm": x,
+            "centroid_ras_y_mm": y,
+            "centroid_ras_z_mm": z,
+            "longest_diameter_mm": self.longest_diameter_mm,
+            "max_diameter_3d_mm": self.max_diameter_3d_mm,
+            "measurable": self.measurable,
+            "min_detectable_change_mm3": self.min_detectable_change_mm3,
+            "bbox_i_start": i0,
+            "bbox_i_stop": i1,
+            "bbox_j_start": j0,
+            "bbox_j_stop": j1,
+            "bbox_k_start": k0,
+            "bbox_k_stop": k1,
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class LesionSet:
+    """The lesions of one mask, and where their voxels are.
+
+    Voxels are kept sparsely: ``voxel_index`` holds the sorted flat indices (in
+    ``index_order``, ``"F"`` or ``"C"``, of the mask's shape) of every lesion voxel and
+    ``voxel_lesion`` the lesion id of each. :attr:`label_image` builds the dense array (voxel
+    value = ``lesion_id``; 0 = background or a component dropped by ``min_volume_mm3``) on
+    first use.
+    """
+
+    mask: Mask
+    voxel_index: np.ndarray
+    voxel_lesion: np.ndarray
+    index_order: str
+    lesions: tuple[Lesion, ...]
+    connectivity: int
+    min_volume_mm3: float
+    measurable_min_diameter_mm: float
+    instance_labels: bool
+    dropped_below_min_volume: int = 0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __repr__(self) -> str:
+        return (f"LesionSet({self.mask.name!r}, {self.lesion_count} lesion(s), "
+                f"{self.total_volume_mm3:.1f} mm3, connectivity {self.connectivity or 'instance'})")
+
+    @property
+    def lesion_count(self) -> int:
+        return len(self.lesions)
+
+    @cached_property
+    def label_image(self) -> np.ndarray:
+        """Dense label array of the mask's shape: voxel value = lesion id, 0 elsewhere."""
+        top = max((les.lesion_id for les in self.lesions), default=0)
+        dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
+        out = np.zeros(self.mask.shape, dtype=dtype, order=self.index_order)
+        out.reshape(-1, order=self.index_order)[self.voxel_index] = self.voxel_lesion
+        return out
+
+    def voxel_coords(self) -> np.ndarray:
+        """``(n, 3)`` voxel indices ``[i, j, k]`` of every lesion voxel (``voxel_index`` order)."""
+        return np.stack(
+            np.unravel_index(self.voxel_index, self.mask.shape, order=self.index_order), axis=1
+        )
+
+    @property
+    def total_volume_mm3(self) -> float:
+        return float(sum(les.volume_mm3 for les in self.lesions))
+
+    @property
+    def total_min_detectable_change_mm3(self) -> float:
+        """Half-voxel shell over every lesion boundary: the measurement band of the total."""
+        return float(sum(les.min_detectable_change_mm3 for les in self.lesions))
+
+    @property
+    def total_voxel_count(self) -> int:
+        return int(sum(les.voxel_count for les in self.lesions))
+
+    def by_id(self) -> dict[int, Lesion]:
+        return {les.lesion_id: les for les in self.lesions}
+
+    def to_frame(self):  # -> pandas.DataFrame
+        """One row per lesion with the columns of :data:`LESION_COLUMNS`."""
+        return frame((les.to_row() for les in self.lesions), LESION_COLUMNS)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.mask.name,
+            "total_volume_mm3": self.total_volume_mm3,
+            "lesion_count": self.lesion_count,
+            "voxel_volume_mm3": self.mask.voxel_volume_mm3,
+            "spacing_mm": list(self.mask.spacing_mm),
+            "shape": list(self.mask.shape),
+            "connectivity": self.connectivity,
+            "min_volume_mm3": self.min_volume_mm3,
+            "dropped_below_min_volume": self.dropped_below_min_volume,
+            "notes": list(self.mask.notes) + list(self.notes),
+            "lesions": [
+                {
+                    "lesion_id": les.lesion_id,
+                    "voxel_count": les.voxel_count,
+                    "volume_mm3": les.volume_mm3,
+                    "centroid_ras_mm": list(les.centroid_ras_mm),
+                    "longest_diameter_mm": les.longest_diameter_mm,
+                    "max_diameter_3d_mm": les.max_diameter_3d_mm,
+                    "measurable": les.measurable,
+                }
+                for les in self.lesions
+            ],
+        }
