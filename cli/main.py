@@ -250,7 +250,7 @@ def _non_negative(text: str) -> float:
 
 
 def _options(args: argparse.Namespace) -> Any:
-    from cnsvol.response.evaluate import MeasureOptions
+    from cnsvol.pipeline import MeasureOptions
 
     return MeasureOptions(
         labels=args.labels,
@@ -264,7 +264,7 @@ def _options(args: argparse.Namespace) -> Any:
 
 def _cmd_volumes(args: argparse.Namespace) -> str:
     from cnsvol.lesions import LESION_COLUMNS
-    from cnsvol.response.evaluate import measure
+    from cnsvol.pipeline import measure
 
     opts = _options(args)
     sets = [measure(path, opts) for path in args.masks]
@@ -304,7 +304,7 @@ def _cmd_volumes(args: argparse.Namespace) -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> str:
-    from cnsvol.response.evaluate import compare
+    from cnsvol.pipeline import compare
 
     result = compare(args.baseline, args.followup, criteria=args.criteria, options=_options(args))
     if args.format == "json":
@@ -368,7 +368,7 @@ def _clinical_records(args: argparse.Namespace, n: int) -> list[dict[str, Any]] 
 
 
 def _cmd_track(args: argparse.Namespace) -> str:
-    from cnsvol.response.evaluate import evaluate_series
+    from cnsvol.pipeline import evaluate_series
 
     if len(args.masks) < 2:
         raise ValueError("track needs at least two masks: the baseline and a follow-up")

@@ -25,11 +25,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .io.labelsets import LABEL_PRESETS, parse_labels
     from .lesions import Lesion, LesionSet, find_lesions
     from .tracking.matching import Correspondence, Matching, match
-    from .response.evaluate import (
-        CompareResult, MeasureOptions, SeriesResult, compare, evaluate_series, measure,
-        percent_change,
-    )
-    from .response.series import ClinicalStatus
+    from .pipeline import MeasureOptions, compare, evaluate_series, measure
+    from .response import ClinicalStatus, CompareResult, SeriesResult, percent_change
     from .batch.run import RunConfig, RunSummary, run_cohort
     from .cohort.pfs import PfsTable, read_pfs
     from .cohort.manifest import SubjectPlan, read_manifest
@@ -49,13 +46,13 @@ _EXPORTS = {
     "load_criteria_file": "response.criteria",
     "LABEL_PRESETS": "io.labelsets",
     "parse_labels": "io.labelsets",
-    "compare": "response.evaluate",
-    "evaluate_series": "response.evaluate",
+    "compare": "pipeline",
+    "evaluate_series": "pipeline",
     "SeriesResult": "response.evaluate",
     "match": "tracking.matching",
     "Matching": "tracking.matching",
     "Correspondence": "tracking.matching",
-    "ClinicalStatus": "response.series",
+    "ClinicalStatus": "response.clinical",
     "read_manifest": "cohort.manifest",
     "SubjectPlan": "cohort.manifest",
     "read_pfs": "cohort.pfs",
@@ -67,10 +64,10 @@ _EXPORTS = {
     "build_report": "report.html",
     "write_cohort_figures": "report.html",
     "read_image": "io.read",
-    "measure": "response.evaluate",
-    "percent_change": "response.evaluate",
+    "measure": "pipeline",
+    "percent_change": "response.change",
     "CompareResult": "response.evaluate",
-    "MeasureOptions": "response.evaluate",
+    "MeasureOptions": "pipeline",
     "CnsvolError": "errors",
     "MaskError": "errors",
     "MaskTooLargeError": "errors",

@@ -28,7 +28,7 @@ from ..response.criteria import Criteria
 from ..errors import CnsvolError
 from ..lesions.lesion import LESION_COLUMNS
 from ..cohort.manifest import SubjectPlan
-from ..response.evaluate import MeasureOptions, evaluate_series
+from ..pipeline import MeasureOptions, evaluate_series
 from .executors import Executor, make_executor
 from ..report.html import safe_filename
 from .store import STORE_DIR, FileHasher, ResultStore, dumps, json_value, subject_key

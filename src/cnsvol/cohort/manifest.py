@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ManifestError
-from ..response.series import NEURO_STATES, ClinicalStatus
+from ..response.clinical import NEURO_STATES, ClinicalStatus
 from .tabular import read_table, show_undecodable, undecodable_bytes
 
 __all__ = ["KNOWN_COLUMNS", "Scan", "SubjectPlan", "read_manifest"]

@@ -1,52 +1,70 @@
-"""Response criteria as data: the published presets and user-defined TOML files.
+"""Response criteria as data: the published presets (TOML files in ``presets/``, each citing
+its source) and user-defined TOML files, both read by one validating loader.
 
 All thresholds are inclusive (">= 50% reduction" means a change of exactly -50.0% qualifies).
 Percent change is ``(follow-up - reference) / reference * 100``.
 
-Presets (the trials' own definitions, translated to summed lesion volume):
+Presets (the trials' own definitions, translated to summed lesion volume; every value is
+commented with its source in the preset's file):
 
 ``lin2009``
-    Lin NU et al., "Multicenter phase II study of lapatinib in patients with brain metastases
-    from HER2-positive breast cancer", Clin Cancer Res 2009;15(4):1452-9 (EGF105084).
-    CNS objective response: >=50% volumetric reduction of CNS lesions vs baseline in the absence
-    of new lesions, increasing steroid use, progressive neurologic signs and symptoms, or
-    progressive extra-CNS disease. Progression: >=40% volumetric increase from nadir, a new
-    lesion, increasing steroid requirement, neurologic or extra-CNS progression. Measurable
-    lesion: longest diameter >=10 mm. The exploratory >=20% volumetric reduction is reported
-    for every preset.
+    Lin NU et al., Clin Cancer Res 2009;15(4):1452-9 (EGF105084). CNS objective response:
+    >=50% volumetric reduction of CNS lesions vs baseline in the absence of new lesions,
+    increasing steroid use, progressive neurologic signs and symptoms, or progressive extra-CNS
+    disease. Progression: >=40% volumetric increase from nadir, a new lesion, increasing
+    steroid requirement, neurologic or extra-CNS progression. Measurable lesion: longest
+    diameter >=10 mm.
 
 ``tbcrc022``
-    Freedman RA et al., TBCRC 022: neratinib (+/- capecitabine) for HER2-positive breast cancer
-    brain metastases, J Clin Oncol 2016;34:945-52 and 2019;37:1081-9; CNS response criteria of
-    the protocol (supplementary table). Response: >=50% reduction in the volumetric sum of
-    target (>=10 mm) lesions vs baseline, no new lesion (>=6 mm), no steroid escalation, no
-    neurologic or non-CNS progression. Progression: >=40% increase in the volumetric sum over
-    the smallest sum on study, or a new lesion >=6 mm. Targets that shrink below 10 mm keep
-    being measured by volume.
+    Freedman RA et al., J Clin Oncol 2016;34:945-52 and 2019;37:1081-9 (protocol). Response:
+    >=50% reduction in the volumetric sum of target (>=10 mm) lesions vs baseline, no new lesion
+    (>=6 mm), no steroid escalation, no neurologic or non-CNS progression. Progression: >=40%
+    increase over the smallest sum on study, or a new lesion >=6 mm.
 
 ``rano-bm-vol``
-    Lin NU et al., "Response assessment criteria for brain metastases: proposal from the RANO
-    group", Lancet Oncol 2015;16(6):e270-8, with the unidimensional thresholds converted to
-    volume for a sphere: a 30% decrease in diameter is a 65.7% decrease in volume
-    (1 - 0.7**3), a 20% increase is a 72.8% increase (1.2**3 - 1); rounded to 65% and 73%.
-    Up to 5 target lesions >=10 mm. PR/CR must be sustained >=4 weeks (28 days). PD needs, as
-    well as the relative increase, one lesion growing by >=5 mm (here: its sphere-equivalent
-    diameter). New lesions below 5 mm are equivocal until the next scan confirms them; then
-    progression is dated back to the scan that first showed them. CR requires being off
-    corticosteroids; a steroid increase alone is not progression; clinical (neurologic)
-    worsening is. CNS response is scored independently of extracranial disease.
+    Lin NU et al., Lancet Oncol 2015;16(6):e270-8, the diameter thresholds as sphere volumes
+    (30% decrease -> 65%, 20% increase -> 73%); up to 5 targets >=10 mm; PR/CR sustained >=28
+    days; PD also needs one lesion growing >=5 mm; new lesions <5 mm equivocal until confirmed;
+    CR off corticosteroids; neurologic worsening is progression; extracranial disease ignored.
+
+The >=20% volumetric reduction flag (``responder_reduction_pct``) is reported under every
+preset.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import asdict, dataclass, fields, replace
+from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import CriteriaError
 
-__all__ = ["PRESETS", "Criteria", "get_criteria", "load_criteria_file"]
+__all__ = [
+    "PRESETS",
+    "Criteria",
+    "ProgressionReference",
+    "TargetLesions",
+    "get_criteria",
+    "load_criteria_file",
+    "with_overrides",
+]
+
+
+class ProgressionReference(StrEnum):
+    """The target sum that progression is measured against."""
+
+    NADIR = "nadir"  # the smallest sum so far, baseline included
+    BASELINE = "baseline"
+
+
+class TargetLesions(StrEnum):
+    """Which baseline lesions the target sum holds."""
+
+    MEASURABLE = "measurable"
+    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -82,11 +100,11 @@ class Criteria:
     source: str
     response_decrease_pct: float
     progression_increase_pct: float
-    progression_reference: str
+    progression_reference: ProgressionReference
     progression_min_lesion_growth_mm: float | None
     measurable_min_diameter_mm: float
     max_target_lesions: int | None
-    target_lesions: str
+    target_lesions: TargetLesions
     new_lesion_is_progression: bool
     new_lesion_min_diameter_mm: float
     confirmation_min_days: int | None
@@ -101,9 +119,19 @@ class Criteria:
 
     def __post_init__(self) -> None:
         _validate(self)
+        object.__setattr__(self, "progression_reference",
+                           ProgressionReference(self.progression_reference))
+        object.__setattr__(self, "target_lesions", TargetLesions(self.target_lesions))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "criteria") -> Criteria:
+        """Criteria from a dict of every field (as :meth:`to_dict` gives, or a TOML table),
+        checked like a criteria file: unknown, missing and mistyped fields are reported
+        together, naming ``where``."""
+        return _from_document(dict(data), where)
 
 
 _OPTIONAL = {"responder_reduction_pct", "title", "source"}
@@ -136,76 +164,6 @@ def _validate(c: Criteria) -> None:
         problems.append("progression_min_lesion_growth_mm must be >= 0")
     if problems:
         raise CriteriaError(f"criteria {c.name!r}: " + "; ".join(problems))
-
-
-PRESETS: dict[str, Criteria] = {
-    "lin2009": Criteria(
-        name="lin2009",
-        title="Lin et al. 2009 (EGF105084) volumetric CNS response",
-        source="Lin NU et al. Clin Cancer Res 2009;15(4):1452-9",
-        response_decrease_pct=50.0,
-        progression_increase_pct=40.0,
-        progression_reference="nadir",
-        progression_min_lesion_growth_mm=None,
-        measurable_min_diameter_mm=10.0,
-        max_target_lesions=None,
-        target_lesions="measurable",
-        new_lesion_is_progression=True,
-        new_lesion_min_diameter_mm=0.0,
-        confirmation_min_days=None,
-        cr_requires_off_steroids=False,
-        steroid_increase_blocks_response=True,
-        steroid_increase_is_progression=True,
-        neuro_worse_blocks_response=True,
-        neuro_worse_is_progression=True,
-        extracns_blocks_response=True,
-        extracns_is_progression=True,
-    ),
-    "tbcrc022": Criteria(
-        name="tbcrc022",
-        title="TBCRC 022 volumetric CNS response",
-        source="Freedman RA et al. J Clin Oncol 2016;34:945-52; 2019;37:1081-9 (protocol)",
-        response_decrease_pct=50.0,
-        progression_increase_pct=40.0,
-        progression_reference="nadir",
-        progression_min_lesion_growth_mm=None,
-        measurable_min_diameter_mm=10.0,
-        max_target_lesions=None,
-        target_lesions="measurable",
-        new_lesion_is_progression=True,
-        new_lesion_min_diameter_mm=6.0,
-        confirmation_min_days=None,
-        cr_requires_off_steroids=False,
-        steroid_increase_blocks_response=True,
-        steroid_increase_is_progression=False,
-        neuro_worse_blocks_response=True,
-        neuro_worse_is_progression=False,
-        extracns_blocks_response=True,
-        extracns_is_progression=False,
-    ),
-    "rano-bm-vol": Criteria(
-        name="rano-bm-vol",
-        title="RANO-BM (2015), volumetric equivalent",
-        source="Lin NU et al. Lancet Oncol 2015;16(6):e270-8",
-        response_decrease_pct=65.0,
-        progression_increase_pct=73.0,
-        progression_reference="nadir",
-        progression_min_lesion_growth_mm=5.0,
-        measurable_min_diameter_mm=10.0,
-        max_target_lesions=5,
-        target_lesions="measurable",
-        new_lesion_is_progression=True,
-        new_lesion_min_diameter_mm=5.0,
-        confirmation_min_days=28,
-        cr_requires_off_steroids=True,
-        steroid_increase_blocks_response=True,
-        steroid_increase_is_progression=False,
-        neuro_worse_blocks_response=True,
-        neuro_worse_is_progression=True,
-        extracns_blocks_response=False,
-        extracns_is_progression=False,
-    ),
-}
 
 
 def get_criteria(spec: str | Path | Criteria) -> Criteria:
@@ -244,12 +202,6 @@ def load_criteria_file(path: str | Path) -> Criteria:
         doc = doc["criteria"]
     doc = dict(doc)
     extends = doc.pop("extends", None)
-    known = {f.name: f for f in fields(Criteria)}
-    unknown = sorted(set(doc) - set(known))
-    if unknown:
-        raise CriteriaError(
-            f"{path}: unknown field(s) {', '.join(unknown)}. Known fields: {', '.join(known)}"
-        )
     doc.setdefault("name", path.stem)
     if extends is not None:
         if extends not in PRESETS:
@@ -260,25 +212,36 @@ def load_criteria_file(path: str | Path) -> Criteria:
         base.update({"title": f"{doc['name']} (based on {extends})"})
         base.update(doc)
         doc = base
+    doc.setdefault("source", f"user criteria file {path.name}")
+    return _from_document(doc, str(path))
+
+
+def _from_document(doc: dict[str, Any], where: str) -> Criteria:
+    """Validate a criteria document (every problem reported at once) and build it."""
+    known = {f.name for f in fields(Criteria)}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise CriteriaError(
+            f"{where}: unknown field(s) {', '.join(unknown)}. Known fields: {', '.join(known)}"
+        )
     missing = [n for n in known if n not in doc and n not in _OPTIONAL]
     if missing:
         raise CriteriaError(
-            f"{path}: missing field(s) {', '.join(missing)}. Give them, or start from a preset "
+            f"{where}: missing field(s) {', '.join(missing)}. Give them, or start from a preset "
             f"with extends = \"lin2009\" (or tbcrc022, rano-bm-vol)"
         )
     doc.setdefault("title", str(doc["name"]))
-    doc.setdefault("source", f"user criteria file {path.name}")
-    type_errors = [_type_error(n, doc[n]) for n in doc]
-    type_errors = [e for e in type_errors if e]
+    doc.setdefault("source", "")
+    type_errors = [e for e in (_type_error(n, doc[n]) for n in doc) if e]
     if type_errors:
-        raise CriteriaError(f"{path}: " + "; ".join(type_errors))
+        raise CriteriaError(f"{where}: " + "; ".join(type_errors))
     for n in _NULLABLE:  # TOML has no null: "none" (any case) stands for it
         if isinstance(doc.get(n), str):
             doc[n] = None
     try:
         return Criteria(**doc)
     except CriteriaError as exc:
-        raise CriteriaError(f"{path}: {exc}") from None
+        raise CriteriaError(f"{where}: {exc}") from None
 
 
 _BOOL_FIELDS = {f.name for f in fields(Criteria) if f.type == "bool"}
@@ -303,3 +266,15 @@ def _type_error(name: str, value: Any) -> str | None:
 def with_overrides(criteria: Criteria, **changes: Any) -> Criteria:
     """A copy of ``criteria`` with some fields changed (validated)."""
     return replace(criteria, **changes)
+
+
+_PRESET_NAMES = ("lin2009", "tbcrc022", "rano-bm-vol")
+
+
+def _load_preset(name: str) -> Criteria:
+    text = resources.files(__package__).joinpath("presets", f"{name}.toml").read_text("utf-8")
+    return _from_document(tomllib.loads(text), f"preset {name}")
+
+
+PRESETS: dict[str, Criteria] = {name: _load_preset(name) for name in _PRESET_NAMES}
+"""The published presets by name, read from the package's ``presets/*.toml`` files."""

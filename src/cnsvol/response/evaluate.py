@@ -1,8 +1,7 @@
-"""Volume change and response categories for one subject: the public entry points.
-
-* :func:`evaluate_series`: N >= 2 timepoints (days from baseline), lesions tracked across them,
-  a category per timepoint and a best overall response (rules in :mod:`cnsvol.series`).
-* :func:`compare`: the two-timepoint case of the same evaluation, with its tracks.
+"""One subject's evaluation from its measured lesion sets: tracking, categories per timepoint,
+tracks with their change, and the best overall response (rules in
+:mod:`cnsvol.response.series`). :func:`cnsvol.evaluate_series` and :func:`cnsvol.compare` read
+and measure the masks first (:mod:`cnsvol.pipeline`).
 
 Categories are ``CR``, ``PR``, ``SD``, ``PD`` and ``NE`` (not evaluable), each with a
 human-readable ``reason`` and a machine-readable ``reason_code``. Edge cases are explicit codes:
@@ -18,89 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .change import percent_change, reached_decrease, reached_increase
-from .criteria import Criteria, get_criteria
-from ..io.mask import Mask
-from ..io.read import read_mask
-from ..lesions.find import DEFAULT_CONNECTIVITY, find_lesions
+from ..columns import frame
 from ..lesions.lesion import LesionSet
 from ..tracking.matching import Matching, match
-from .series import ClinicalStatus, SubjectSummary, TimepointResult, assess
-from ..tracking.tracks import build_tracks
+from ..tracking.status import TrackStatus
+from ..tracking.tracks import TrackState, build_tracks
+from .categories import Category, ReasonCode
+from .change import percent_change
+from .clinical import ClinicalStatus
+from .criteria import Criteria, get_criteria
+from .results import TIMEPOINT_COLUMNS, TRACK_COLUMNS, SubjectSummary, TimepointResult, TrackRow
+from .series import assess
 
-__all__ = [
-    "CompareResult",
-    "MeasureOptions",
-    "SeriesResult",
-    "TrackRow",
-    "compare",
-    "evaluate_series",
-    "measure",
-    "percent_change",
-    "reached_decrease",
-    "reached_increase",
-]
-
-MaskSource = str | Path | Mask | LesionSet
-
-
-@dataclass(frozen=True)
-class MeasureOptions:
-    """How masks become lesion sets and are matched (shared by every timepoint)."""
-
-    labels: str | tuple[int, ...] | None = None
-    threshold: float = 0.5
-    connectivity: int = DEFAULT_CONNECTIVITY
-    min_volume_mm3: float = 0.0
-    instance_labels: bool = False
-    max_bytes: int = 4 * 1024**3
-    max_centroid_distance_mm: float | None = None
-    centroid_fallback: bool = True
-
-
-def measure(
-    source: MaskSource, options: MeasureOptions | None = None,
-    measurable_min_diameter_mm: float = 10.0,
-) -> LesionSet:
-    """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is."""
-    opts = options or MeasureOptions()
-    if isinstance(source, LesionSet):
-        return source
-    mask = source if isinstance(source, Mask) else read_mask(
-        source, labels=opts.labels, threshold=opts.threshold, max_bytes=opts.max_bytes
-    )
-    return find_lesions(
-        mask,
-        connectivity=opts.connectivity,
-        min_volume_mm3=opts.min_volume_mm3,
-        instance_labels=opts.instance_labels,
-        measurable_min_diameter_mm=measurable_min_diameter_mm,
-    )
-
-
-@dataclass(frozen=True)
-class TrackRow:
-    """One track at one timepoint (see :mod:`cnsvol.tracking`)."""
-
-    track_id: int
-    timepoint: str
-    days_from_baseline: float | None
-    lesion_ids: tuple[int, ...]
-    status: str
-    volume_mm3: float
-    percent_change_vs_baseline: float | None
-    within_measurement_error: bool | None
-    is_target: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        d = dict(self.__dict__)
-        d["lesion_ids"] = list(self.lesion_ids)
-        return d
+__all__ = ["CompareResult", "SeriesResult", "evaluate", "series_inputs"]
 
 
 @dataclass(frozen=True)
 class SeriesResult:
-    """The evaluation of one subject's series (see :func:`evaluate_series`)."""
+    """The evaluation of one subject's series (see :func:`evaluate`)."""
 
     criteria: Criteria
     timepoints: tuple[TimepointResult, ...]
@@ -108,6 +42,11 @@ class SeriesResult:
     subject: SubjectSummary
     lesion_sets: tuple[LesionSet, ...]
     matchings: tuple[Matching, ...]
+
+    def __repr__(self) -> str:
+        cats = ", ".join(f"{t.timepoint} {t.category}" for t in self.timepoints[1:])
+        return (f"SeriesResult({len(self.timepoints)} timepoints, {self.criteria.name}: {cats}; "
+                f"best {self.subject.best_response})")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,51 +57,69 @@ class SeriesResult:
         }
 
     def timepoints_frame(self):  # -> pandas.DataFrame
-        import pandas as pd
-
-        return pd.DataFrame([t.to_dict() for t in self.timepoints])
+        """One row per timepoint, the columns of ``timepoints.csv`` (without subject_id)."""
+        return frame((t.to_row() for t in self.timepoints), TIMEPOINT_COLUMNS)
 
     def tracks_frame(self):  # -> pandas.DataFrame
-        import pandas as pd
-
-        rows = [r.to_dict() for r in self.tracks]
-        for r in rows:
-            r["lesion_ids"] = " ".join(map(str, r["lesion_ids"]))
-        return pd.DataFrame(rows, columns=list(TrackRow.__dataclass_fields__))
+        """One row per track x timepoint, the columns of ``tracks.csv`` (without subject_id)."""
+        return frame((r.to_row() for r in self.tracks), TRACK_COLUMNS)
 
     def lesions_frame(self):  # -> pandas.DataFrame
+        """One row per lesion x timepoint, with its ``timepoint``."""
         import pandas as pd
 
         frames = []
         for tp, ls in zip(self.timepoints, self.lesion_sets):
             f = ls.to_frame()
-            f.insert(0, "timepoint", tp.timepoint)
+            f.insert(0, "timepoint", pd.array([tp.timepoint] * len(f), dtype="string"))
             frames.append(f)
         return pd.concat(frames, ignore_index=True)
 
 
-def evaluate_series(
-    masks: Sequence[MaskSource],
+def evaluate(
+    sets: Sequence[LesionSet],
     days: Sequence[float | None] | None = None,
     *,
     timepoints: Sequence[str] | None = None,
     clinical: Sequence[ClinicalStatus | dict[str, Any] | None] | None = None,
     criteria: str | Path | Criteria = "lin2009",
-    options: MeasureOptions | None = None,
+    max_centroid_distance_mm: float | None = None,
+    centroid_fallback: bool = True,
 ) -> SeriesResult:
-    """Evaluate one subject's series: baseline first, then follow-ups in time order.
+    """Evaluate one subject's measured series: baseline first, then follow-ups in time order.
 
     Args:
-        masks: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, baseline first.
+        sets: the lesion set of each timepoint, baseline first.
         days: days from baseline per timepoint (the baseline's is normally 0); needed for
             confirmation and times to response/progression. Must increase.
         timepoints: labels per timepoint (default ``T0``, ``T1``, ...).
         clinical: optional clinical modifiers per timepoint (:class:`ClinicalStatus` or a dict
             with ``steroid_dose_mg``, ``neuro_status``, ``extracns_progression``).
         criteria: a preset name, a TOML file or a :class:`Criteria`.
-        options: how masks are read, measured and matched.
+        max_centroid_distance_mm, centroid_fallback: see :func:`cnsvol.tracking.match`.
     """
-    n = len(masks)
+    day_list, labels, clin = series_inputs(len(sets), days, timepoints, clinical)
+    crit = get_criteria(criteria)
+    sets = list(sets)
+    matchings = [
+        match(a, b, max_centroid_distance_mm=max_centroid_distance_mm,
+              centroid_fallback=centroid_fallback)
+        for a, b in zip(sets, sets[1:])
+    ]
+    tracks = build_tracks(sets, matchings)
+    results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit)
+    rows = [row for states in tracks for row in _track_rows(states, labels, day_list, targets)]
+    return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings))
+
+
+def series_inputs(
+    n: int,
+    days: Sequence[float | None] | None,
+    timepoints: Sequence[str] | None,
+    clinical: Sequence[ClinicalStatus | dict[str, Any] | None] | None,
+) -> tuple[list[float | None], list[str], list[ClinicalStatus]]:
+    """Check and complete the per-timepoint inputs of a series of ``n`` scans: (days, labels,
+    clinical status), one of each per timepoint; ``ValueError`` saying what does not fit."""
     if n < 2:
         raise ValueError(f"a series needs at least 2 timepoints (baseline + follow-up), got {n}")
     day_list = list(days) if days is not None else [None] * n
@@ -178,40 +135,30 @@ def evaluate_series(
         raise ValueError(f"days from baseline must increase, got {day_list}")
     if len(set(labels)) != n:
         raise ValueError(f"timepoint labels must be unique, got {labels}")
-    crit = get_criteria(criteria)
-    opts = options or MeasureOptions()
-    sets = [measure(m, opts, crit.measurable_min_diameter_mm) for m in masks]
-    matchings = [
-        match(
-            a, b,
-            max_centroid_distance_mm=opts.max_centroid_distance_mm,
-            centroid_fallback=opts.centroid_fallback,
-        )
-        for a, b in zip(sets, sets[1:])
-    ]
-    tracks = build_tracks(sets, matchings)
-    results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit)
+    return day_list, labels, clin
+
+
+def _track_rows(states: list[TrackState], labels: list[str], days: list[float | None],
+                targets: set[int]) -> list[TrackRow]:
+    """A track's rows: its volume at each timepoint and the change vs its baseline volume."""
+    first = states[0]
+    base = first if first.timepoint_index == 0 else None
     rows = []
-    for states in tracks:
-        first = states[0]
-        base = first if first.timepoint_index == 0 else None
-        for s in states:
-            t = s.timepoint_index
-            pct = percent_change(s.volume_mm3, base.volume_mm3) if base else None
-            err = (
-                abs(s.volume_mm3 - base.volume_mm3)
-                < max(s.min_detectable_change_mm3, base.min_detectable_change_mm3)
-                if base and t > 0 else None
-            )
-            rows.append(
-                TrackRow(
-                    track_id=s.track_id, timepoint=labels[t], days_from_baseline=day_list[t],
-                    lesion_ids=s.lesion_ids, status=s.status, volume_mm3=s.volume_mm3,
-                    percent_change_vs_baseline=pct, within_measurement_error=err,
-                    is_target=s.track_id in targets,
-                )
-            )
-    return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings))
+    for s in states:
+        t = s.timepoint_index
+        pct = percent_change(s.volume_mm3, base.volume_mm3) if base else None
+        err = (
+            abs(s.volume_mm3 - base.volume_mm3)
+            < max(s.min_detectable_change_mm3, base.min_detectable_change_mm3)
+            if base and t > 0 else None
+        )
+        rows.append(TrackRow(
+            track_id=s.track_id, timepoint=labels[t], days_from_baseline=days[t],
+            lesion_ids=s.lesion_ids, status=s.status, volume_mm3=s.volume_mm3,
+            percent_change_vs_baseline=pct, within_measurement_error=err,
+            is_target=s.track_id in targets,
+        ))
+    return rows
 
 
 def _clinical(value: ClinicalStatus | dict[str, Any] | None) -> ClinicalStatus:
@@ -227,6 +174,12 @@ class CompareResult:
     """A follow-up compared with its baseline (a two-timepoint :class:`SeriesResult`)."""
 
     series: SeriesResult
+
+    def __repr__(self) -> str:
+        pct = "n/a" if self.percent_change is None else f"{self.percent_change:+.1f}%"
+        return (f"CompareResult({self.criteria.name}: {self.category} ({self.reason_code}), "
+                f"target sum {pct}, {self.baseline.lesion_count} -> "
+                f"{self.followup.lesion_count} lesion(s))")
 
     @property
     def baseline(self) -> LesionSet:
@@ -264,7 +217,8 @@ class CompareResult:
         return self.series.subject.responder_20pct
 
     @property
-    def category(self) -> str:
+    def category(self) -> Category:
+        assert self._tp.category is not None
         return self._tp.category
 
     @property
@@ -272,7 +226,7 @@ class CompareResult:
         return self._tp.reason
 
     @property
-    def reason_code(self) -> str:
+    def reason_code(self) -> ReasonCode:
         return self._tp.reason_code
 
     @property
@@ -291,7 +245,7 @@ class CompareResult:
             bv, fv = (b.volume_mm3 if b else 0.0), (f.volume_mm3 if f else 0.0)
             out.append({
                 "track_id": tid,
-                "status": f.status if f else "resolved",
+                "status": f.status if f else TrackStatus.RESOLVED,
                 "baseline_lesion_ids": list(b.lesion_ids) if b else [],
                 "followup_lesion_ids": list(f.lesion_ids) if f else [],
                 "baseline_volume_mm3": bv,
@@ -330,25 +284,5 @@ class CompareResult:
         }
 
     def to_frame(self):  # -> pandas.DataFrame
-        """One row per timepoint (baseline, follow-up)."""
+        """One row per timepoint (baseline, follow-up): :meth:`SeriesResult.timepoints_frame`."""
         return self.series.timepoints_frame()
-
-
-def compare(
-    baseline: MaskSource,
-    followup: MaskSource,
-    *,
-    criteria: str | Path | Criteria = "lin2009",
-    options: MeasureOptions | None = None,
-    days: float | None = None,
-) -> CompareResult:
-    """Compare a follow-up with its baseline: target and total volumes on each native grid,
-    change, the >=20% flag, tracks and the category under ``criteria``.
-
-    ``days`` is the follow-up's day from baseline, if known.
-    """
-    series = evaluate_series(
-        [baseline, followup], [0.0, days] if days is not None else None,
-        timepoints=["baseline", "followup"], criteria=criteria, options=options,
-    )
-    return CompareResult(series)

@@ -1,6 +1,6 @@
 """One subject's series of timepoints: categories per timepoint, best response per subject.
 
-Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
+Definitions (every threshold inclusive, see :mod:`cnsvol.response.criteria`):
 
 * **Targets.** At baseline, the lesions the criteria sum: measurable ones (``target_lesions =
   "measurable"``: longest axial diameter >= the measurable size) or all, the largest first, at
@@ -38,6 +38,10 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
   involved (the larger of the two, each measured on its own grid): the follow-up and baseline
   for ``within_measurement_error``, the follow-up and the PD reference for a PD call. A PR or PD call that rests
   only on a change inside the band says so in its reason.
+Modules: this one follows targets, sums and new lesions and assembles the results;
+:mod:`~cnsvol.response.rules` categorises one timepoint; :mod:`~cnsvol.response.summary`
+confirms responses and gives the best overall response.
+
 * **Best overall response**: the best category (CR > PR > SD > PD > NE) over the timepoints up
   to and including the first PD, unconfirmed responses counting as SD. ``best_percent_change``
   and ``responder_20pct`` look at the same timepoints; ``time_to_responder_20pct_days`` is the
@@ -46,100 +50,44 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.criteria`):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from .criteria import Criteria
 from ..lesions.lesion import Lesion, LesionSet
 from ..tracking.matching import Matching
-from .change import percent_change, reached_decrease, reached_increase
+from ..tracking.status import TrackStatus
 from ..tracking.tracks import TrackState
+from .categories import Category, ReasonCode
+from .change import percent_change, reached_increase
+from .clinical import ClinicalStatus
+from .criteria import Criteria, ProgressionReference, TargetLesions
+from .results import SubjectSummary, TimepointResult
+from .rules import Work, categorise, clinical_findings, growth_ok, no_targets
+from .summary import confirm, summarise
 
-__all__ = ["ClinicalStatus", "SubjectSummary", "TimepointResult", "assess"]
-
-_RANK = {"CR": 4, "PR": 3, "SD": 2, "PD": 1, "NE": 0}
-NEURO_STATES = ("improved", "stable", "worse")
+__all__ = ["assess"]
 
 
 @dataclass(frozen=True)
-class ClinicalStatus:
-    """Optional clinical modifiers recorded at one timepoint (``None`` = not recorded)."""
+class _Series:
+    """What every timepoint's assessment reads: the inputs, and the target sums and new
+    lesions over the whole series."""
 
-    steroid_dose_mg: float | None = None
-    neuro_status: str | None = None
-    extracns_progression: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.neuro_status is not None and self.neuro_status not in NEURO_STATES:
-            raise ValueError(
-                f"neuro_status must be one of {', '.join(NEURO_STATES)}, got {self.neuro_status!r}"
-            )
-        if self.steroid_dose_mg is not None and not self.steroid_dose_mg >= 0:
-            raise ValueError(f"steroid_dose_mg must be >= 0, got {self.steroid_dose_mg!r}")
+    labels: list[str]
+    days: list[float | None]
+    sets: list[LesionSet]
+    matchings: list[Matching]
+    clinical: list[ClinicalStatus]
+    criteria: Criteria
+    states: list[dict[int, TrackState]]  # per track (index = id - 1): timepoint -> state
+    targets: set[int]  # target track ids
+    target_sum: list[float]
+    target_mdc: list[float]
+    new_at: list[list[Lesion]]
+    equivocal_confirmed: dict[int, int]  # timepoint first shown -> timepoint confirming it
 
     @property
-    def recorded(self) -> bool:
-        return (self.steroid_dose_mg, self.neuro_status, self.extracns_progression) != (
-            None, None, None,
-        )
-
-
-@dataclass(frozen=True)
-class TimepointResult:
-    """The assessment of one timepoint (see the module docstring for definitions)."""
-
-    timepoint: str
-    days_from_baseline: float | None
-    path: str
-    lesion_count: int
-    total_volume_mm3: float
-    target_volume_mm3: float
-    percent_change_vs_baseline: float | None
-    percent_change_vs_nadir: float | None
-    new_lesions: int
-    equivocal_new_lesions: int
-    category: str
-    reason: str
-    reason_code: str
-    confirmed: bool | None
-    confirmed_category: str | None
-    within_measurement_error: bool | None
-    min_detectable_change_mm3: float
-    volumetric_only: bool
-    resampled_for_matching: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class SubjectSummary:
-    best_response: str
-    best_percent_change: float | None
-    responder_20pct: bool | None
-    objective_response: bool
-    time_to_response_days: float | None
-    progression_days: float | None
-    reason: str = ""
-    time_to_responder_20pct_days: float | None = None
-    first_followup_days: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass
-class _Work:
-    """Mutable scratch state for one timepoint while it is being assessed."""
-
-    pd: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    category: str = "SD"
-    code: str = "stable_disease"
-    reason: str = ""
-    confirmed: bool | None = None
-    confirmed_category: str | None = None
-    within_error: bool | None = None
+    def floor(self) -> float:
+        return self.criteria.new_lesion_min_diameter_mm
 
 
 def assess(
@@ -152,8 +100,20 @@ def assess(
     criteria: Criteria,
 ) -> tuple[list[TimepointResult], SubjectSummary, set[int]]:
     """Assess every timepoint; returns (timepoints, subject summary, target track ids)."""
+    s = _prepare(labels, days, sets, matchings, tracks, clinical, criteria)
+    work = [Work() for _ in sets]
+    for t in range(1, len(sets)):
+        _assess_timepoint(s, t, work[t])
+    for w in work[1:]:
+        if w.category == Category.PD:
+            w.reason = "; ".join(w.pd)
+    confirm(work, days, criteria)
+    results = [_result(s, t, work[t]) for t in range(len(sets))]
+    return results, summarise(results, criteria), s.targets
+
+
+def _prepare(labels, days, sets, matchings, tracks, clinical, criteria) -> _Series:
     n = len(sets)
-    vol = [{s.timepoint_index: s for s in states} for states in tracks]
     target_lesions = _target_lesion_ids(sets[0], criteria)
     targets = {
         states[0].track_id for states in tracks
@@ -167,292 +127,133 @@ def assess(
         ids_at.append({a for c in m.correspondences if prev.intersection(c.before_ids)
                        for a in c.after_ids})
     by_id = [ls.by_id() for ls in sets]
-    target_sum = [sum((by_id[t][i].volume_mm3 for i in ids_at[t]), 0.0) for t in range(n)]
-    target_mdc = [sum((by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]), 0.0)
-                  for t in range(n)]
     # New lesions at t: those the t-1 -> t matching calls new (whatever happens to them later).
     new_at: list[list[Lesion]] = [[]] + [
-        [by_id[t][i] for c in matchings[t - 1].correspondences if c.status == "new"
+        [by_id[t][i] for c in matchings[t - 1].correspondences if c.status == TrackStatus.NEW
          for i in c.after_ids]
         for t in range(1, n)
     ]
-    floor = criteria.new_lesion_min_diameter_mm
-    equivocal_confirmed: dict[int, int] = {}  # t first shown -> t confirmed
-    for t in range(1, n - 1):
-        gone = {i for c in matchings[t].correspondences if c.status == "resolved"
-                for i in c.before_ids}
-        if any(les.longest_diameter_mm < floor and les.lesion_id not in gone
-               for les in new_at[t]):
-            equivocal_confirmed[t] = t + 1
-
-    work = [_Work() for _ in range(n)]
-    base_total = sets[0].total_volume_mm3
-    for t in range(1, n):
-        w = work[t]
-        unequivocal = [s for s in new_at[t] if s.longest_diameter_mm >= floor]
-        equivocal = [s for s in new_at[t] if s.longest_diameter_mm < floor]
-        nadir_t = _argmin(target_sum[:t])
-        by_nadir = criteria.progression_reference == "nadir"
-        ref_t = nadir_t if by_nadir else 0
-        ref_name = "nadir" if by_nadir else "baseline"
-        nadir = target_sum[ref_t]
-        pct_b = percent_change(target_sum[t], target_sum[0])
-        pct_n = percent_change(target_sum[t], nadir)
-        _clinical(w, clinical[0], clinical[t], criteria)
-        if criteria.new_lesion_is_progression and unequivocal:
-            biggest = max(s.longest_diameter_mm for s in unequivocal)
-            w.pd.append(f"{len(unequivocal)} new lesion(s) (largest {biggest:.1f} mm)")
-        if criteria.new_lesion_is_progression and t in equivocal_confirmed:
-            w.pd.append(
-                f"equivocal new lesion(s) first seen here, confirmed on the next scan "
-                f"({labels[equivocal_confirmed[t]]})"
-            )
-        elif criteria.new_lesion_is_progression and t - 1 in equivocal_confirmed:
-            w.pd.append(f"new lesion(s) first seen at {labels[t - 1]} confirmed")
-        elif equivocal:
-            w.notes.append(
-                f"{len(equivocal)} equivocal new lesion(s) below {floor:g} mm"
-                + (", to be confirmed on the next scan" if t == n - 1 else ", not confirmed")
-            )
-        if target_sum[0] == 0:
-            _no_targets(w, sets[0], base_total, len(new_at[t]))
-            continue
-        band = max(target_mdc[t], target_mdc[ref_t])  # the two sums the PD test compares
-        if pct_n is None and target_sum[t] > 0:
-            w.pd.append("target lesions reappeared after complete disappearance")
-        elif pct_n is not None and reached_increase(pct_n, criteria.progression_increase_pct):
-            growth = _growth_ok(vol, targets, t, criteria)
-            if growth is None or growth:
-                small = abs(target_sum[t] - nadir) < band
-                w.pd.append(
-                    f"target sum {pct_n:+.1f}% vs {ref_name} ({nadir:.1f} -> {target_sum[t]:.1f} mm3)"
-                    + (f" (within measurement error, +/-{band:.1f} mm3)" if small else "")
-                )
-            else:
-                w.notes.append(
-                    f"target sum {pct_n:+.1f}% vs {ref_name} but no lesion grew by "
-                    f">= {criteria.progression_min_lesion_growth_mm:g} mm"
-                )
-        assert pct_b is not None
-        w.within_error = abs(target_sum[t] - target_sum[0]) < max(target_mdc[t], target_mdc[0])
-        _categorise(w, sets[t], pct_b, unequivocal, clinical[t], clinical[0], criteria)
-    for t in range(1, n):
-        if work[t].category == "PD":
-            work[t].reason = "; ".join(work[t].pd)
-    _confirm(work, days, criteria)
-    results = []
-    for t in range(n):
-        w = work[t]
-        if t == 0:
-            w.category, w.code = "NE", "baseline"
-            w.reason = "baseline"
-        notes = "; ".join(w.notes)
-        reason = w.reason + (f" [{notes}]" if notes else "")
-        if t > 0 and not clinical[t].recorded:
-            reason += " (volumetric-only: no clinical status recorded)"
-        results.append(
-            TimepointResult(
-                timepoint=labels[t],
-                days_from_baseline=days[t],
-                path=sets[t].mask.name,
-                lesion_count=sets[t].lesion_count,
-                total_volume_mm3=sets[t].total_volume_mm3,
-                target_volume_mm3=target_sum[t],
-                percent_change_vs_baseline=percent_change(target_sum[t], target_sum[0]),
-                percent_change_vs_nadir=(
-                    None if t == 0 else percent_change(target_sum[t], min(target_sum[:t]))
-                ),
-                new_lesions=len(new_at[t]),
-                equivocal_new_lesions=sum(s.longest_diameter_mm < floor for s in new_at[t]),
-                category=w.category if t > 0 else "",
-                reason=reason if t > 0 else "baseline",
-                reason_code=w.code if t > 0 else "baseline",
-                confirmed=w.confirmed,
-                confirmed_category=w.confirmed_category,
-                within_measurement_error=w.within_error,
-                min_detectable_change_mm3=target_mdc[t],
-                volumetric_only=not clinical[t].recorded,
-                resampled_for_matching=bool(t > 0 and matchings[t - 1].resampled),
-            )
-        )
-    return results, _summary(results, criteria), targets
-
-
-def _argmin(values: list[float]) -> int:
-    return min(range(len(values)), key=values.__getitem__)
+    return _Series(
+        labels=labels, days=days, sets=sets, matchings=matchings, clinical=clinical,
+        criteria=criteria,
+        states=[{st.timepoint_index: st for st in states} for states in tracks],
+        targets=targets,
+        target_sum=[sum((by_id[t][i].volume_mm3 for i in ids_at[t]), 0.0) for t in range(n)],
+        target_mdc=[sum((by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]), 0.0)
+                    for t in range(n)],
+        new_at=new_at,
+        equivocal_confirmed=_equivocal_confirmed(new_at, matchings,
+                                                 criteria.new_lesion_min_diameter_mm),
+    )
 
 
 def _target_lesion_ids(base: LesionSet, c: Criteria) -> set[int]:
     """Baseline target lesions: measurable (or all), largest first, at most the maximum."""
-    lesions = [les for les in base.lesions if c.target_lesions == "all" or les.measurable]
+    lesions = [les for les in base.lesions if c.target_lesions == TargetLesions.ALL
+               or les.measurable]
     lesions = lesions[: c.max_target_lesions] if c.max_target_lesions else lesions
     return {les.lesion_id for les in lesions}
 
 
-def _growth_ok(
-    vol: list[dict[int, TrackState]], targets: set[int], t: int, c: Criteria
-) -> bool | None:
-    """RANO-BM's extra PD condition; ``None`` when the criteria do not have it."""
-    need = c.progression_min_lesion_growth_mm
-    if need is None:
-        return None
-    for tid in targets:
-        states = vol[tid - 1]
-        if t not in states:
-            continue
-        smallest = min(states[u].sphere_equivalent_diameter_mm for u in states if u < t)
-        if states[t].sphere_equivalent_diameter_mm - smallest >= need - 1e-9:
-            return True
-    return False
-
-
-def _clinical(w: _Work, base: ClinicalStatus, cur: ClinicalStatus, c: Criteria) -> None:
-    up = (
-        cur.steroid_dose_mg is not None
-        and base.steroid_dose_mg is not None
-        and cur.steroid_dose_mg > base.steroid_dose_mg
-    )
-    if up:
-        msg = f"steroid dose increased ({base.steroid_dose_mg:g} -> {cur.steroid_dose_mg:g} mg)"
-        (w.pd if c.steroid_increase_is_progression else w.notes).append(msg)
-    if cur.neuro_status == "worse":
-        (w.pd if c.neuro_worse_is_progression else w.notes).append("neurologic status worse")
-    if cur.extracns_progression:
-        (w.pd if c.extracns_is_progression else w.notes).append("extra-CNS progression")
-
-
-def _blockers(cur: ClinicalStatus, base: ClinicalStatus, c: Criteria) -> list[str]:
-    out = []
-    if (
-        c.steroid_increase_blocks_response
-        and cur.steroid_dose_mg is not None
-        and base.steroid_dose_mg is not None
-        and cur.steroid_dose_mg > base.steroid_dose_mg
-    ):
-        out.append("steroid dose increased")
-    if c.neuro_worse_blocks_response and cur.neuro_status == "worse":
-        out.append("neurologic status worse")
-    if c.extracns_blocks_response and cur.extracns_progression:
-        out.append("extra-CNS progression")
+def _equivocal_confirmed(new_at: list[list[Lesion]], matchings: list[Matching],
+                         floor: float) -> dict[int, int]:
+    """Timepoints with an equivocal new lesion still present on the next scan -> that scan."""
+    out = {}
+    for t in range(1, len(new_at) - 1):
+        gone = {i for c in matchings[t].correspondences if c.status == TrackStatus.RESOLVED
+                for i in c.before_ids}
+        if any(les.longest_diameter_mm < floor and les.lesion_id not in gone
+               for les in new_at[t]):
+            out[t] = t + 1
     return out
 
 
-def _no_targets(w: _Work, base: LesionSet, base_total: float, n_new: int) -> None:
-    if w.pd:
-        w.category, w.code = "PD", "new_disease" if base_total == 0 else "progression"
+def _assess_timepoint(s: _Series, t: int, w: Work) -> None:
+    unequivocal = [les for les in s.new_at[t] if les.longest_diameter_mm >= s.floor]
+    clinical_findings(w, s.clinical[0], s.clinical[t], s.criteria)
+    _new_lesion_findings(s, t, w, unequivocal)
+    if s.target_sum[0] == 0:
+        no_targets(w, s.sets[0], len(s.new_at[t]))
         return
-    w.category = "NE"
-    if base_total == 0 and n_new:
-        w.code = "new_disease"
-        w.reason = "no disease at baseline; only equivocal new lesion(s) so far"
-    elif base_total == 0:
-        w.code, w.reason = "no_baseline_disease", "no evaluable disease at baseline (total 0 mm3)"
-    else:
-        w.code = "no_measurable_disease"
-        w.reason = f"no target lesion at baseline ({base.lesion_count} non-measurable lesion(s))"
+    _volume_findings(s, t, w)
+    pct_b = percent_change(s.target_sum[t], s.target_sum[0])
+    assert pct_b is not None
+    w.within_error = (abs(s.target_sum[t] - s.target_sum[0])
+                      < max(s.target_mdc[t], s.target_mdc[0]))
+    categorise(w, s.sets[t], pct_b, unequivocal, s.clinical[t], s.clinical[0], s.criteria)
 
 
-def _categorise(
-    w: _Work,
-    cur_set: LesionSet,
-    pct_b: float,
-    unequivocal: list[Lesion],
-    cur_clin: ClinicalStatus,
-    base_clin: ClinicalStatus,
-    c: Criteria,
-) -> None:
-    if w.pd:
-        w.category, w.code = "PD", "progression"
-        return
-    change = f"target sum {pct_b:+.1f}% vs baseline"
-    err = " (within measurement error)" if w.within_error else ""
-    blockers = _blockers(cur_clin, base_clin, c)
-    if cur_set.total_volume_mm3 == 0 and not unequivocal:
-        level, why = "CR", "all lesions resolved"
-        if c.cr_requires_off_steroids and cur_clin.steroid_dose_mg:
-            level, why = "PR", f"all lesions resolved but on steroids ({cur_clin.steroid_dose_mg:g} mg)"
-    elif reached_decrease(pct_b, c.response_decrease_pct) and not unequivocal:
-        level, why = "PR", f"{change}: reduction >= {c.response_decrease_pct:g}%{err}"
-    else:
-        level, why = "SD", f"{change}: neither PR nor PD"
-    if level in ("CR", "PR") and blockers:
-        w.category, w.code = "SD", "response_blocked"
-        w.reason = f"volumetric {level} ({why}) not counted: " + ", ".join(blockers)
-        return
-    w.category = level
-    w.code = {"CR": "complete_response", "PR": "partial_response", "SD": "stable_disease"}[level]
-    w.reason = why
+def _new_lesion_findings(s: _Series, t: int, w: Work, unequivocal: list[Lesion]) -> None:
+    progression = s.criteria.new_lesion_is_progression
+    equivocal = [les for les in s.new_at[t] if les.longest_diameter_mm < s.floor]
+    if progression and unequivocal:
+        biggest = max(les.longest_diameter_mm for les in unequivocal)
+        w.pd.append(f"{len(unequivocal)} new lesion(s) (largest {biggest:.1f} mm)")
+    if progression and t in s.equivocal_confirmed:
+        w.pd.append(
+            f"equivocal new lesion(s) first seen here, confirmed on the next scan "
+            f"({s.labels[s.equivocal_confirmed[t]]})"
+        )
+    elif progression and t - 1 in s.equivocal_confirmed:
+        w.pd.append(f"new lesion(s) first seen at {s.labels[t - 1]} confirmed")
+    elif equivocal:
+        last = t == len(s.sets) - 1
+        w.notes.append(
+            f"{len(equivocal)} equivocal new lesion(s) below {s.floor:g} mm"
+            + (", to be confirmed on the next scan" if last else ", not confirmed")
+        )
 
 
-def _confirm(work: list[_Work], days: list[float | None], c: Criteria) -> None:
-    if c.confirmation_min_days is None:
-        return
-    n = len(work)
-    for t in range(1, n):
-        w = work[t]
-        if w.category not in ("CR", "PR"):
-            continue
-        w.confirmed = False
-        if days[t] is None:
-            w.notes.append("unconfirmed: scan days unknown")
-            continue
-        worst = w.category
-        for u in range(t + 1, n):
-            if work[u].category not in ("CR", "PR"):
-                break
-            worst = "PR" if "PR" in (worst, work[u].category) else "CR"
-            du = days[u]
-            if du is not None and du - days[t] >= c.confirmation_min_days:  # type: ignore[operator]
-                w.confirmed = True
-                w.confirmed_category = worst
-                if worst != w.category:
-                    w.notes.append(f"confirmed as {worst}")
-                break
-        if not w.confirmed:
-            w.notes.append(f"unconfirmed: needs a response sustained >= {c.confirmation_min_days} days")
+def _volume_findings(s: _Series, t: int, w: Work) -> None:
+    """Progression of the target sum vs its reference (the nadir, or the baseline)."""
+    c, total = s.criteria, s.target_sum
+    by_nadir = c.progression_reference == ProgressionReference.NADIR
+    ref_t = min(range(t), key=total.__getitem__) if by_nadir else 0
+    ref_name = "nadir" if by_nadir else "baseline"
+    ref = total[ref_t]
+    pct_n = percent_change(total[t], ref)
+    band = max(s.target_mdc[t], s.target_mdc[ref_t])  # the two sums the PD test compares
+    if pct_n is None and total[t] > 0:
+        w.pd.append("target lesions reappeared after complete disappearance")
+    elif pct_n is not None and reached_increase(pct_n, c.progression_increase_pct):
+        growth = growth_ok(s.states, s.targets, t, c)
+        if growth is None or growth:
+            small = abs(total[t] - ref) < band
+            w.pd.append(
+                f"target sum {pct_n:+.1f}% vs {ref_name} ({ref:.1f} -> {total[t]:.1f} mm3)"
+                + (f" (within measurement error, +/-{band:.1f} mm3)" if small else "")
+            )
+        else:
+            w.notes.append(
+                f"target sum {pct_n:+.1f}% vs {ref_name} but no lesion grew by "
+                f">= {c.progression_min_lesion_growth_mm:g} mm"
+            )
 
 
-def _summary(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
-    follow = results[1:]
-    if not follow:
-        return SubjectSummary("NE", None, None, False, None, None, "no follow-up timepoint")
-    upto: list[TimepointResult] = []
-    for r in follow:
-        upto.append(r)
-        if r.category == "PD":
-            break
-    counted = []
-    for r in upto:
-        cat = r.category
-        if cat in ("CR", "PR") and r.confirmed is False:
-            cat = "SD"
-        elif cat in ("CR", "PR") and r.confirmed_category is not None:
-            cat = r.confirmed_category
-        counted.append(cat)
-    best = max(counted, key=lambda cat: _RANK[cat])
-    pcts = [r.percent_change_vs_baseline for r in upto if r.percent_change_vs_baseline is not None]
-    first_pd = next((r for r in follow if r.category == "PD"), None)
-    resp = next((r for r, cat in zip(upto, counted) if cat in ("CR", "PR")), None)
-    return SubjectSummary(
-        best_response=best,
-        best_percent_change=min(pcts) if pcts else None,
-        responder_20pct=(
-            any(reached_decrease(p, c.responder_reduction_pct) for p in pcts) if pcts else None
-        ),
-        objective_response=best in ("CR", "PR"),
-        time_to_response_days=resp.days_from_baseline if resp else None,
-        progression_days=first_pd.days_from_baseline if first_pd else None,
-        reason=next((r.reason for r, cat in zip(upto, counted) if cat == best), ""),
-        time_to_responder_20pct_days=next(
-            (
-                r.days_from_baseline
-                for r in upto
-                if r.percent_change_vs_baseline is not None
-                and reached_decrease(r.percent_change_vs_baseline, c.responder_reduction_pct)
-            ),
-            None,
-        ),
-        first_followup_days=follow[0].days_from_baseline,
+def _result(s: _Series, t: int, w: Work) -> TimepointResult:
+    notes = "; ".join(w.notes)
+    reason = w.reason + (f" [{notes}]" if notes else "")
+    if t > 0 and not s.clinical[t].recorded:
+        reason += " (volumetric-only: no clinical status recorded)"
+    ls, total = s.sets[t], s.target_sum
+    return TimepointResult(
+        timepoint=s.labels[t],
+        days_from_baseline=s.days[t],
+        path=ls.mask.name,
+        lesion_count=ls.lesion_count,
+        total_volume_mm3=ls.total_volume_mm3,
+        target_volume_mm3=total[t],
+        percent_change_vs_baseline=percent_change(total[t], total[0]),
+        percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
+        new_lesions=len(s.new_at[t]),
+        equivocal_new_lesions=sum(les.longest_diameter_mm < s.floor for les in s.new_at[t]),
+        category=w.category if t > 0 else None,
+        reason=reason if t > 0 else "baseline",
+        reason_code=w.code if t > 0 else ReasonCode.BASELINE,
+        confirmed=w.confirmed,
+        confirmed_category=w.confirmed_category,
+        within_measurement_error=w.within_error,
+        min_detectable_change_mm3=s.target_mdc[t],
+        volumetric_only=not s.clinical[t].recorded,
+        resampled_for_matching=bool(t > 0 and s.matchings[t - 1].resampled),
     )
-
-

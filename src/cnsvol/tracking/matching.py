@@ -39,12 +39,13 @@ import numpy as np
 from ..errors import GridError
 from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
+from .status import MatchedBy, TrackStatus
 from ..lesions.lesion import LesionSet
 
 __all__ = ["STATUSES", "Correspondence", "Matching", "match", "status_of"]
 
-STATUSES = ("matched", "split", "merged", "complex", "new", "resolved")
-_SWAP = {"split": "merged", "merged": "split", "new": "resolved", "resolved": "new"}
+STATUSES = tuple(s for s in TrackStatus if s is not TrackStatus.BASELINE)
+"""The statuses of a correspondence between two timepoints."""
 
 
 @dataclass(frozen=True)
@@ -55,18 +56,18 @@ class Correspondence:
     ``matched_by`` is ``"overlap"``, ``"centroid"`` (fallback) or ``None`` for new/resolved.
     """
 
-    status: str
+    status: TrackStatus
     before_ids: tuple[int, ...]
     after_ids: tuple[int, ...]
     before_volume_mm3: float
     after_volume_mm3: float
     overlap_mm3: float
-    matched_by: str | None
+    matched_by: MatchedBy | None
     centroid_distance_mm: float | None = None
 
     def swapped(self) -> Correspondence:
         return Correspondence(
-            status=_SWAP.get(self.status, self.status),
+            status=self.status.swapped(),
             before_ids=self.after_ids,
             after_ids=self.before_ids,
             before_volume_mm3=self.after_volume_mm3,
@@ -114,21 +115,21 @@ class Matching:
         return pd.DataFrame(rows, columns=list(Correspondence.__dataclass_fields__))
 
 
-def status_of(n_before: int, n_after: int) -> str:
+def status_of(n_before: int, n_after: int) -> TrackStatus:
     """Status of a group with ``n_before`` lesions before and ``n_after`` after."""
     if n_before == 0 and n_after == 0:
         raise ValueError("an empty group has no status")
     if n_before == 0:
-        return "new"
+        return TrackStatus.NEW
     if n_after == 0:
-        return "resolved"
+        return TrackStatus.RESOLVED
     if n_before == 1 and n_after == 1:
-        return "matched"
+        return TrackStatus.MATCHED
     if n_before == 1:
-        return "split"
+        return TrackStatus.SPLIT
     if n_after == 1:
-        return "merged"
-    return "complex"
+        return TrackStatus.MERGED
+    return TrackStatus.COMPLEX
 
 
 def match(
@@ -146,11 +147,11 @@ def match(
     _check_extents_overlap(before, after)
     same = before.mask.same_grid(after.mask)
     overlap = _overlap_same_grid(before, after) if same else _overlap_cross_grid(before, after)
-    edges: dict[tuple[int, int], str] = {pair: "overlap" for pair in overlap}
+    edges: dict[tuple[int, int], MatchedBy] = {pair: MatchedBy.OVERLAP for pair in overlap}
     distances: dict[tuple[int, int], float] = {}
     if centroid_fallback:
         for pair, dist in _centroid_pairs(before, after, overlap, max_centroid_distance_mm):
-            edges[pair] = "centroid"
+            edges[pair] = MatchedBy.CENTROID
             distances[pair] = dist
     groups = _components(
         [les.lesion_id for les in before.lesions], [les.lesion_id for les in after.lesions], edges
@@ -169,9 +170,10 @@ def match(
                 before_volume_mm3=float(sum(bvol[i] for i in b_ids)),
                 after_volume_mm3=float(sum(avol[i] for i in a_ids)),
                 overlap_mm3=float(sum(overlap.get(p, 0.0) for p in pairs)),
-                matched_by=None if not kinds else ("overlap" if "overlap" in kinds else "centroid"),
+                matched_by=None if not kinds else (MatchedBy.OVERLAP if MatchedBy.OVERLAP in kinds
+                                                   else MatchedBy.CENTROID),
                 centroid_distance_mm=(
-                    min(distances[p] for p in pairs) if kinds == {"centroid"} else None
+                    min(distances[p] for p in pairs) if kinds == {MatchedBy.CENTROID} else None
                 ),
             )
         )
@@ -307,7 +309,7 @@ def _centroid_pairs(
 
 
 def _components(
-    before_ids: list[int], after_ids: list[int], edges: dict[tuple[int, int], str]
+    before_ids: list[int], after_ids: list[int], edges: dict[tuple[int, int], MatchedBy]
 ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """Connected components of the bipartite graph, ordered as documented in :func:`match`."""
     nodes = [("b", i) for i in before_ids] + [("a", i) for i in after_ids]

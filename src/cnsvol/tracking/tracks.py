@@ -25,6 +25,7 @@ from ..lesions.geometry import sphere_equivalent_diameter_mm
 from .graphs import component_roots
 from ..lesions.lesion import LesionSet
 from .matching import Matching
+from .status import TrackStatus
 
 __all__ = ["TrackState", "build_tracks"]
 
@@ -36,7 +37,7 @@ class TrackState:
     track_id: int
     timepoint_index: int
     lesion_ids: tuple[int, ...]
-    status: str
+    status: TrackStatus
     volume_mm3: float
     min_detectable_change_mm3: float
     longest_diameter_mm: float
@@ -53,7 +54,7 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
     all_nodes = [(t, les.lesion_id) for t, ls in enumerate(sets) for les in ls.lesions]
     # every correspondence of the t-1 -> t matching, keyed on one of its lesions, so that its
     # status can be attached to its track at t (resolved pieces included)
-    statuses: list[tuple[int, tuple[int, int], str]] = []
+    statuses: list[tuple[int, tuple[int, int], TrackStatus]] = []
     edges: list[tuple[tuple[int, int], tuple[int, int]]] = []
     for t, m in enumerate(matchings, start=1):
         for c in m.correspondences:
@@ -65,7 +66,7 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
     members: dict[tuple[int, int], list[tuple[int, int]]] = {}
     for node, root in roots.items():
         members.setdefault(root, []).append(node)
-    status_sets: dict[tuple[tuple[int, int], int], set[str]] = {}
+    status_sets: dict[tuple[tuple[int, int], int], set[TrackStatus]] = {}
     for t, node, status in statuses:
         status_sets.setdefault((roots[node], t), set()).add(status)
     ordered = sorted(members.values(), key=lambda ns: min(ns))  # (first t, smallest id)
@@ -83,9 +84,9 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
             found = status_sets.get((root, t), set())
             if ids:
                 if t == 0:
-                    status = "baseline"
+                    status = TrackStatus.BASELINE
                 else:
-                    status = found.pop() if len(found) == 1 else "complex"
+                    status = found.pop() if len(found) == 1 else TrackStatus.COMPLEX
                 lesions = [by_id[t][i] for i in ids]
                 states.append(
                     TrackState(
@@ -100,9 +101,9 @@ def build_tracks(sets: list[LesionSet], matchings: list[Matching]) -> list[list[
                         longest_diameter_mm=max(les.longest_diameter_mm for les in lesions),
                     )
                 )
-            elif found == {"resolved"}:
+            elif found == {TrackStatus.RESOLVED}:
                 states.append(
-                    TrackState(track_id, t, (), "resolved", 0.0, 0.0, 0.0)
+                    TrackState(track_id, t, (), TrackStatus.RESOLVED, 0.0, 0.0, 0.0)
                 )
         tracks.append(states)
     return tracks

@@ -1,0 +1,188 @@
+"""What a response assessment returns, per timepoint, per track and per subject, and the declared
+columns of their table rows (:mod:`cnsvol.columns`). Definitions: :mod:`cnsvol.response.series`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..columns import Column
+from ..tracking.status import TrackStatus
+from .categories import Category, ReasonCode
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "TIMEPOINT_COLUMNS",
+    "TRACK_COLUMNS",
+    "SubjectSummary",
+    "TimepointResult",
+    "TrackRow",
+]
+
+
+@dataclass(frozen=True)
+class TimepointResult:
+    """The assessment of one timepoint; ``category`` is ``None`` at the baseline."""
+
+    timepoint: str
+    days_from_baseline: float | None
+    path: str
+    lesion_count: int
+    total_volume_mm3: float
+    target_volume_mm3: float
+    percent_change_vs_baseline: float | None
+    percent_change_vs_nadir: float | None
+    new_lesions: int
+    equivocal_new_lesions: int
+    category: Category | None
+    reason: str
+    reason_code: ReasonCode
+    confirmed: bool | None
+    confirmed_category: Category | None
+    within_measurement_error: bool | None
+    min_detectable_change_mm3: float
+    volumetric_only: bool
+    resampled_for_matching: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field; the baseline's category is ``""``."""
+        d = dict(self.__dict__)
+        d["category"] = "" if self.category is None else self.category
+        return d
+
+    def to_row(self) -> dict[str, Any]:
+        """The row of ``timepoints.csv`` (without ``subject_id``)."""
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TimepointResult:
+        """The inverse of :meth:`to_dict`."""
+        values = {f.name: d[f.name] for f in fields(cls)}
+        values["category"] = Category(d["category"]) if d["category"] else None
+        values["reason_code"] = ReasonCode(d["reason_code"])
+        if d["confirmed_category"] is not None:
+            values["confirmed_category"] = Category(d["confirmed_category"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrackRow:
+    """One track at one timepoint (see :mod:`cnsvol.tracking.tracks`)."""
+
+    track_id: int
+    timepoint: str
+    days_from_baseline: float | None
+    lesion_ids: tuple[int, ...]
+    status: TrackStatus
+    volume_mm3: float
+    percent_change_vs_baseline: float | None
+    within_measurement_error: bool | None
+    is_target: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["lesion_ids"] = list(self.lesion_ids)
+        return d
+
+    def to_row(self) -> dict[str, Any]:
+        """The row of ``tracks.csv`` (without ``subject_id``): lesion ids space-separated."""
+        d = dict(self.__dict__)
+        d["lesion_ids"] = " ".join(map(str, self.lesion_ids))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrackRow:
+        values = {f.name: d[f.name] for f in fields(cls)}
+        values["lesion_ids"] = tuple(int(i) for i in d["lesion_ids"])
+        values["status"] = TrackStatus(d["status"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class SubjectSummary:
+    """Best overall response and the per-subject endpoints of one series."""
+
+    best_response: Category
+    best_percent_change: float | None
+    responder_20pct: bool | None
+    objective_response: bool
+    time_to_response_days: float | None
+    progression_days: float | None
+    reason: str = ""
+    time_to_responder_20pct_days: float | None = None
+    first_followup_days: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SubjectSummary:
+        values = {f.name: d[f.name] for f in fields(cls)}
+        values["best_response"] = Category(d["best_response"])
+        return cls(**values)
+
+
+TIMEPOINT_COLUMNS: tuple[Column, ...] = (
+    Column("timepoint", "string", None, "timepoint label, as in the manifest"),
+    Column("days_from_baseline", "float64", "days", "day of the scan from the baseline scan"),
+    Column("path", "string", None, "the mask file"),
+    Column("lesion_count", "Int64", None, "lesions in the mask"),
+    Column("total_volume_mm3", "float64", "mm3", "volume of every lesion"),
+    Column("target_volume_mm3", "float64", "mm3", "the target sum: volume of the lesions the "
+           "baseline targets correspond to"),
+    Column("percent_change_vs_baseline", "float64", "%", "change of the target sum vs "
+           "baseline; empty when the baseline sum is 0"),
+    Column("percent_change_vs_nadir", "float64", "%", "change of the target sum vs the "
+           "smallest earlier sum (baseline included); empty at baseline"),
+    Column("new_lesions", "Int64", None, "lesions the matching with the previous scan calls "
+           "new"),
+    Column("equivocal_new_lesions", "Int64", None, "new lesions below the criteria's "
+           "new-lesion size"),
+    Column("category", "string", None, "CR, PR, SD, PD or NE; empty at baseline"),
+    Column("confirmed", "boolean", None, "for a PR/CR under criteria that need confirmation: "
+           "confirmed by a later scan"),
+    Column("confirmed_category", "string", None, "the confirmed level (the worst of the "
+           "confirming scans)"),
+    Column("within_measurement_error", "boolean", None, "the change vs baseline is smaller "
+           "than the half-voxel measurement band"),
+    Column("min_detectable_change_mm3", "float64", "mm3", "half-voxel measurement band of the "
+           "target sum"),
+    Column("volumetric_only", "boolean", None, "no clinical status recorded at this timepoint"),
+    Column("resampled_for_matching", "boolean", None, "the previous scan is on another grid: "
+           "lesions were matched by nearest-neighbour lookup"),
+    Column("reason_code", "string", None, "machine-readable reason for the category"),
+    Column("reason", "string", None, "why the category, in words"),
+)
+
+TRACK_COLUMNS: tuple[Column, ...] = (
+    Column("track_id", "Int64", None, "track number, by first appearance then size"),
+    Column("timepoint", "string", None, "timepoint label"),
+    Column("days_from_baseline", "float64", "days", "day of the scan from the baseline scan"),
+    Column("lesion_ids", "string", None, "lesion ids of the track at this timepoint, "
+           "space-separated (empty once resolved)"),
+    Column("status", "string", None, "baseline, matched, split, merged, complex, new or "
+           "resolved"),
+    Column("volume_mm3", "float64", "mm3", "volume of the track's lesions"),
+    Column("percent_change_vs_baseline", "float64", "%", "change of the track's volume vs "
+           "baseline; empty for a track that was not there at baseline"),
+    Column("within_measurement_error", "boolean", None, "the change is smaller than the "
+           "half-voxel measurement band"),
+    Column("is_target", "boolean", None, "the track is a target (a baseline target lesion)"),
+)
+
+SUMMARY_COLUMNS: tuple[Column, ...] = (
+    Column("best_response", "string", None, "best overall response: CR, PR, SD, PD or NE"),
+    Column("best_percent_change", "float64", "%", "most negative change of the target sum vs "
+           "baseline, up to the first PD"),
+    Column("responder_20pct", "boolean", None, "ever a >=20% reduction of the target sum "
+           "(up to the first PD); empty if undefined"),
+    Column("objective_response", "boolean", None, "best response CR or PR (confirmed where "
+           "the criteria need it)"),
+    Column("time_to_response_days", "float64", "days", "day of the first counted PR/CR"),
+    Column("time_to_responder_20pct_days", "float64", "days", "day of the first >=20% "
+           "reduction"),
+    Column("progression_days", "float64", "days", "day of the first PD (dated back for "
+           "confirmed equivocal new lesions)"),
+    Column("first_followup_days", "float64", "days", "day of the first follow-up scan"),
+)

@@ -1,0 +1,93 @@
+"""Confirmation of responses and the subject's best overall response.
+Definitions: :mod:`cnsvol.response.series`."""
+
+from __future__ import annotations
+
+from .categories import Category
+from .change import reached_decrease
+from .criteria import Criteria
+from .results import SubjectSummary, TimepointResult
+from .rules import Work
+
+__all__ = ["confirm", "summarise"]
+
+
+def confirm(work: list[Work], days: list[float | None], c: Criteria) -> None:
+    """Mark each PR/CR confirmed or not, when the criteria ask for confirmation: a later scan
+    at least ``confirmation_min_days`` after it, every scan up to it PR or CR; the confirmed
+    level is the worst of them."""
+    if c.confirmation_min_days is None:
+        return
+    n = len(work)
+    for t in range(1, n):
+        w = work[t]
+        if not w.category.is_response:
+            continue
+        w.confirmed = False
+        day = days[t]
+        if day is None:
+            w.notes.append("unconfirmed: scan days unknown")
+            continue
+        worst = w.category
+        for u in range(t + 1, n):
+            if not work[u].category.is_response:
+                break
+            worst = Category.PR if Category.PR in (worst, work[u].category) else Category.CR
+            du = days[u]
+            if du is not None and du - day >= c.confirmation_min_days:
+                w.confirmed = True
+                w.confirmed_category = worst
+                if worst != w.category:
+                    w.notes.append(f"confirmed as {worst}")
+                break
+        if not w.confirmed:
+            w.notes.append(
+                f"unconfirmed: needs a response sustained >= {c.confirmation_min_days} days")
+
+
+def _counted(r: TimepointResult) -> Category:
+    """A timepoint's category as the best overall response counts it: an unconfirmed PR/CR is
+    SD, a confirmed one its confirmed level."""
+    cat = r.category
+    assert cat is not None  # follow-ups always have one
+    if cat.is_response and r.confirmed is False:
+        return Category.SD
+    if cat.is_response and r.confirmed_category is not None:
+        return r.confirmed_category
+    return cat
+
+
+def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
+    """Best overall response, best % change, the responder flag and the times to response and
+    progression, over the follow-ups up to and including the first PD."""
+    follow = results[1:]
+    if not follow:
+        return SubjectSummary(Category.NE, None, None, False, None, None, "no follow-up timepoint")
+    upto: list[TimepointResult] = []
+    for r in follow:
+        upto.append(r)
+        if r.category == Category.PD:
+            break
+    counted = [_counted(r) for r in upto]
+    best = max(counted, key=lambda cat: cat.rank)
+    pcts = [r.percent_change_vs_baseline for r in upto if r.percent_change_vs_baseline is not None]
+    first_pd = next((r for r in follow if r.category == Category.PD), None)
+    resp = next((r for r, cat in zip(upto, counted) if cat.is_response), None)
+    return SubjectSummary(
+        best_response=best,
+        best_percent_change=min(pcts) if pcts else None,
+        responder_20pct=(
+            any(reached_decrease(p, c.responder_reduction_pct) for p in pcts) if pcts else None
+        ),
+        objective_response=best.is_response,
+        time_to_response_days=resp.days_from_baseline if resp else None,
+        progression_days=first_pd.days_from_baseline if first_pd else None,
+        reason=next((r.reason for r, cat in zip(upto, counted) if cat == best), ""),
+        time_to_responder_20pct_days=next(
+            (r.days_from_baseline for r in upto
+             if r.percent_change_vs_baseline is not None
+             and reached_decrease(r.percent_change_vs_baseline, c.responder_reduction_pct)),
+            None,
+        ),
+        first_followup_days=follow[0].days_from_baseline,
+    )
