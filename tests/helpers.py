@@ -128,3 +128,16 @@ def write_sitk(path, data_ijk: np.ndarray, affine_ras: np.ndarray, *, compress: 
     img.SetOrigin([float(v) for v in origin_lps])
     sitk.WriteImage(img, str(path), compress)
     return path
+
+
+def read_text_table(path):
+    """A CSV written by cnsvol, every cell as text ("" = empty), formula guards removed (so ids
+    read back as in the manifest): the file as a person opening it sees it."""
+    import pandas as pd
+
+    from cnsvol.csvformat import unguard
+
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    for col in frame.columns:
+        frame[col] = [unguard(v) for v in frame[col]]
+    return frame

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from cnsvol.cohort.bids import BidsError, bids_manifest, natural_key, parse_bids_name, write_manifest
+from cnsvol import BidsError, bids_manifest, write_manifest
+from cnsvol.cohort.bids import natural_key, parse_bids_name
 from cnsvol.cohort.manifest import read_manifest
-from cnsvol_cli import manifest_cmd
+from cnsvol_cli.main import main
 from helpers import write_nifti
 
 AFFINE = np.diag([1.0, 1.0, 1.0, 1.0])
@@ -44,10 +44,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def cli(tmp_path, *argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="cnsvol")
-    parser.add_argument("--debug", action="store_true")
-    manifest_cmd.add_parser(parser.add_subparsers(dest="command"))
-    return manifest_cmd.run(parser.parse_args(["manifest", *argv]))
+    return main(["manifest", *argv])
 
 
 def collect(root, **kw):

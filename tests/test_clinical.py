@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from cnsvol.cohort.pfs import join_ids, parse_event, read_pfs
+from cnsvol.cohort import join_ids, parse_event, read_pfs
 from cnsvol.errors import ClinicalError
 
 

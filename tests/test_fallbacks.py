@@ -66,14 +66,14 @@ def test_in_memory_header_and_nibabel_header_give_the_same_mask(monkeypatch, tmp
 
 def test_runs_labelling_gives_the_lesions_of_cc3d_and_scikit_image():
     results = {}
-    for backend in ("runs", "cc3d", "skimage"):
+    for backend in ("runs", "cc3d", "skimage", "scipy"):
         results[backend] = [
             [(les.lesion_id, les.voxel_count, les.centroid_ras_mm, les.bbox_voxel,
               les.longest_diameter_mm, les.max_diameter_3d_mm, les.min_detectable_change_mm3)
              for les in cnsvol.find_lesions(cnsvol.read_mask(PAIR / f), backend=backend).lesions]
             for f in ("baseline.nii.gz", "followup.nii.gz")
         ]
-    assert results["runs"] == results["cc3d"] == results["skimage"]
+    assert results["runs"] == results["cc3d"] == results["skimage"] == results["scipy"]
     assert all(results["runs"])
 
 

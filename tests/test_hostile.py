@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from cnsvol.report.html import read_output_table, safe_filename
+from cnsvol.report.names import safe_filename
+from helpers import read_text_table as read_output_table
 from cnsvol_cli.main import EXIT_INPUT_ERROR, EXIT_PARTIAL, main
 
 ROOT = Path(__file__).resolve().parents[1]

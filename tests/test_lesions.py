@@ -31,7 +31,7 @@ ANISO = affine_from(np.diag(SPACING), (-3.0, 4.5, 10.2))
 EYE = np.eye(4)
 ROT = Rotation.from_euler("zyx", [33.0, 12.0, -21.0], degrees=True).as_matrix()
 OBLIQUE = affine_from(ROT @ np.diag(SPACING), (7.0, -2.0, 5.5))
-BACKENDS = ["runs", "skimage", "cc3d"]
+BACKENDS = ["runs", "scipy", "skimage", "cc3d"]
 
 
 def lesions_of(data, affine=EYE, **kw):
@@ -386,7 +386,7 @@ def test_diameters_match_brute_force(seed, affine, slice_axis, order):
 
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
 @pytest.mark.parametrize("seed, density", [(11, 0.15), (12, 0.3), (13, 0.45)])
-@pytest.mark.parametrize("other", ["skimage", "cc3d"])
+@pytest.mark.parametrize("other", ["scipy", "skimage", "cc3d"])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_runs_skimage_and_cc3d_give_the_same_lesions(seed, density, connectivity, other, order):
     rng = np.random.default_rng(seed)

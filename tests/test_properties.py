@@ -144,7 +144,7 @@ def test_instance_label_values_are_only_names(data, affine, perm):
 
 @SETTINGS
 @given(data=MASKS, affine=affines(), connectivity=st.sampled_from([6, 18, 26]),
-       backend=st.sampled_from(["runs", "skimage", "cc3d"]))
+       backend=st.sampled_from(["runs", "scipy", "skimage", "cc3d"]))
 def test_total_volume_is_voxel_count_times_voxel_volume(data, affine, connectivity, backend):
     ls = find_lesions(mask_from_array(data, affine), connectivity=connectivity, backend=backend)
     vv = abs(np.linalg.det(affine[:3, :3]))

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 
 import cnsvol
-from cnsvol.batch.run import SUBJECT_COLUMNS, TIMEPOINT_COLUMNS, TRACK_COLUMNS
-from cnsvol.response.criteria import PRESETS
-from cnsvol.report.figures import _at_risk, display_slice, km_plot, qc_picture, spider, waterfall
-from cnsvol.report.html import build_report, read_output_table, safe_filename, write_cohort_figures
-from cnsvol.cohort.tabular import write_csv
+from cnsvol import PRESETS, SCHEMAS, ResultsError, build_report, write_cohort_figures
+from cnsvol.cohort.stats import PfsAnalysis
+from cnsvol.report import display_slice, km_plot, qc_picture, safe_filename, spider, waterfall
+from cnsvol.report.km import at_risk
+from cnsvol.results import read_table, write_table
 
 HOSTILE = [
     "<script>alert(1)</script>",
@@ -114,9 +114,8 @@ def make_folder(out: Path, *, n_ok: int = 6, pfs: bool = True, arms=("A", "B"),
         subjects.append({"subject_id": FAILED_ID, "status": "failed", "error": ERROR,
                          "n_timepoints": 2})
     subjects.sort(key=lambda r: r["subject_id"])
-    write_csv(out / "subjects.csv", subjects, SUBJECT_COLUMNS)
-    write_csv(out / "timepoints.csv", timepoints, TIMEPOINT_COLUMNS)
-    write_csv(out / "tracks.csv", tracks, TRACK_COLUMNS)
+    for name, rows in (("subjects", subjects), ("timepoints", timepoints), ("tracks", tracks)):
+        write_table(out / f"{name}.csv", SCHEMAS[name], rows)
     two_arms = len(set(arms)) >= 2
     cohort = {
         "criteria": "lin2009", "n_subjects": len(subjects), "n_failed": int(failed),
@@ -271,7 +270,7 @@ def test_report_without_provenance_or_cohort_still_builds(tmp_path):
         write_cohort_figures(tmp_path)
     not_a_run = tmp_path / "elsewhere"
     not_a_run.mkdir()
-    with pytest.raises(FileNotFoundError, match="subjects.csv"):
+    with pytest.raises(ResultsError, match="subjects.csv"):
         build_report(not_a_run)
 
 
@@ -292,7 +291,8 @@ def test_waterfall_and_spider_with_no_values(tmp_path):
 
 
 def test_km_plot_and_numbers_at_risk(tmp_path):
-    paths = km_plot(analysis("landmark", 3), tmp_path / "km", "PFS <by> $response$")
+    paths = km_plot(PfsAnalysis.from_dict(analysis("landmark", 3)), tmp_path / "km",
+                    "PFS <by> $response$")
     assert [p.suffix for p in paths] == [".png", ".svg"]
     import matplotlib.image
 
@@ -301,9 +301,10 @@ def test_km_plot_and_numbers_at_risk(tmp_path):
     # 5 subjects: events at 10 and 20, censored at 20 and 30, event at 40
     k = km([10, 20, 20, 30, 40], [True, True, False, False, True])
     c = {key: np.asarray(v, dtype=float) for key, v in k["curve"].items()}
-    assert [_at_risk(c, t) for t in (0, 5, 10, 15, 25, 35, 40, 45)] == [5, 5, 5, 4, 2, 1, 1, 0]
+    assert [at_risk(c, t) for t in (0, 5, 10, 15, 25, 35, 40, 45)] == [5, 5, 5, 4, 2, 1, 1, 0]
     # an analysis with nothing in it still draws
-    assert km_plot({"groups": {}, "logrank": None}, tmp_path / "empty", "empty")[0].exists()
+    empty = PfsAnalysis("empty", "baseline", {}, None, None, None)
+    assert km_plot(empty, tmp_path / "empty", "empty")[0].exists()
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,13 +430,15 @@ def test_safe_filename_properties():
     assert safe_filename("PT-001") == "PT-001" and safe_filename("pt-001") != "pt-001"
 
 
-def test_read_output_table_undoes_the_formula_guard(tmp_path):
-    rows = [{"subject_id": s, "n": 1} for s in [*HOSTILE, "-5", "+x", "@y", "007"]]
-    write_csv(tmp_path / "t.csv", rows, ["subject_id", "n"])
-    raw = (tmp_path / "t.csv").read_text(encoding="utf-8")
+def test_reading_a_table_back_undoes_the_formula_guard(tmp_path):
+    rows = [{"subject_id": s, "status": "ok", "n_timepoints": 1}
+            for s in [*HOSTILE, "-5", "+x", "@y", "007"]]
+    write_table(tmp_path / "subjects.csv", SCHEMAS["subjects"], rows)
+    raw = (tmp_path / "subjects.csv").read_text(encoding="utf-8")
     assert "'=cmd" in raw and "'+x" in raw  # guarded on disk
-    back = read_output_table(tmp_path / "t.csv")
+    back = read_table(tmp_path / "subjects.csv", SCHEMAS["subjects"])
     assert list(back["subject_id"]) == [r["subject_id"] for r in rows]
+    assert str(back["n_timepoints"].dtype) == "Int64" and back["n_timepoints"].tolist() == [1] * 9
 
 
 def test_pfs_table_notes_are_shown_escaped(tmp_path):

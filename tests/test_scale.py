@@ -201,18 +201,16 @@ def test_a_dying_worker_costs_one_subject(clean_run, tmp_path, monkeypatch):
 
     if multiprocessing.get_start_method() != "fork":
         pytest.skip("needs forked workers to inherit the patched function")
-    import cnsvol.batch.run as batch
-    from cnsvol.batch.run import RunConfig, run_cohort
-    from cnsvol.response.criteria import get_criteria
+    import cnsvol.batch.evaluate as batch
+    from cnsvol import RunConfig, read_manifest, run_cohort
     from cnsvol.batch.executors import ProcessExecutor
-    from cnsvol.cohort.manifest import read_manifest
 
     global _REAL_EVALUATE
     _REAL_EVALUATE = batch.evaluate_subject
     monkeypatch.setattr(batch, "evaluate_subject", _boom_on_s03)
     demo, clean = clean_run
     plans = read_manifest(demo / "manifest.csv")
-    config = RunConfig(get_criteria("lin2009"), qc=False)
+    config = RunConfig("lin2009", qc=False)
     out = tmp_path / "out"
     summary = run_cohort(plans, out, config, executor=ProcessExecutor(2))
     monkeypatch.setattr(batch, "evaluate_subject", _REAL_EVALUATE)

@@ -21,7 +21,30 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from cnsvol.cohort import stats as stats
+from cnsvol.cohort import stats as _stats
+from cnsvol.cohort.stats import hazards
+
+
+class _AsDicts:
+    """cnsvol.cohort.stats with each typed result as its JSON dict (the cohort.json shapes), so
+    that the tests check the shapes a reader of cohort.json sees."""
+
+    TYPED = {"binomial_rate", "compare_arms", "kaplan_meier", "logrank", "cox", "pfs_analysis",
+             "cohort_statistics"}
+
+    def __getattr__(self, name):
+        fn = getattr(_stats, name)
+        if name not in self.TYPED:
+            return fn
+
+        def as_dict(*args, **kwargs):
+            result = fn(*args, **kwargs)
+            return None if result is None else result.to_dict()
+
+        return as_dict
+
+
+stats = _AsDicts()
 
 # --------------------------------------------------------------------------- helpers
 
@@ -34,7 +57,7 @@ ANALYSIS_KEYS = {"label", "time_origin", "groups", "logrank", "cox_responder",
                  "cox_percent_change"}
 COX_KEYS = {"hr", "ci_low", "ci_high", "p_value", "n", "events", "unit"}
 COHORT_KEYS = {"criteria", "n_subjects", "n_failed", "n_evaluable", "ids_without_pfs",
-               "ids_without_masks", "failed_ids", "rates", "arm_comparison", "pfs"}
+               "ids_without_masks", "failed_ids", "rates", "arm_comparison", "pfs", "pfs_table"}
 
 # Freireich et al. (1963) 6-MP arm, the Kaplan-Meier example of Kleinbaum & Klein and of
 # Collett: 21 remission times in weeks, 9 relapses (event) and 12 censored ("+").
@@ -143,9 +166,9 @@ def test_rate_of_zero_subjects_is_null():
 def arm_frame(counts: dict[str, tuple[int, int]]) -> pd.DataFrame:
     rows = []
     for arm, (events, n) in counts.items():
-        rows += [{"arm": arm, "resp": "True"}] * events
-        rows += [{"arm": arm, "resp": "False"}] * (n - events)
-    return pd.DataFrame(rows)
+        rows += [{"arm": arm, "resp": True}] * events
+        rows += [{"arm": arm, "resp": False}] * (n - events)
+    return pd.DataFrame(rows).astype({"resp": "boolean"})
 
 
 def test_fisher_two_arms_against_hypergeometric_by_hand():
@@ -154,8 +177,8 @@ def test_fisher_two_arms_against_hypergeometric_by_hand():
     40 in arm A), X = responders in A ~ hypergeom(M=80, n=32, N=40); the two-sided p is the sum
     of P(X=k) over k with P(X=k) <= P(X=14) (relative tolerance 1e-7 for ties in float)."""
     df = arm_frame({"B": (18, 40), "A": (14, 40)})
-    df.loc[len(df)] = {"arm": None, "resp": "True"}  # no arm: dropped
-    df.loc[len(df)] = {"arm": "A", "resp": ""}  # no outcome: dropped
+    df.loc[len(df)] = {"arm": None, "resp": True}  # no arm: dropped
+    df.loc[len(df)] = {"arm": "A", "resp": pd.NA}  # no outcome: dropped
     result = stats.compare_arms(df, "resp", "arm")
     assert set(result) == TEST_KEYS
     assert result["test"] == "fisher_exact"
@@ -181,14 +204,18 @@ def test_chi2_for_three_arms():
     assert result["p_value"] < 0.05
 
 
-def test_missing_values_in_every_spelling_are_dropped():
-    """None, NaN, pd.NA and '' are missing; 'TRUE', 'false', 1, 0.0, True are flags."""
+def test_flags_are_typed_and_missing_values_dropped():
+    """A flag column is boolean: bool, pandas boolean, or Python bools with None / NaN / pd.NA
+    for missing; text is refused with the column's name (no parsing of "True" strings)."""
     df = pd.DataFrame({"arm": ["A", "A", "A", "B", "B", "B", "B", "B"],
-                       "resp": pd.Series(["TRUE", None, np.nan, pd.NA, "false", 1, 0.0, True],
-                                         dtype=object)})
+                       "resp": pd.Series([True, None, np.nan, pd.NA, False, np.True_, False,
+                                          True], dtype=object)})
     assert stats.compare_arms(df, "resp", "arm")["table"] == {"A": [1, 0], "B": [2, 2]}
-    with pytest.raises(ValueError, match="resp"):
-        stats.compare_arms(df.assign(resp="yes please"), "resp", "arm")
+    typed = df.assign(resp=df["resp"].astype("boolean"))
+    assert stats.compare_arms(typed, "resp", "arm")["table"] == {"A": [1, 0], "B": [2, 2]}
+    for text in ("True", "yes please"):
+        with pytest.raises(ValueError, match="'resp'.*boolean"):
+            stats.compare_arms(df.assign(resp=text), "resp", "arm")
 
 
 def test_arm_comparison_degenerate_cases():
@@ -454,14 +481,14 @@ def test_cox_fit_warning_gives_none(monkeypatch):
     pre-checks (here a well-posed data set; the fit is made to warn)."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
-    class WarningPHReg(stats.PHReg):
+    class WarningPHReg(hazards.PHReg):
         def fit(self, *args, **kwargs):
             warnings.warn("did not converge", ConvergenceWarning)
             return super().fit(*args, **kwargs)
 
     time, event, responder, _ = cox_data(13)
     assert stats.cox(time, event, responder.astype(float), "u") is not None
-    monkeypatch.setattr(stats, "PHReg", WarningPHReg)
+    monkeypatch.setattr(hazards, "PHReg", WarningPHReg)
     assert stats.cox(time, event, responder.astype(float), "u") is None
 
 
@@ -490,8 +517,8 @@ def test_landmark_frame_by_hand():
     df = pd.DataFrame({
         "subject_id": ["s1", "s2", "s3", "s4", "s5", "s6"],
         "pfs_days": [30, 200, 150, 56, 100, None],
-        "pfs_event": ["True", "False", "True", "False", True, None],
-        "time_to_responder_20pct_days": [None, 40, 84, None, "", 20],
+        "pfs_event": pd.array([True, False, True, False, True, None], dtype="boolean"),
+        "time_to_responder_20pct_days": [None, 40, 84, None, None, 20],
     })
     frame, n_excluded = stats.landmark_frame(df, 56)
     assert n_excluded == 2
@@ -513,7 +540,7 @@ def test_landmark_frame_flag_without_day_is_an_error():
 
 def test_default_landmark_days():
     df = pd.DataFrame({"status": ["ok", "ok", "failed", "ok", "ok"],
-                       "first_followup_days": [50, 62, 10, None, "56"]})
+                       "first_followup_days": [50, 62, 10, None, 56]})
     assert stats.default_landmark_days(df) == 56.0
     assert stats.default_landmark_days(df.assign(status="failed")) is None
 
@@ -522,30 +549,35 @@ def test_default_landmark_days():
 
 
 def cohort_frame() -> pd.DataFrame:
-    """13 subjects: s12 and s13 failed (s12 would be a responder: must not count), arms A/B, mixed
-    boolean spellings, one subject without PFS (s11), one with an undefined flag (s10)."""
+    """13 subjects: s12 and s13 failed (s12 would be a responder: must not count), arms A/B, one
+    subject without PFS (s11), one with an undefined flag (s10); the dtypes of subjects.csv."""
     rows = [
         # id, status, arm, r20, objective, best%, t_r20, first_fu, has_pfs, pfs_days, pfs_event
-        ("s01", "ok", "A", "True", "True", -60.0, 50, 50, "True", 400, "False"),
+        ("s01", "ok", "A", True, True, -60.0, 50, 50, True, 400, False),
         ("s02", "ok", "A", True, False, -25.0, 100, 56, True, 300, True),
-        ("s03", "ok", "A", "False", "False", 10.0, None, 56, True, 120, True),
-        ("s04", "ok", "B", "False", "False", 45.0, "", 63, True, 40, True),
-        ("s05", "ok", "B", "True", "True", -70.0, 56, 56, True, 500, False),
-        ("s06", "ok", "B", "false", "false", -5.0, None, 49, "true", 400, "true"),
+        ("s03", "ok", "A", False, False, 10.0, None, 56, True, 120, True),
+        ("s04", "ok", "B", False, False, 45.0, None, 63, True, 40, True),
+        ("s05", "ok", "B", True, True, -70.0, 56, 56, True, 500, False),
+        ("s06", "ok", "B", False, False, -5.0, None, 49, True, 400, True),
         ("s07", "ok", "A", False, False, 30.0, None, 56, True, 90, True),
-        ("s08", "ok", "B", "True", "False", -30.0, 112, 60, True, 350, "True"),
-        ("s09", "ok", None, "False", "False", 5.0, None, 56, True, 60, True),
-        ("s10", "ok", "A", "", None, None, None, 56, True, 150, False),
-        ("s11", "ok", "B", "False", "False", 12.0, None, 58, "False", None, None),
-        ("s12", "failed", "A", "True", "True", -80.0, 30, None, True, 600, False),
-        ("s13", "failed", "", "", "", None, None, None, "", None, None),
+        ("s08", "ok", "B", True, False, -30.0, 112, 60, True, 350, True),
+        ("s09", "ok", None, False, False, 5.0, None, 56, True, 60, True),
+        ("s10", "ok", "A", None, None, None, None, 56, True, 150, False),
+        ("s11", "ok", "B", False, False, 12.0, None, 58, False, None, None),
+        ("s12", "failed", "A", True, True, -80.0, 30, None, True, 600, False),
+        ("s13", "failed", None, None, None, None, None, None, None, None, None),
     ]
     cols = ["subject_id", "status", "arm", "responder_20pct", "objective_response",
             "best_percent_change", "time_to_responder_20pct_days", "first_followup_days",
             "has_pfs", "pfs_days", "pfs_event"]
-    df = pd.DataFrame(rows, columns=cols)
+    dtypes = {"subject_id": "string", "status": "string", "arm": "string",
+              "responder_20pct": "boolean", "objective_response": "boolean",
+              "best_percent_change": "float64", "time_to_responder_20pct_days": "float64",
+              "first_followup_days": "float64", "has_pfs": "boolean", "pfs_days": "float64",
+              "pfs_event": "boolean"}
+    df = pd.DataFrame(rows, columns=cols).astype(dtypes)
     df["time_to_response_days"] = df["time_to_responder_20pct_days"].where(
-        df["objective_response"].astype(str).str.lower() == "true", None)
+        df["objective_response"].fillna(False).astype(bool))
     return df
 
 
@@ -644,10 +676,22 @@ def test_cohort_statistics_options_and_missing_pfs():
     no_pfs = df.drop(columns=["has_pfs", "pfs_days", "pfs_event"])
     result = stats.cohort_statistics(no_pfs, criteria_name="lin2009")
     assert result["pfs"] is None
-    empty_pfs = df.assign(has_pfs="", pfs_days=None, pfs_event=np.nan)
+    empty_pfs = df.assign(has_pfs=pd.NA, pfs_days=np.nan, pfs_event=pd.NA)
     assert stats.cohort_statistics(empty_pfs, criteria_name="lin2009")["pfs"] is None
     one_arm = stats.cohort_statistics(df.assign(arm="A"), criteria_name="lin2009")
     assert one_arm["arm_comparison"] is None
     assert_no_nan(one_arm)
     with pytest.raises(ValueError, match="responder_20pct"):
         stats.cohort_statistics(df.assign(responder_20pct="maybe"), criteria_name="lin2009")
+
+
+def test_typed_results_read_back_from_their_json_equal():
+    """cohort.json is the JSON form of CohortSummary: reading it back gives an equal value."""
+    result = _stats.cohort_statistics(cohort_frame(), criteria_name="lin2009",
+                                      pfs_table={"path": "pfs.csv", "notes": ["n"]})
+    text = json.dumps(result.to_dict(), allow_nan=False)
+    back = _stats.CohortSummary.from_dict(json.loads(text))
+    assert back == result
+    assert back.pfs.landmark.groups["responder"].n == 2 and back.rates["responder_20pct"]\
+        .overall.events == 4
+    assert json.dumps(back.to_dict(), allow_nan=False) == text

@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from cnsvol.cohort.tabular import read_table, safe_cell, show_undecodable, undecodable_bytes, write_csv
+from cnsvol.cohort.tabular import read_table, show_undecodable, undecodable_bytes
+from cnsvol.csvformat import safe_cell, write_csv
 
 
 def test_formula_cells_are_neutralised_but_numbers_are_not():

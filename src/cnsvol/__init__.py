@@ -1,7 +1,12 @@
 """cnsvol: volumetric response assessment of brain (CNS) lesions on MRI segmentation masks.
 
-The public API is importable from the package root; heavy modules load on first use so that
-``import cnsvol`` (and the ``cnsvol`` command) starts quickly.
+The pipeline, one subpackage per stage, data flowing one way as typed values:
+:mod:`cnsvol.io` (masks in RAS+ mm) -> :mod:`cnsvol.lesions` (components, measurements) ->
+:mod:`cnsvol.tracking` (correspondence over time) -> :mod:`cnsvol.response` (criteria,
+categories, one :class:`SubjectResult` per subject) -> :mod:`cnsvol.cohort` (manifest, PFS,
+statistics) -> :mod:`cnsvol.results` (the output tables) -> :mod:`cnsvol.report` (figures,
+HTML) -> :mod:`cnsvol.batch` (cohort runs). Everything the ``cnsvol`` command does is one call
+here; names load on first use so that ``import cnsvol`` (and the command) starts quickly.
 
 >>> import cnsvol
 >>> result = cnsvol.compare("baseline.nii.gz", "week8.nii.gz", criteria="lin2009")  # doctest: +SKIP
@@ -10,64 +15,104 @@ The public API is importable from the package root; heavy modules load on first 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .response.criteria import PRESETS, Criteria, get_criteria, load_criteria_file
-    from .errors import (
-        ClinicalError, CnsvolError, CriteriaError, GridError, ManifestError, MaskError,
-        MaskTooLargeError,
+if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
+    from .batch import RunConfig, RunSummary, evaluate_subject, run_cohort  # noqa: F401
+    from .batch.outputs import rebuild_report  # noqa: F401
+    from .cohort import Manifest, PfsTable, SubjectPlan, read_manifest, read_pfs  # noqa: F401
+    from .cohort.bids import bids_manifest, write_manifest  # noqa: F401
+    from .cohort.stats import (  # noqa: F401
+        CohortSummary, binomial_rate, cohort_statistics, compare_arms, cox, kaplan_meier, logrank,
     )
-    from .io import Mask, mask_from_array, read_image, read_mask
-    from .io.labelsets import LABEL_PRESETS, parse_labels
-    from .lesions import Lesion, LesionSet, find_lesions
-    from .tracking.matching import Correspondence, Matching, match
-    from .pipeline import MeasureOptions, compare, evaluate_series, measure
-    from .response import ClinicalStatus, CompareResult, SeriesResult, percent_change
-    from .batch.run import RunConfig, RunSummary, run_cohort
-    from .cohort.pfs import PfsTable, read_pfs
-    from .cohort.manifest import SubjectPlan, read_manifest
-    from .report.html import build_report, write_cohort_figures
-    from .cohort.stats import cohort_statistics
+    from .errors import (  # noqa: F401
+        BidsError, ClinicalError, CnsvolError, CriteriaError, FolderLockedError, GridError,
+        ManifestError, MaskError, MaskTooLargeError, ResultsError,
+    )
+    from .io import LABEL_PRESETS, Mask, mask_from_array, parse_labels, read_image  # noqa: F401
+    from .io import read_mask  # noqa: F401
+    from .lesions import Lesion, LesionSet, find_lesions  # noqa: F401
+    from .pipeline import MeasureOptions, compare, evaluate_series, measure  # noqa: F401
+    from .report import build_report, write_cohort_figures, write_report  # noqa: F401
+    from .response import (  # noqa: F401
+        PRESETS, Category, ClinicalStatus, CompareResult, Criteria, ReasonCode, SeriesResult,
+        SubjectResult, SubjectStatus, SubjectSummary, TimepointResult, TrackRow, get_criteria,
+        load_criteria_file, percent_change,
+    )
+    from .results import SCHEMAS, RunResults, build_frames, read_results  # noqa: F401
+    from .tracking import Correspondence, Matching, TrackStatus, match  # noqa: F401
 
 _EXPORTS = {
+    # reading masks
     "read_mask": "io.read",
+    "read_image": "io.read",
     "mask_from_array": "io.mask",
     "Mask": "io.mask",
+    "LABEL_PRESETS": "io.labelsets",
+    "parse_labels": "io.labelsets",
+    # lesions
     "find_lesions": "lesions.find",
     "Lesion": "lesions.lesion",
     "LesionSet": "lesions.lesion",
+    # tracking
+    "match": "tracking.matching",
+    "Matching": "tracking.matching",
+    "Correspondence": "tracking.matching",
+    "TrackStatus": "tracking.status",
+    # one subject
+    "measure": "pipeline",
+    "compare": "pipeline",
+    "evaluate_series": "pipeline",
+    "MeasureOptions": "pipeline",
     "Criteria": "response.criteria",
     "PRESETS": "response.criteria",
     "get_criteria": "response.criteria",
     "load_criteria_file": "response.criteria",
-    "LABEL_PRESETS": "io.labelsets",
-    "parse_labels": "io.labelsets",
-    "compare": "pipeline",
-    "evaluate_series": "pipeline",
-    "SeriesResult": "response.evaluate",
-    "match": "tracking.matching",
-    "Matching": "tracking.matching",
-    "Correspondence": "tracking.matching",
+    "Category": "response.categories",
+    "ReasonCode": "response.categories",
     "ClinicalStatus": "response.clinical",
-    "read_manifest": "cohort.manifest",
-    "SubjectPlan": "cohort.manifest",
-    "read_pfs": "cohort.pfs",
-    "PfsTable": "cohort.pfs",
-    "run_cohort": "batch.run",
-    "RunConfig": "batch.run",
-    "RunSummary": "batch.run",
-    "cohort_statistics": "cohort.stats",
-    "build_report": "report.html",
-    "write_cohort_figures": "report.html",
-    "read_image": "io.read",
-    "measure": "pipeline",
+    "SeriesResult": "response.evaluation",
+    "CompareResult": "response.evaluation",
+    "TimepointResult": "response.results",
+    "TrackRow": "response.results",
+    "SubjectSummary": "response.results",
+    "SubjectResult": "response.subject",
+    "SubjectStatus": "response.subject",
     "percent_change": "response.change",
-    "CompareResult": "response.evaluate",
-    "MeasureOptions": "pipeline",
+    # cohort inputs and statistics
+    "read_manifest": "cohort.manifest",
+    "Manifest": "cohort.manifest",
+    "SubjectPlan": "cohort.manifest",
+    "bids_manifest": "cohort.bids.build",
+    "write_manifest": "cohort.bids.build",
+    "read_pfs": "cohort.pfs_table",
+    "PfsTable": "cohort.pfs_table",
+    "cohort_statistics": "cohort.stats.cohort",
+    "CohortSummary": "cohort.stats.types",
+    "binomial_rate": "cohort.stats.rates",
+    "compare_arms": "cohort.stats.rates",
+    "kaplan_meier": "cohort.stats.survival",
+    "logrank": "cohort.stats.survival",
+    "cox": "cohort.stats.hazards",
+    # the output tables
+    "SCHEMAS": "results.schema",
+    "build_frames": "results.frames",
+    "read_results": "results.folder",
+    "RunResults": "results.folder",
+    # report
+    "build_report": "report.page",
+    "write_report": "report.page",
+    "write_cohort_figures": "report.figures",
+    # cohort runs
+    "run_cohort": "batch.run",
+    "RunConfig": "batch.config",
+    "RunSummary": "batch.run",
+    "evaluate_subject": "batch.evaluate",
+    "rebuild_report": "batch.outputs",
+    # errors
     "CnsvolError": "errors",
     "MaskError": "errors",
     "MaskTooLargeError": "errors",
@@ -75,19 +120,10 @@ _EXPORTS = {
     "GridError": "errors",
     "ClinicalError": "errors",
     "ManifestError": "errors",
+    "BidsError": "errors",
+    "ResultsError": "errors",
+    "FolderLockedError": "errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]
-
-
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'cnsvol' has no attribute {name!r}")
-    value = getattr(import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

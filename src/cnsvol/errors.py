@@ -17,6 +17,9 @@ __all__ = [
     "GridError",
     "ClinicalError",
     "ManifestError",
+    "BidsError",
+    "ResultsError",
+    "FolderLockedError",
 ]
 
 
@@ -57,3 +60,15 @@ class ClinicalError(CnsvolError, ValueError):
 
 class ManifestError(CnsvolError, ValueError):
     """A manifest is unreadable or invalid; the message lists every problem found."""
+
+
+class BidsError(CnsvolError, ValueError):
+    """A BIDS tree cannot be turned into a manifest; the message lists every problem found."""
+
+
+class ResultsError(CnsvolError, ValueError):
+    """A results folder (or one of its files) cannot be read back."""
+
+
+class FolderLockedError(CnsvolError, RuntimeError):
+    """Another run holds the results folder's lock."""

@@ -23,7 +23,7 @@ from .lesions.find import DEFAULT_CONNECTIVITY, DEFAULT_MEASURABLE_MM, find_lesi
 from .lesions.lesion import LesionSet
 from .response.clinical import ClinicalStatus
 from .response.criteria import Criteria, get_criteria
-from .response.evaluate import CompareResult, SeriesResult, evaluate, series_inputs
+from .response.evaluation import CompareResult, SeriesResult, evaluate, series_inputs
 
 __all__ = ["MaskSource", "MeasureOptions", "compare", "evaluate_series", "measure"]
 

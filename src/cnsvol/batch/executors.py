@@ -207,6 +207,10 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None,
     """
     import os
 
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"jobs (--jobs) must be >= 1, got {jobs}")
+    if dask_local is not None and dask_local < 1:
+        raise ValueError(f"dask_local (--dask-local) must be >= 1, got {dask_local}")
     if scheduler and dask_local:
         raise ValueError("give either --scheduler or --dask-local, not both")
     if scheduler or dask_local:

@@ -1,90 +1,52 @@
 """Cohort runs: a manifest in, one results folder out (see docs/outputs.md for every file).
 
-Each subject is evaluated on its own (tracking + series); subjects run in parallel in local
-processes (``jobs``, default the number of cores; ``jobs=1`` runs in this process). A subject
-that fails is kept, with ``status = failed`` and its error, and the others go on. Every file is
-written atomically, and rows are sorted, so the folder does not depend on ``jobs`` or on the
-order of manifest rows. The clock is read only for the timestamps in ``provenance.json``.
+Each subject is evaluated on its own (:func:`~cnsvol.batch.evaluate.evaluate_subject`), on an
+executor (this process, local worker processes, or Dask), and its typed result is stored as
+soon as it is known (:mod:`.store`); a re-run computes only the subjects whose inputs or
+parameters changed. A subject that fails is kept, with ``status = failed`` and its error, and
+the others go on. Every file is written atomically and rows are sorted, so the folder does not
+depend on the executor or on the order of manifest rows. The folder is locked for the run
+(:mod:`.lock`). The run process holds no per-subject result beyond its id, key and status: the
+tables are streamed from the store, and the statistics read the subjects table back.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
-import platform
-import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from .._version import __version__
-from ..cohort.pfs import PfsTable, join_ids
+from ..atomic import remove_partial_writes
+from ..cohort.manifest import Manifest, SubjectPlan, read_manifest
+from ..cohort.pfs_table import PfsTable, read_pfs
+from ..report.names import safe_filename
 from ..response.criteria import Criteria
-from ..errors import CnsvolError
-from ..lesions.lesion import LESION_COLUMNS
-from ..cohort.manifest import SubjectPlan
-from ..pipeline import MeasureOptions, evaluate_series
+from ..response.subject import SubjectResult
+from .config import RunConfig
+from .evaluate import timed_evaluation
 from .executors import Executor, make_executor
-from ..report.html import safe_filename
-from .store import STORE_DIR, FileHasher, ResultStore, dumps, json_value, subject_key
-from ..cohort.tabular import atomic_write_text, atomic_writer, csv_rows, plain_value, write_csv
+from .lock import FolderLock
+from .outputs import draw_figures_and_report, write_cohort_json, write_json, write_tables
+from .provenance import RunRecord, provenance, utc_now
+from .runlog import RunLog
+from .store import STORE_DIR, FileHasher, ResultStore, subject_key
 
-__all__ = [
-    "RunConfig",
-    "RunSummary",
-    "SUBJECT_COLUMNS",
-    "SubjectOutcome",
-    "evaluate_subject",
-    "run_cohort",
-]
+__all__ = ["RunSummary", "SubjectDone", "run_cohort"]
 
-SUBJECT_COLUMNS = [
-    "subject_id", "status", "error", "n_timepoints", "arm", "best_response",
-    "best_percent_change", "responder_20pct", "objective_response", "time_to_response_days",
-    "time_to_responder_20pct_days", "progression_days", "first_followup_days",
-    "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions", "has_pfs",
-    "pfs_days", "pfs_event",
-]
-TIMEPOINT_COLUMNS = [
-    "subject_id", "timepoint", "days_from_baseline", "path", "lesion_count", "total_volume_mm3",
-    "target_volume_mm3", "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions",
-    "equivocal_new_lesions", "category", "confirmed", "confirmed_category",
-    "within_measurement_error", "min_detectable_change_mm3", "volumetric_only",
-    "resampled_for_matching", "reason_code", "reason",
-]
-TRACK_COLUMNS = [
-    "subject_id", "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status",
-    "volume_mm3", "percent_change_vs_baseline", "within_measurement_error", "is_target",
-]
-LESION_TABLE_COLUMNS = ["subject_id", "timepoint", *(c.name for c in LESION_COLUMNS)]
+Progress = Callable[["SubjectDone", int, int], None]
 
 
 @dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a subject's result (and nothing that does not)."""
-
-    criteria: Criteria
-    options: MeasureOptions = field(default_factory=MeasureOptions)
-    qc: bool = True
-
-
-@dataclass(frozen=True)
-class SubjectOutcome:
-    """One subject's result: its ``subjects.csv`` row (completed with PFS by the run) and its
-    rows of the other tables, already rendered as CSV text (so that the work is done where
-    the subject is evaluated, and the run only concatenates)."""
+class SubjectDone:
+    """What a progress callback is told as each subject's result becomes known."""
 
     subject_id: str
     status: str
     error: str
-    subject: dict[str, Any]
-    tables: dict[str, str]  # "timepoints" / "tracks" / "lesions" -> CSV rows, no header
-    seconds: float
+    seconds: float | None  # None: the result was already stored (resumed run)
 
 
 @dataclass(frozen=True)
@@ -99,407 +61,251 @@ class RunSummary:
     n_from_earlier_run: int = 0
 
 
-def evaluate_subject(plan: SubjectPlan, config: RunConfig, qc_dir: Path | None) -> SubjectOutcome:
-    """Evaluate one subject; data errors become a failed outcome, never an exception."""
-    start = time.perf_counter()
-    base = {"subject_id": plan.subject_id, "n_timepoints": len(plan.scans)}
-    try:
-        if plan.error:
-            raise _PlanError(plan.error)
-        if len(plan.scans) < 2:
-            raise _PlanError(
-                f"only {len(plan.scans)} scan(s) in the manifest: a response needs a baseline "
-                "and a follow-up. Fix: add the follow-up scan's row, or leave the subject out"
-            )
-        series = evaluate_series(
-            [str(s.mask_path) for s in plan.scans],
-            [s.days_from_baseline for s in plan.scans],
-            timepoints=[s.timepoint for s in plan.scans],
-            clinical=[s.clinical for s in plan.scans],
-            criteria=config.criteria,
-            options=config.options,
-        )
-    except Exception as exc:  # one bad subject must never stop the cohort
-        kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
-        message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
-        subject = {**base, "status": "failed", "error": message}
-        return SubjectOutcome(plan.subject_id, "failed", message, subject, _EMPTY_TABLES,
-                              time.perf_counter() - start)
-    qc_error = ""
-    if config.qc and qc_dir is not None:
-        from ..report.figures import qc_picture
-        from ..report.html import safe_filename
-
-        try:  # a picture that cannot be drawn must not discard the subject's numbers
-            qc_picture(
-                series, [s.image_path for s in plan.scans],
-                qc_dir / safe_filename(plan.subject_id), title=plan.subject_id,
-            )
-        except Exception as exc:
-            qc_error = f"QC picture not drawn: {type(exc).__name__}: {exc}"
-    sid = plan.subject_id
-    tps = [{"subject_id": sid, **t.to_dict()} for t in series.timepoints]
-    trs = []
-    for r in series.tracks:
-        row = {"subject_id": sid, **r.to_dict()}
-        row["lesion_ids"] = " ".join(map(str, r.lesion_ids))
-        trs.append(row)
-    les = [
-        {"subject_id": sid, "timepoint": tp.timepoint, **lesion.to_row()}
-        for tp, ls in zip(series.timepoints, series.lesion_sets)
-        for lesion in ls.lesions
-    ]
-    s = series.subject
-    subject = {
-        **base,
-        "status": "ok",
-        "error": qc_error,
-        **{k: v for k, v in s.to_dict().items() if k != "reason"},
-        "baseline_total_volume_mm3": series.timepoints[0].total_volume_mm3,
-        "baseline_target_volume_mm3": series.timepoints[0].target_volume_mm3,
-        "new_lesions": sum(t.new_lesions for t in series.timepoints),
-    }
-    tables = {
-        "timepoints": csv_rows(tps, TIMEPOINT_COLUMNS),
-        "tracks": csv_rows(trs, TRACK_COLUMNS),
-        "lesions": csv_rows(les, LESION_TABLE_COLUMNS),
-    }
-    return SubjectOutcome(sid, "ok", "", subject, tables, time.perf_counter() - start)
-
-
-_EMPTY_TABLES = {"timepoints": "", "tracks": "", "lesions": ""}
-
-
-class _PlanError(CnsvolError):
-    """A subject the manifest already says cannot be run (message shown verbatim)."""
-
-
-@dataclass(frozen=True)
-class SubjectDone:
-    """What a progress callback is told as each subject's result becomes known."""
-
-    subject_id: str
-    status: str
-    error: str
-    seconds: float | None  # None: the result was already stored (resumed run)
-
-
 def run_cohort(
-    plans: Sequence[SubjectPlan],
+    manifest: str | Path | Manifest | Sequence[SubjectPlan],
     out_dir: str | Path,
-    config: RunConfig,
+    config: RunConfig | str | Path | Criteria | None = None,
     *,
-    pfs: PfsTable | None = None,
+    pfs: PfsTable | str | Path | None = None,
     landmark_days: float | None = None,
     jobs: int | None = None,
+    scheduler: str | None = None,
+    dask_local: int | None = None,
     executor: Executor | None = None,
     force: bool = False,
-    inputs: Sequence[Path] = (),
-    parameters: dict[str, Any] | None = None,
-    progress: Callable[[SubjectDone, int, int], None] | None = None,
+    skip_missing: bool = False,
+    progress: Progress | None = None,
+    command: Sequence[str] | None = None,
 ) -> RunSummary:
-    """Evaluate every subject and write the results folder.
+    """Evaluate every subject and write the results folder ``out_dir``.
 
-    Subjects run on ``executor`` (default: ``jobs`` local processes, see
-    :func:`cnsvol.executors.make_executor`). Each subject's result is stored in the folder as
-    soon as it is known (:mod:`cnsvol.store`); a re-run of the same command computes only the
-    subjects whose inputs or parameters changed or that have no stored result (``force``:
-    all of them). ``inputs`` are extra files to hash into provenance (manifest, PFS table,
-    criteria file); ``parameters`` are recorded verbatim; ``progress(done, n_done, total)``
-    is called as each subject's result becomes known. ``run.log`` in the folder gets one line
-    per subject.
+    Args:
+        manifest: a manifest file (read with :func:`cnsvol.read_manifest`, ``skip_missing``
+            as given), a :class:`Manifest`, or a sequence of :class:`SubjectPlan`.
+        config: a :class:`RunConfig`, or criteria for a default one (a preset name, a TOML
+            file, a :class:`Criteria`); default lin2009.
+        pfs: a PFS table (a file read with :func:`cnsvol.read_pfs` defaults, or a
+            :class:`PfsTable` read with your column names and time unit).
+        landmark_days: landmark of the PFS analysis (default: median first follow-up day).
+        jobs, scheduler, dask_local: where subjects run (:func:`~.executors.make_executor`),
+            unless ``executor`` is given.
+        force: recompute every subject, even those stored by an earlier run.
+        progress: called as ``progress(done, n_done, total)`` as each result becomes known.
+        command: the command line to record (``cnsvol run`` gives its own); by default the
+            call itself is recorded.
+
+    The run records its provenance (every input hashed, the criteria, every parameter, the
+    call) and appends to ``run.log``. Raises :class:`~cnsvol.errors.FolderLockedError` when
+    another run holds the folder.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _remove_partial_writes(out)
-    qc_dir = out / "figures" / "qc" if config.qc else None
-    started = _dt.datetime.now(_dt.timezone.utc)
+    config = config if isinstance(config, RunConfig) else (
+        RunConfig() if config is None else RunConfig(criteria=config))
+    plans = _manifest(manifest, skip_missing)
+    pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
+    parameters = _parameters(plans, out_dir, config, pfs_table, landmark_days, jobs, scheduler,
+                             dask_local, force, skip_missing)
+    own = executor is None
+    executor = executor if executor is not None else make_executor(jobs, scheduler, dask_local)
+    try:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        with FolderLock(out, "cnsvol run"):
+            return _run(plans, out, config, pfs_table, landmark_days, executor, force, progress,
+                        list(command) if command is not None else _call(parameters), parameters)
+    finally:
+        if own:
+            executor.close()
+
+
+def _manifest(manifest: Any, skip_missing: bool) -> Manifest:
+    if isinstance(manifest, Manifest):
+        return manifest
+    if isinstance(manifest, (str, Path)):
+        return read_manifest(manifest, skip_missing=skip_missing)
+    return Manifest(None, tuple(manifest))
+
+
+def _parameters(plans: Manifest, out_dir: str | Path, config: RunConfig, pfs: PfsTable | None,
+                landmark_days: float | None, jobs: int | None, scheduler: str | None,
+                dask_local: int | None, force: bool, skip_missing: bool) -> dict[str, Any]:
+    """Every parameter of the run, as recorded in provenance (the same from Python and from
+    the command line)."""
+    return {
+        "manifest": None if plans.path is None else str(plans.path),
+        "out_dir": str(Path(out_dir).resolve()),
+        **config.to_dict(),
+        "pfs": None if pfs is None else {"path": str(pfs.path), "time_unit": pfs.time_unit,
+                                         **pfs.columns},
+        "landmark_days": landmark_days,
+        "jobs": jobs, "scheduler": scheduler, "dask_local": dask_local,
+        "force": force, "skip_missing": skip_missing,
+    }
+
+
+def _call(parameters: dict[str, Any]) -> list[str]:
+    """The library call, as the command of a run started from Python."""
+    given = {k: v for k, v in parameters.items() if v not in (None, False)}
+    return ["python", "cnsvol.run_cohort(" + ", ".join(f"{k}={v!r}" for k, v in given.items())
+            + ")"]
+
+
+@dataclass
+class _Tally:
+    """What the run keeps per subject while it runs: whether it failed, and how long it took."""
+
+    total: int
+    log: RunLog
+    progress: Progress | None
+    done: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def add(self, result: SubjectResult, seconds: float | None) -> None:
+        self.done += 1
+        if not result.ok:
+            self.failed[result.subject_id] = result.error
+        if seconds is not None:
+            self.seconds[result.subject_id] = seconds
+        self.log.subject(result, seconds)
+        if self.progress:
+            done = SubjectDone(result.subject_id, result.status,
+                               result.subject_row()["error"], seconds)
+            self.progress(done, self.done, self.total)
+
+
+def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
+         landmark_days: float | None, executor: Executor, force: bool,
+         progress: Progress | None, command: list[str],
+         parameters: dict[str, Any]) -> RunSummary:
+    for folder in (out, out / STORE_DIR, out / "figures", out / "figures" / "qc"):
+        remove_partial_writes(folder)
+    started = utc_now()
     hasher = FileHasher()
-    fingerprint = dumps({"version": __version__, "criteria": config.criteria.to_dict(),
-                         "options": _options_dict(config.options), "qc": config.qc})
+    fingerprint = config.fingerprint()
     keys = {plan.subject_id: subject_key(plan, fingerprint, hasher) for plan in plans}
     store = ResultStore(out)
-    own_executor = executor is None
-    executor = executor if executor is not None else make_executor(jobs)
-    log = _RunLog(out / "run.log")
+    qc_dir = out / "figures" / "qc" if config.qc else None
+    log = RunLog(out / "run.log")
     try:
-        results, seconds = _evaluate_all(plans, config, qc_dir, executor, store, keys, force,
-                                         log, progress)
-        return _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started,
-                       hasher, keys, store, executor, results, seconds)
+        tally = _Tally(len(plans), log, progress)
+        _evaluate_all(plans, keys, config, qc_dir, executor, store, force, tally)
+        ids = sorted(keys)
+        files = write_tables(out, store, [keys[sid] for sid in ids], pfs)
+        store.prune(set(keys.values()))
+        summary = write_cohort_json(out, config.criteria.name, landmark_days, pfs)
+        files["cohort"] = out / "cohort.json"
+        inputs = [p for plan in plans for p in plan.inputs]
+        inputs += [p for p in (plans.path, pfs.path if pfs else None, config.criteria_file) if p]
+        record = RunRecord(command, parameters, config, landmark_days, pfs,
+                           executor.describe(), started, dict(sorted(tally.failed.items())),
+                           tally.seconds, sorted(set(ids) - set(tally.seconds)))
+        files["provenance"] = out / "provenance.json"
+        write_json(files["provenance"], provenance(record, inputs, hasher))
+        files["report"] = draw_figures_and_report(out, executor)
     finally:
-        if own_executor:
-            executor.close()
         log.close()
+    return RunSummary(out, len(ids), len(tally.failed), record.subject_errors,
+                      summary.ids_without_pfs, summary.ids_without_masks, files,
+                      len(record.from_earlier_run))
 
 
-def _finish(out, plans, config, pfs, landmark_days, inputs, parameters, started, hasher, keys,
-            store, executor, results, seconds) -> RunSummary:
-    """Tables, statistics, provenance, figures (drawn on the executor's workers) and report."""
-
-    pfs_by_id = {}
-    if pfs is not None:
-        pfs_by_id = {r["subject_id"]: r for r in pfs.frame.to_dict("records")}  # type: ignore[attr-defined]
-    ids = sorted(results)
-    subjects = []
-    for sid in ids:
-        row = dict(results[sid]["subject"])
-        rec = pfs_by_id.get(sid)
-        row["has_pfs"] = rec is not None
-        if rec is not None:
-            row.update(pfs_days=rec["pfs_days"], pfs_event=rec["pfs_event"], arm=rec["arm"])
-        subjects.append(row)
-    without_pfs, without_masks = join_ids(ids, pfs_by_id) if pfs is not None else ([], [])
-
-    files = {
-        "subjects": out / "subjects.csv",
-        "timepoints": out / "timepoints.csv",
-        "tracks": out / "tracks.csv",
-        "lesions": out / "lesions.csv",
-        "cohort": out / "cohort.json",
-        "provenance": out / "provenance.json",
-    }
-    write_csv(files["subjects"], subjects, SUBJECT_COLUMNS)
-    _write_tables(files, store, [keys[sid] for sid in ids])
-    store.prune(set(keys.values()))
-
-    import pandas as pd
-
-    from ..cohort.stats import cohort_statistics
-
-    frame = pd.DataFrame(subjects, columns=SUBJECT_COLUMNS)
-    cohort = cohort_statistics(
-        frame,
-        criteria_name=config.criteria.name,
-        landmark_days=landmark_days,
-        ids_without_pfs=without_pfs if pfs is not None else (),
-        ids_without_masks=without_masks,
-    )
-    if pfs is None:
-        cohort["pfs"] = None
-    cohort["pfs_table"] = None if pfs is None else {"path": str(pfs.path), "notes": list(pfs.notes)}
-    pfs_record = None if pfs is None else {
-        "path": str(pfs.path), "notes": list(pfs.notes),
-        "set_aside": dict(pfs.set_aside),
-    }
-    atomic_write_text(files["cohort"], _json(cohort))
-
-    failed = {sid: results[sid]["error"] for sid in ids if results[sid]["status"] != "ok"}
-    hashed = sorted({*map(Path, inputs), *(p for plan in plans for p in plan.inputs)})
-    provenance = {
-        "cnsvol_version": __version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "libraries": _library_versions(),
-        "command": parameters.get("command") if parameters else None,
-        "parameters": parameters or {},
-        "criteria": config.criteria.to_dict(),
-        "measure_options": _options_dict(config.options),
-        "landmark_days": landmark_days,
-        "pfs_table": pfs_record,
-        "executor": executor.describe(),
-        "inputs": {str(p): hasher(p) for p in hashed},
-        "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "subject_errors": failed,
-        "subject_seconds": {sid: round(seconds[sid], 3) for sid in sorted(seconds)},
-        "subjects_from_earlier_run": sorted(set(ids) - set(seconds)),
-    }
-    atomic_write_text(files["provenance"], _json(provenance))
-
-    from ..report.html import build_report, cohort_figure_tasks
-
-    for _, _, exc in executor.run(_call, cohort_figure_tasks(out).values()):
-        if exc is not None:
-            raise exc
-    files["report"] = build_report(out)
-    return RunSummary(out, len(ids), len(failed), failed, without_pfs, without_masks, files,
-                      len(ids) - len(seconds))
+def _stored(plan: SubjectPlan, key: str, store: ResultStore, qc_dir: Path | None,
+            force: bool) -> SubjectResult | None:
+    """The subject's stored result, when it can be used as it is."""
+    stored = None if force else store.load(key)
+    if stored is None or stored.retry:  # retry: its worker died, worth another try
+        return None
+    if qc_dir is not None and stored.result.ok:
+        if not (qc_dir / (safe_filename(plan.subject_id) + ".png")).is_file():
+            return None  # its QC picture is missing: draw it again
+    return stored.result
 
 
-def _evaluate_all(plans, config, qc_dir, executor, store, keys, force, log, progress):
-    """Stored results where their key matches, the rest computed on ``executor``; every
-    result stored as it arrives. Returns ({id: record}, {id: seconds of those computed})."""
-    results: dict[str, dict[str, Any]] = {}
-    seconds: dict[str, float] = {}
-    total = len(plans)
+def _evaluate_all(plans: Manifest, keys: dict[str, str], config: RunConfig,
+                  qc_dir: Path | None, executor: Executor, store: ResultStore, force: bool,
+                  tally: _Tally) -> None:
+    """Stored results where their key matches, the rest computed on ``executor``; workers
+    store each result as soon as it is computed."""
     todo = []
     for plan in plans:
-        rec = None if force else store.load(keys[plan.subject_id])
-        if rec is not None and rec.get("retry"):
-            rec = None  # its worker died: worth another try
-        if rec is not None and qc_dir is not None and rec["status"] == "ok":
-            if not (qc_dir / (safe_filename(plan.subject_id) + ".png")).is_file():
-                rec = None  # its QC picture is missing: draw it again
-        if rec is None:
+        result = _stored(plan, keys[plan.subject_id], store, qc_dir, force)
+        if result is None:
             todo.append(plan)
-            continue
-        results[plan.subject_id] = _slim(rec)
-        log.subject(rec, None)
-        if progress:
-            progress(SubjectDone(plan.subject_id, rec["status"], rec["error"], None),
-                     len(results), total)
-    log.note(f"{total} subject(s): {total - len(todo)} from earlier runs, {len(todo)} to "
-             f"compute on {executor.describe()}")
-
-    def accept(rec: dict[str, Any], took: float) -> None:
-        results[rec["subject_id"]] = rec
-        seconds[rec["subject_id"]] = took
-        log.subject(rec, took)
-        if progress:
-            progress(SubjectDone(rec["subject_id"], rec["status"], rec["error"], took),
-                     len(results), total)
-
-    # workers store each result themselves, as soon as it is computed, and send back only
-    # its subjects.csv part
+        else:
+            tally.add(result, None)
+    tally.log.note(f"{len(plans)} subject(s): {len(plans) - len(todo)} from earlier runs, "
+                   f"{len(todo)} to compute on {executor.describe()}")
     fn = partial(_evaluate_chunk, config=config, qc_dir=qc_dir, out_dir=store.out_dir)
     items = [(plan, keys[plan.subject_id]) for plan in todo]
     size = max(1, min(8, len(items) // (executor.workers * 16))) if executor.workers > 1 else 1
     chunks = [tuple(items[i:i + size]) for i in range(0, len(items), size)]
-    warm = threading.Thread(target=_warm_up, name="cnsvol-warm-up", daemon=True)
+    warm = _WarmUp()
     on_started = warm.start if executor.workers > 1 else None
     for attempt in (1, 2):
         retry = []
         for chunk, done, exc in executor.run(fn, chunks, on_started=on_started,
                                              isolate=attempt == 2):
             if exc is None:
-                for rec, took in done:
-                    accept(rec, took)
+                for result, took in done:
+                    tally.add(result, took)
             elif attempt == 1:  # a worker died: try each of its subjects again, on its own
                 retry += [(item,) for item in chunk]
             else:
                 for plan, key in chunk:
-                    accept(_store_outcome(store, key, _worker_failure(plan, exc), retry=True), 0.0)
+                    result = _worker_failure(plan, exc)
+                    store.save(key, result, retry=True)
+                    tally.add(result, 0.0)
         chunks, on_started = retry, None
         if not chunks:
             break
-    if warm.is_alive():
-        warm.join()
-    return results, seconds
+    warm.finish(tally.log)
 
 
-def _worker_failure(plan: SubjectPlan, exc: BaseException) -> SubjectOutcome:
+def _worker_failure(plan: SubjectPlan, exc: BaseException) -> SubjectResult:
     msg = (f"worker failed: {type(exc).__name__}: {exc}. The process evaluating this subject "
            "died twice (out of memory, or a crash in a library); check its files and the "
            "memory available per worker (fewer --jobs)")
-    return SubjectOutcome(plan.subject_id, "failed", msg,
-                          {"subject_id": plan.subject_id, "n_timepoints": len(plan.scans),
-                           "status": "failed", "error": msg}, _EMPTY_TABLES, 0.0)
-
-
-def _slim(record: dict[str, Any]) -> dict[str, Any]:
-    """What the run keeps in memory per subject (the table rows stay on disk)."""
-    return {k: record[k] for k in ("subject_id", "status", "error", "subject")}
-
-
-def _write_tables(files: dict[str, Path], store: ResultStore, keys: list[str]) -> None:
-    """timepoints/tracks/lesions.csv from the stored results, streamed in subject order."""
-    names = {"timepoints": TIMEPOINT_COLUMNS, "tracks": TRACK_COLUMNS,
-             "lesions": LESION_TABLE_COLUMNS}
-    with ExitStack() as stack:
-        writers = {n: stack.enter_context(atomic_writer(files[n])) for n in names}
-        for n, columns in names.items():
-            writers[n].write(csv_rows([], columns, header=True))
-        for key in keys:
-            rec = store.load(key)
-            if rec is None:
-                raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
-            for n in names:
-                writers[n].write(rec["tables"][n])
-
-
-def _remove_partial_writes(out: Path) -> None:
-    """Temporary files of atomic writes that a killed run left behind."""
-    for folder in (out, out / STORE_DIR, out / "figures", out / "figures" / "qc"):
-        if folder.is_dir():
-            for entry in folder.glob(".*.tmp"):
-                entry.unlink(missing_ok=True)
-
-
-class _RunLog:
-    """``run.log``: a line per subject (status, seconds or 'stored'), appended as results
-    arrive; earlier runs' lines are kept, so an interrupted and resumed run reads as such."""
-
-    def __init__(self, path: Path) -> None:
-        self._fh = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
-        self.note("run started")
-
-    def _write(self, text: str) -> None:
-        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-        self._fh.write(f"{stamp}\t{text}\n")
-        self._fh.flush()
-
-    def note(self, text: str) -> None:
-        self._write(text)
-
-    def subject(self, rec: dict[str, Any], seconds: float | None) -> None:
-        took = "stored" if seconds is None else f"{seconds:.3f}s"
-        error = rec["error"].replace("\n", " ")
-        self._write(f"{rec['subject_id']}\t{rec['status']}\t{took}\t{error}".rstrip())
-
-    def close(self) -> None:
-        if not self._fh.closed:
-            self.note("run ended")
-            self._fh.close()
-
-
-def _warm_up() -> None:
-    """Import the statistics and figure modules and draw one tiny figure (matplotlib's first
-    draw loads its fonts), while the workers compute. Best effort: a failure here shows up,
-    with its message, where the modules are used."""
-    try:
-        from ..report import html as _html
-        from ..cohort import stats as _stats  # noqa: F401
-        from ..report.figures import warm_up
-
-        warm_up()
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def _call(fn: Callable[[], Any]) -> Any:
-    return fn()
+    return SubjectResult.failed(plan.subject_id, len(plan.scans), msg)
 
 
 def _evaluate_chunk(items: Sequence[tuple[SubjectPlan, str]], config: RunConfig,
-                    qc_dir: Path | None, out_dir: Path) -> list[tuple[dict[str, Any], float]]:
-    """Evaluate and store each (plan, key); returns each result's in-memory part and seconds."""
+                    qc_dir: Path | None, out_dir: Path) -> list[tuple[SubjectResult, float]]:
+    """Evaluate and store each (plan, key); returns each result and its seconds."""
     store = ResultStore(out_dir)
     done = []
     for plan, key in items:
-        o = evaluate_subject(plan, config, qc_dir)
-        done.append((_store_outcome(store, key, o), o.seconds))
+        result, seconds = timed_evaluation(plan, config, qc_dir)
+        store.save(key, result)
+        done.append((result, seconds))
     return done
 
 
-def _store_outcome(store: ResultStore, key: str, o: SubjectOutcome,
-                   retry: bool = False) -> dict[str, Any]:
-    """Store a subject's result; returns what the run keeps of it in memory."""
-    record = {
-        "subject_id": o.subject_id, "status": o.status, "error": o.error,
-        "subject": {k: plain_value(v) for k, v in o.subject.items()}, "tables": o.tables,
-    }
-    if retry:
-        record["retry"] = True  # its worker died: the next run tries it again
-    return _slim(store.save(key, record))
+class _WarmUp:
+    """While the workers compute, the run process loads the statistics and figure modules and
+    draws one tiny figure (matplotlib's first draw loads its fonts). If that fails, the run
+    says so in run.log and goes on: the figures load what they need when drawn, and report
+    their own errors."""
 
+    def __init__(self) -> None:
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="cnsvol-warm-up", daemon=True)
 
-def _library_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    def start(self) -> None:
+        self._thread.start()
 
-    out = {}
-    for name in ("numpy", "nibabel", "SimpleITK", "scikit-image", "scipy", "pandas",
-                 "statsmodels", "matplotlib", "connected-components-3d"):
+    def _work(self) -> None:
         try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+            from ..cohort.stats import cohort  # noqa: F401
+            from ..report import page  # noqa: F401
+            from ..report.style import warm_up
 
+            warm_up()
+        except Exception as exc:  # noqa: BLE001 - recorded, and reported by finish()
+            self.error = exc
 
-def _options_dict(o: MeasureOptions) -> dict[str, Any]:
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in o.__dict__.items()}
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, allow_nan=False, default=json_value) + "\n"
+    def finish(self, log: RunLog) -> None:
+        if self._thread.is_alive() or self._thread.ident is not None:
+            self._thread.join()
+        if self.error is not None:
+            log.note(f"warm-up failed ({type(self.error).__name__}: {self.error}); the figures "
+                     "load their modules when drawn")

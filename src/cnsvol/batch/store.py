@@ -6,8 +6,10 @@ everything that determines the result: the cnsvol version, the run's configurati
 measurement options, QC), the subject's manifest rows (ids, timepoints, days, clinical
 values, paths) and the *content* (SHA-256) of every input file. A re-run finds the results
 whose key still matches and computes only the rest; results no longer wanted are removed at
-the end, so the folder holds what an uninterrupted run would hold. A result is a JSON object
-with sorted keys and nothing time-dependent, so it is the same bytes however it was computed.
+the end, so the folder holds what an uninterrupted run would hold. A stored result is the
+versioned JSON form of its :class:`~cnsvol.response.SubjectResult` (sorted keys, nothing
+time-dependent: the same bytes however it was computed); a result of another version is
+computed again.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import hashlib
 import json
 import os
 import stat
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cohort.tabular import atomic_write_text
+from ..atomic import atomic_write_text
+from ..cohort.manifest import SubjectPlan
+from ..response.subject import SubjectResult
 
-__all__ = ["FileHasher", "ResultStore", "STORE_DIR"]
+__all__ = ["STORE_DIR", "FileHasher", "ResultStore", "Stored", "json_value", "subject_key"]
 
 STORE_DIR = Path(".cnsvol") / "subjects"
 
@@ -54,7 +59,17 @@ class FileHasher:
         return self._seen[key]
 
 
+@dataclass(frozen=True)
+class Stored:
+    """A stored result; ``retry``: its worker died, so the next run tries it again."""
+
+    result: SubjectResult
+    retry: bool = False
+
+
 class ResultStore:
+    """The stored :class:`~cnsvol.response.SubjectResult` of each subject, by key."""
+
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
         self.dir = self.out_dir / STORE_DIR
@@ -62,21 +77,26 @@ class ResultStore:
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        """The stored result, or None (absent, or unreadable: then it is computed again)."""
+    def load(self, key: str) -> Stored | None:
+        """The stored result, or None: absent, unreadable, of another format version, or not
+        the key's (then it is computed again)."""
         try:
             record = json.loads(self.path(key).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            if not isinstance(record, dict) or record.get("key") != key:
+                return None
+            return Stored(SubjectResult.from_dict(record["result"]), bool(record.get("retry")))
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        return record if isinstance(record, dict) and record.get("key") == key else None
 
-    def save(self, key: str, record: dict[str, Any]) -> dict[str, Any]:
-        """Store ``record`` under ``key``; returns it as it will be read back."""
-        text = dumps({**record, "key": key})
+    def save(self, key: str, result: SubjectResult, *, retry: bool = False) -> None:
+        """Store ``result`` under ``key``; ``retry`` marks a subject whose worker died."""
+        record: dict[str, Any] = {"key": key, "result": result.to_dict()}
+        if retry:
+            record["retry"] = True
+        text = json.dumps(record, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"
         # no fsync per subject (thousands of them): a record a power cut left empty fails
         # to load and is computed again
         atomic_write_text(self.path(key), text, durable=False)
-        return json.loads(text)
 
     def prune(self, keep: set[str]) -> None:
         """Remove stored results not in ``keep`` and leftovers of interrupted writes."""
@@ -88,11 +108,6 @@ class ResultStore:
                 entry.unlink(missing_ok=True)
 
 
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, allow_nan=False, default=json_value,
-                      ensure_ascii=False) + "\n"
-
-
 def json_value(value: Any) -> Any:
     """``json.dumps`` default: numpy scalars as Python numbers, paths as text."""
     if hasattr(value, "item"):
@@ -102,13 +117,14 @@ def json_value(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
-def subject_key(plan: Any, fingerprint: str, hasher: FileHasher) -> str:
+def subject_key(plan: SubjectPlan, fingerprint: str, hasher: FileHasher) -> str:
     """The key of one subject's result (see the module docstring)."""
     scans = [
         {
             "timepoint": s.timepoint,
             "days": s.days_from_baseline,
-            "clinical": repr(s.clinical),
+            "clinical": [s.clinical.steroid_dose_mg, s.clinical.neuro_status,
+                         s.clinical.extracns_progression],
             "mask": str(s.mask_path),
             "mask_sha256": hasher(s.mask_path),
             "image": None if s.image_path is None else str(s.image_path),
@@ -116,6 +132,6 @@ def subject_key(plan: Any, fingerprint: str, hasher: FileHasher) -> str:
         }
         for s in plan.scans
     ]
-    text = dumps({"config": fingerprint, "subject_id": plan.subject_id, "error": plan.error,
-                  "scans": scans})
+    text = json.dumps({"config": fingerprint, "subject_id": plan.subject_id,
+                       "error": plan.error, "scans": scans}, sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

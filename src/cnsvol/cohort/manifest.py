@@ -34,14 +34,16 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ManifestError
 from ..response.clinical import NEURO_STATES, ClinicalStatus
 from .tabular import read_table, show_undecodable, undecodable_bytes
+from .vocabulary import parse_yes_no
 
-__all__ = ["KNOWN_COLUMNS", "Scan", "SubjectPlan", "read_manifest"]
+__all__ = ["KNOWN_COLUMNS", "Manifest", "Scan", "SubjectPlan", "read_manifest"]
 
 REQUIRED = ("subject_id", "timepoint", "mask_path")
 OPTIONAL = (
@@ -49,8 +51,6 @@ OPTIONAL = (
     "extracns_progression",
 )
 KNOWN_COLUMNS = REQUIRED + OPTIONAL
-_TRUE = ("true", "yes", "y", "1")
-_FALSE = ("false", "no", "n", "0")
 
 
 @dataclass(frozen=True)
@@ -77,12 +77,57 @@ class SubjectPlan:
         return out
 
 
-def read_manifest(path: str | Path, *, skip_missing: bool = False) -> tuple[SubjectPlan, ...]:
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest: its subjects' plans, sorted by id (iterable like the plans)."""
+
+    path: Path | None
+    plans: tuple[SubjectPlan, ...]
+
+    def __iter__(self) -> Iterator[SubjectPlan]:
+        return iter(self.plans)
+
+    def __len__(self) -> int:
+        return len(self.plans)
+
+    def __getitem__(self, index: int) -> SubjectPlan:
+        return self.plans[index]
+
+    def __repr__(self) -> str:
+        scans = sum(len(p.scans) for p in self.plans)
+        failing = sum(p.error is not None for p in self.plans)
+        return (f"Manifest({str(self.path) if self.path else '<plans>'!r}, {len(self.plans)} "
+                f"subject(s), {scans} scan(s), {failing} that cannot be run)")
+
+
+def read_manifest(path: str | Path, *, skip_missing: bool = False) -> Manifest:
     """Read and validate a manifest (CSV or TSV); see the module docstring."""
     path = Path(path).resolve()
     frame = read_table(path, "manifest", ManifestError, undecodable="mark")
-    base = path.parent
-    problems: list[str] = []  # whole-manifest problems
+    _check_columns(path, frame)
+    per_subject, subject_problems, problems = _group_rows(frame)
+    plans: list[SubjectPlan] = []
+    missing_files: list[str] = []
+    for sid in sorted(per_subject):
+        plan, missing = _plan(sid, per_subject[sid], subject_problems[sid], path, skip_missing)
+        plans.append(plan)
+        missing_files += missing
+    if missing_files and not skip_missing:
+        problems.append(
+            f"{len(missing_files)} missing file(s): " + "; ".join(missing_files)
+            + " (or rerun with --skip-missing to report those subjects as failed)"
+        )
+    if not problems and all(p.error for p in plans):
+        problems.append("no subject can be run (every subject has a problem, listed here)")
+    if problems:  # the manifest is refused: list every problem, the subjects' ones included
+        every = problems + [q for sid in sorted(subject_problems) for q in subject_problems[sid]]
+        raise ManifestError(f"{path}: " + "; ".join(every)
+                            + ". Fix these rows of the manifest and rerun")
+    return Manifest(path, tuple(plans))
+
+
+def _check_columns(path: Path, frame) -> None:
+    problems = []
     unknown = [c for c in frame.columns if c not in KNOWN_COLUMNS]
     if unknown:
         problems.append(
@@ -98,37 +143,31 @@ def read_manifest(path: str | Path, *, skip_missing: bool = False) -> tuple[Subj
     if frame.empty:
         raise ManifestError(f"{path}: the manifest has no rows. Fix: add one row per scan")
 
-    def cell(row: dict, col: str) -> str:
-        return str(row.get(col, "") or "").strip()
 
-    rows = frame.to_dict("records")
+def _cell(row: dict, col: str) -> str:
+    return str(row.get(col, "") or "").strip()
+
+
+def _group_rows(frame) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, list[str]], list[str]]:
+    """Rows per subject (with their file row numbers), each subject's problems, and the
+    whole-manifest problems (rows without a subject id)."""
     seen: dict[tuple[str, str], int] = {}
     per_subject: dict[str, list[tuple[int, dict]]] = {}
     subject_problems: dict[str, list[str]] = {}
-    for n, row in enumerate(rows, start=2):  # row 1 is the header
-        raw_id = cell(row, "subject_id")
+    problems: list[str] = []
+    for n, row in enumerate(frame.to_dict("records"), start=2):  # row 1 is the header
+        raw_id = _cell(row, "subject_id")
         if not raw_id:
             problems.append(f"row {n}: empty subject_id (the row belongs to no subject; fill it "
                             "in or delete the row)")
             continue
         sid = show_undecodable(raw_id)
         mine = subject_problems.setdefault(sid, [])
-        row["_undecodable"] = set()
-        for col in frame.columns:
-            value = row[col]
-            bad = undecodable_bytes(str(value))
-            if bad:
-                row["_undecodable"].add(col)
-                mine.append(
-                    f"row {n}: {col} holds byte(s) that are not UTF-8 "
-                    f"({', '.join(f'{b:#04x}' for b in bad[:8])}), read as "
-                    f"<{show_undecodable(str(value).strip())}> (fix: save the manifest as UTF-8)"
-                )
-                row[col] = show_undecodable(str(value))
+        _mark_undecodable(row, frame.columns, n, mine)
         for col in ("timepoint", "mask_path"):
-            if not cell(row, col):
+            if not _cell(row, col):
                 mine.append(f"row {n}: empty {col}")
-        key = (sid, cell(row, "timepoint"))
+        key = (sid, _cell(row, "timepoint"))
         if key in seen:
             mine.append(
                 f"rows {seen[key]} and {n}: duplicate subject {key[0]!r} timepoint {key[1]!r} "
@@ -137,61 +176,71 @@ def read_manifest(path: str | Path, *, skip_missing: bool = False) -> tuple[Subj
         else:
             seen[key] = n
         per_subject.setdefault(sid, []).append((n, row))
+    return per_subject, subject_problems, problems
 
-    plans: list[SubjectPlan] = []
-    missing_files: list[str] = []
-    for sid in sorted(per_subject):
-        mine = subject_problems[sid]
-        scans: list[Scan] = []
-        dates = {n: _date(cell(r, "scan_date"), n, mine) for n, r in per_subject[sid]}
-        known_dates = [d for d in dates.values() if d is not None]
-        first_date = min(known_dates) if known_dates else None
-        subject_missing: list[str] = []
-        for n, row in per_subject[sid]:
-            days = _days(cell(row, "days_from_baseline"), dates[n], first_date, n, mine)
-            mask = _resolve(base, cell(row, "mask_path"))
-            image = _resolve(base, cell(row, "image_path")) if cell(row, "image_path") else None
-            for col, p in (("mask_path", mask), ("image_path", image)):
-                if p is not None and col not in row["_undecodable"] and _is_missing(p):
-                    subject_missing.append(f"row {n}: {p}")
-            clinical = _clinical(row, n, mine)  # a bad value is already a listed problem
-            if days is not None and mask is not None:
-                scans.append(
-                    Scan(cell(row, "timepoint"), days, mask, image, clinical or ClinicalStatus())
-                )
-        scans.sort(key=lambda s: (s.days_from_baseline, s.timepoint))
-        if scans and scans[0].days_from_baseline != 0:
-            mine.append(
-                f"subject {sid!r} has no baseline (no scan at day 0; earliest is day "
-                f"{scans[0].days_from_baseline:g})"
+
+def _mark_undecodable(row: dict, columns, n: int, problems: list[str]) -> None:
+    """Note (in ``row["_undecodable"]``) and report the cells holding bytes that are not
+    UTF-8; such a cell is shown with each bad byte as ``\\xNN``."""
+    row["_undecodable"] = set()
+    for col in columns:
+        value = row[col]
+        bad = undecodable_bytes(str(value))
+        if bad:
+            row["_undecodable"].add(col)
+            problems.append(
+                f"row {n}: {col} holds byte(s) that are not UTF-8 "
+                f"({', '.join(f'{b:#04x}' for b in bad[:8])}), read as "
+                f"<{show_undecodable(str(value).strip())}> (fix: save the manifest as UTF-8)"
             )
-        by_label = {s.timepoint: s.days_from_baseline for s in scans}  # duplicates: once
-        day_list = list(by_label.values())
-        if len(set(day_list)) != len(day_list):
-            mine.append(f"subject {sid!r} has two scans on the same day")
-        parts = []
-        if mine:
-            parts.append(f"manifest {path}: " + "; ".join(mine)
-                         + ". Fix these rows of the manifest and rerun")
-        if subject_missing:
-            missing_files.extend(subject_missing)
-            parts.append("missing file(s): " + "; ".join(subject_missing)
-                         + ". Fix: correct the path in the manifest or restore the file")
-            if skip_missing:  # listed with the subject's problems if nothing can be run
-                mine.append("missing file(s): " + "; ".join(subject_missing))
-        plans.append(SubjectPlan(sid, tuple(scans), "; ".join(parts) or None))
-    if missing_files and not skip_missing:
+            row[col] = show_undecodable(str(value))
+
+
+def _plan(sid: str, rows: list[tuple[int, dict]], mine: list[str], path: Path,
+          skip_missing: bool) -> tuple[SubjectPlan, list[str]]:
+    """One subject's plan (with its error, if any) and its missing files."""
+    base = path.parent
+    scans: list[Scan] = []
+    dates = {n: _date(_cell(r, "scan_date"), n, mine) for n, r in rows}
+    known_dates = [d for d in dates.values() if d is not None]
+    first_date = min(known_dates) if known_dates else None
+    subject_missing: list[str] = []
+    for n, row in rows:
+        days = _days(_cell(row, "days_from_baseline"), dates[n], first_date, n, mine)
+        mask = _resolve(base, _cell(row, "mask_path"))
+        image = _resolve(base, _cell(row, "image_path")) if _cell(row, "image_path") else None
+        for col, p in (("mask_path", mask), ("image_path", image)):
+            if p is not None and col not in row["_undecodable"] and _is_missing(p):
+                subject_missing.append(f"row {n}: {p}")
+        clinical = _clinical(row, n, mine)  # a bad value is already a listed problem
+        if days is not None and mask is not None:
+            scans.append(
+                Scan(_cell(row, "timepoint"), days, mask, image, clinical or ClinicalStatus())
+            )
+    scans.sort(key=lambda s: (s.days_from_baseline, s.timepoint))
+    _check_days(sid, scans, mine)
+    parts = []
+    if mine:
+        parts.append(f"manifest {path}: " + "; ".join(mine)
+                     + ". Fix these rows of the manifest and rerun")
+    if subject_missing:
+        parts.append("missing file(s): " + "; ".join(subject_missing)
+                     + ". Fix: correct the path in the manifest or restore the file")
+        if skip_missing:  # listed with the subject's problems if nothing can be run
+            mine.append("missing file(s): " + "; ".join(subject_missing))
+    return SubjectPlan(sid, tuple(scans), "; ".join(parts) or None), subject_missing
+
+
+def _check_days(sid: str, scans: list[Scan], problems: list[str]) -> None:
+    if scans and scans[0].days_from_baseline != 0:
         problems.append(
-            f"{len(missing_files)} missing file(s): " + "; ".join(missing_files)
-            + " (or rerun with --skip-missing to report those subjects as failed)"
+            f"subject {sid!r} has no baseline (no scan at day 0; earliest is day "
+            f"{scans[0].days_from_baseline:g})"
         )
-    if not problems and all(p.error for p in plans):
-        problems.append("no subject can be run (every subject has a problem, listed here)")
-    if problems:  # the manifest is refused: list every problem, the subjects' ones included
-        every = problems + [q for sid in sorted(subject_problems) for q in subject_problems[sid]]
-        raise ManifestError(f"{path}: " + "; ".join(every)
-                            + ". Fix these rows of the manifest and rerun")
-    return tuple(plans)
+    by_label = {s.timepoint: s.days_from_baseline for s in scans}  # duplicates: once
+    day_list = list(by_label.values())
+    if len(set(day_list)) != len(day_list):
+        problems.append(f"subject {sid!r} has two scans on the same day")
 
 
 def _is_missing(path: Path) -> bool:
@@ -265,11 +314,8 @@ def _clinical(row: dict, n: int, problems: list[str]) -> ClinicalStatus | None:
         ok = False
     extra = None
     if extra_text:
-        if extra_text in _TRUE:
-            extra = True
-        elif extra_text in _FALSE:
-            extra = False
-        else:
+        extra = parse_yes_no(extra_text)
+        if extra is None:
             problems.append(f"row {n}: extracns_progression {extra_text!r} is not true/false")
             ok = False
     return ClinicalStatus(dose, neuro, extra) if ok else None

@@ -1,48 +1,19 @@
-"""Reading tabular inputs and writing tables and files safely.
+"""Reading tabular inputs (manifests, PFS tables): CSV, TSV, Excel (.xlsx) or Parquet.
 
-* :func:`read_table`: CSV, TSV, Excel (.xlsx) or Parquet, every cell as text (so ``007`` stays
-  ``007``) with surrounding spaces removed, UTF-8 with or without a byte-order mark; a file in
-  another encoding is an error that names the first bad byte, its line and the fix. With
-  ``undecodable="mark"`` only the header row must be UTF-8: a byte that is not UTF-8 in a data
-  cell is kept as a marker character (see :func:`undecodable_bytes` and
-  :func:`show_undecodable`), so that the caller can set aside the rows concerned and keep the
-  others.
-* :func:`write_csv`: RFC 4180 CSV written atomically; a text cell that a spreadsheet would run
-  as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return, and not a
-  number) is prefixed with ``'``; missing values are empty cells; NaN/inf are refused.
-* :func:`atomic_write_bytes` / :func:`atomic_write_text`: write to a temporary file in the same
-  folder, flush and fsync, then rename over the target, so a reader never sees half a file.
+:func:`read_table` gives every cell as text (so ``007`` stays ``007``) with surrounding spaces
+removed, UTF-8 with or without a byte-order mark; a file in another encoding is an error that
+names the first bad byte, its line and the fix. With ``undecodable="mark"`` only the header row
+must be UTF-8: a byte that is not UTF-8 in a data cell is kept as a marker character (see
+:func:`undecodable_bytes` and :func:`show_undecodable`), so that the caller can set aside the
+rows concerned and keep the others.
 """
 
 from __future__ import annotations
 
-import csv
 import io
-import math
-import os
-import re
-import tempfile
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TextIO
 
-__all__ = [
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "atomic_writer",
-    "cell_number",
-    "cell_text",
-    "csv_rows",
-    "plain_value",
-    "read_table",
-    "safe_cell",
-    "show_undecodable",
-    "undecodable_bytes",
-    "write_csv",
-]
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+__all__ = ["read_table", "show_undecodable", "undecodable_bytes"]
 
 
 def read_table(
@@ -175,117 +146,3 @@ def _sniff(text: str) -> str:
     return "\t" if first.count("\t") > first.count(",") else ","
 
 
-def safe_cell(value: Any) -> Any:
-    """A CSV cell: ``None``/NaN-free, and never executable as a spreadsheet formula."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"refusing to write a non-finite number ({value}) to a table")
-        return repr(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
-        return "'" + value
-    return value
-
-
-_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def _is_number(text: str) -> bool:
-    """A plain decimal number (ASCII digits, optional sign, point and exponent), which a
-    spreadsheet reads as a number. ``float`` alone is too lenient here: it accepts
-    ``1_000``, other scripts' digits and surrounding spaces."""
-    return _NUMBER.fullmatch(text) is not None
-
-
-def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
-    """Write rows (dicts; missing keys are empty cells) as CSV, atomically."""
-    atomic_write_text(path, csv_rows(rows, columns, header=True))
-
-
-def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, header: bool = False) -> str:
-    """Rows as CSV text (``header=True``: the column names first). Pieces rendered separately
-    concatenate into the same bytes as one rendering of all rows."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(columns)
-    for row in rows:
-        writer.writerow([safe_cell(plain_value(row.get(c))) for c in columns])
-    return buf.getvalue()
-
-
-def plain_value(value: Any) -> Any:
-    """A cell value as plain Python: numpy scalars unwrapped, NaN as None (an empty cell)."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar -> Python
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _atomic_file(path: str | Path, mode: str, durable: bool = True, **kwargs: Any) -> Iterator[Any]:
-    """A file object whose contents appear at ``path`` whole, or not at all (an exception, or
-    a killed process, leaves only a hidden ``.tmp`` file beside it), with the permissions a
-    plain ``open`` would give (0666 less the umask; ``mkstemp`` alone gives owner-only)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`_atomic_file`).
-
-    ``durable=False`` skips the ``fsync``: the file is still never seen half-written by a
-    reader or after a killed process, but a power cut may leave it empty; for files whose
-    reader checks them (the stored per-subject results) and recomputes what fails.
-    """
-    with _atomic_file(path, "wb", durable) as fh:
-        fh.write(data)
-
-
-@contextmanager
-def atomic_writer(path: str | Path) -> Iterator[TextIO]:
-    """A UTF-8 text file to write in pieces, appearing at ``path`` whole or not at all."""
-    with _atomic_file(path, "w", encoding="utf-8", newline="") as fh:
-        yield fh
-
-
-def atomic_write_text(path: str | Path, text: str, *, durable: bool = True) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
-
-
-def cell_text(value: Any) -> str:
-    """A table cell read back as text (``""`` for None/NaN)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
-
-
-def cell_number(value: Any) -> float | None:
-    """A table cell read back as a finite float, or ``None`` for empty cells, text and NaN/inf."""
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None

@@ -34,7 +34,7 @@ __all__ = [
 DEFAULT_CONNECTIVITY = 26
 DEFAULT_MEASURABLE_MM = 10.0
 
-Backend = Literal["auto", "runs", "cc3d", "skimage"]
+Backend = Literal["auto", "runs", "cc3d", "skimage", "scipy"]
 
 
 def find_lesions(
@@ -57,7 +57,8 @@ def find_lesions(
         measurable_min_diameter_mm: a lesion is measurable when its axial longest diameter is
             at least this long.
         backend: connected-components implementation: ``"auto"``/``"runs"`` (the run graph),
-            or a dense labelling by ``"cc3d"`` or ``"skimage"`` (reference implementations).
+            or a dense labelling (:func:`label_components`: ``"scipy"``, ``"cc3d"``,
+            ``"skimage"``), the reference implementations.
     """
     if min_volume_mm3 < 0 or not np.isfinite(min_volume_mm3):
         raise ValueError(f"min_volume_mm3 must be a finite number >= 0, got {min_volume_mm3!r}")
@@ -226,11 +227,13 @@ def _measure(runs: Runs, run_id: np.ndarray, affine: np.ndarray) -> _Measures:
 def label_components(
     foreground: np.ndarray, connectivity: int = DEFAULT_CONNECTIVITY, backend: Backend = "auto"
 ) -> tuple[np.ndarray, int]:
-    """Label the connected components of a boolean 3D array.
+    """Label the connected components of a boolean 3D array (a dense labelling, the reference
+    that the run-graph labelling of :func:`find_lesions` is tested against).
 
-    Returns ``(labels, n)`` with labels ``1..n`` in arbitrary order. ``backend="auto"`` uses
-    connected-components-3d when it is installed and scikit-image otherwise; both give the same
-    partition of voxels into components (only the label numbers may differ).
+    Returns ``(labels, n)`` with labels ``1..n`` in arbitrary order. ``backend``: ``"scipy"``
+    (``scipy.ndimage.label``), ``"cc3d"`` (connected-components-3d), ``"skimage"``
+    (scikit-image; the last two are optional installs) or ``"auto"``: cc3d when installed, else
+    scipy. Every backend gives the same partition of voxels (only the label numbers differ).
     """
     if connectivity not in (6, 18, 26):
         raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity!r}")
@@ -239,17 +242,25 @@ def label_components(
             import cc3d
         except ImportError:
             if backend == "cc3d":
-                raise
+                raise ImportError("backend 'cc3d' needs connected-components-3d: "
+                                  "pip install connected-components-3d") from None
         else:
             labels, n = cc3d.connected_components(
                 foreground, connectivity=connectivity, return_N=True
             )
             return labels, int(n)
-    from skimage.measure import label
+    rank = {6: 1, 18: 2, 26: 3}[connectivity]
+    if backend == "skimage":
+        try:
+            from skimage.measure import label
+        except ImportError:
+            raise ImportError("backend 'skimage' needs scikit-image: pip install scikit-image"
+                              ) from None
+        labels, n = label(foreground, connectivity=rank, return_num=True)
+        return labels, int(n)
+    from scipy import ndimage
 
-    labels, n = label(
-        foreground, connectivity={6: 1, 18: 2, 26: 3}[connectivity], return_num=True
-    )
+    labels, n = ndimage.label(foreground, structure=ndimage.generate_binary_structure(3, rank))
     return labels, int(n)
 
 

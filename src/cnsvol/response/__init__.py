@@ -1,7 +1,7 @@
 """Response assessment of one subject: criteria as data, the rules, and the results.
 
 * :mod:`.criteria`: :class:`Criteria`, the presets (``presets/*.toml``) and criteria files;
-* :mod:`.evaluate`: :func:`evaluate` a subject's measured series (tracking, categories,
+* :mod:`.evaluation`: :func:`evaluate` a subject's measured series (tracking, categories,
   tracks), giving a :class:`SeriesResult` (:class:`CompareResult` for two timepoints);
 * :mod:`.series`, :mod:`.rules`, :mod:`.summary`: targets and sums, a timepoint's category,
   confirmation and the best overall response;
@@ -23,25 +23,25 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     from .change import percent_change, reached_decrease, reached_increase  # noqa: F401
     from .clinical import ClinicalStatus, NeuroStatus  # noqa: F401
     from .criteria import PRESETS, Criteria, get_criteria, load_criteria_file  # noqa: F401
-    from .evaluate import CompareResult, SeriesResult, evaluate  # noqa: F401
+    from .evaluation import CompareResult, SeriesResult, evaluate  # noqa: F401
     from .results import SubjectSummary, TimepointResult, TrackRow  # noqa: F401
     from .subject import SubjectResult, SubjectStatus  # noqa: F401
 
 _EXPORTS = {
     "Category": "categories",
     "ClinicalStatus": "clinical",
-    "CompareResult": "evaluate",
+    "CompareResult": "evaluation",
     "Criteria": "criteria",
     "NeuroStatus": "clinical",
     "PRESETS": "criteria",
     "ReasonCode": "categories",
-    "SeriesResult": "evaluate",
+    "SeriesResult": "evaluation",
     "SubjectResult": "subject",
     "SubjectStatus": "subject",
     "SubjectSummary": "results",
     "TimepointResult": "results",
     "TrackRow": "results",
-    "evaluate": "evaluate",
+    "evaluate": "evaluation",
     "get_criteria": "criteria",
     "load_criteria_file": "criteria",
     "percent_change": "change",

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..columns import Column
 from ..lesions.lesion import Lesion
-from .evaluate import SeriesResult
+from .evaluation import SeriesResult
 from .results import SubjectSummary, TimepointResult, TrackRow
 
 __all__ = [

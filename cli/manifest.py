@@ -1,21 +1,14 @@
-"""``cnsvol manifest``: write a cohort manifest from a BIDS derivatives tree.
-
-``add_parser(subparsers)`` adds the subcommand; its ``func`` default follows the convention of
-``main``: it returns ``(text, exit code)`` and raises on invalid input. ``run(args)`` does the
-whole job on its own (prints, handles errors) and returns the exit code.
-"""
+"""``cnsvol manifest``: write a cohort manifest from a BIDS derivatives tree
+(:func:`cnsvol.bids_manifest`, :func:`cnsvol.write_manifest`)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
-EXIT_OK = 0
-EXIT_INPUT_ERROR = 1
-EXIT_USAGE = 2
+from .options import EXIT_OK
 
 _EPILOG = """\
 searched: sub-<label>/ses-<label>/anat/*_mask.nii[.gz] and *_dseg.nii[.gz]; subjects without
@@ -72,7 +65,7 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
 
     Warnings are printed to stderr as they are found.
     """
-    from cnsvol.cohort.bids import bids_manifest, write_manifest
+    from cnsvol import bids_manifest, write_manifest
 
     def warn(message: str) -> None:
         print(f"cnsvol manifest: warning: {message}", file=sys.stderr)
@@ -106,34 +99,3 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
         lines.append("next:")
     lines.append(f"  cnsvol run {path} --out RESULTS_DIR")
     return "\n".join(lines), EXIT_OK
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run ``cnsvol manifest`` from parsed arguments: print the result or the error; exit code."""
-    from cnsvol.errors import CnsvolError
-
-    try:
-        text, code = command(args)
-    except (CnsvolError, OSError, ValueError) as exc:
-        if getattr(args, "debug", False):
-            traceback.print_exc()
-        print(f"cnsvol manifest: error: {exc}", file=sys.stderr)
-        return EXIT_INPUT_ERROR
-    print(text)
-    return code
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cnsvol_cli.manifest_cmd ...``: the subcommand on its own."""
-    parser = argparse.ArgumentParser(prog="cnsvol")
-    parser.add_argument("--debug", action="store_true", help="show the traceback on errors")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return run(args)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -1,0 +1,74 @@
+"""``cnsvol compare``: a follow-up mask against its baseline."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import render as F
+from .options import UNITS, add_criteria_option, add_mask_options, measure_options
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "compare",
+        help="compare a follow-up mask with its baseline",
+        description=(
+            "Measure the summed lesion volume at baseline and follow-up (each on its own grid), "
+            "the change, the >=20%% volumetric reduction flag and the response category."
+        ),
+        epilog=UNITS + "\n\npercent change = (follow-up - baseline) / baseline x 100; "
+        "undefined (n/a) when the baseline total is 0.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("baseline", metavar="BASELINE", help="baseline mask file")
+    p.add_argument("followup", metavar="FOLLOWUP", help="follow-up mask file")
+    add_criteria_option(p)
+    add_mask_options(p)
+    p.add_argument(
+        "--format", choices=("table", "json"), default="table",
+        help="output format (default: table)",
+    )
+    p.set_defaults(func=command)
+    return p
+
+
+def command(args: argparse.Namespace) -> str:
+    from cnsvol.pipeline import compare
+
+    result = compare(args.baseline, args.followup, criteria=args.criteria, options=measure_options(args))
+    if args.format == "json":
+        return F.to_json(result.to_dict())
+    d = result.to_dict()
+    b, f = d["baseline"], d["followup"]
+    grids = (
+        "same grid" if d["same_grid"] else "different grids (each measured on its own grid)"
+    )
+    lines = [
+        f"criteria          {result.criteria.name}: {result.criteria.title}",
+        f"baseline          {b['path']}",
+        f"                  {b['total_volume_mm3']:.2f} mm3 in {b['lesion_count']} lesion(s), "
+        f"{b['measurable_lesion_count']} measurable",
+        f"follow-up         {f['path']}",
+        f"                  {f['total_volume_mm3']:.2f} mm3 in {f['lesion_count']} lesion(s)",
+        f"change            {d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])}",
+        f">=20% reduction   {F.fmt(d['responder_20pct'])}",
+        f"category          {d['category']}: {d['reason']}",
+        f"grids             {grids}",
+        "",
+        "tracks",
+        F.table(
+            [
+                (
+                    t["track_id"], t["status"], " ".join(map(str, t["baseline_lesion_ids"])),
+                    " ".join(map(str, t["followup_lesion_ids"])), t["baseline_volume_mm3"],
+                    t["followup_volume_mm3"], F.pct(t["percent_change"]),
+                    t["within_measurement_error"], t["is_target"],
+                )
+                for t in d["tracks"]
+            ],
+            ("track", "status", "baseline ids", "follow-up ids", "baseline_mm3",
+             "follow-up_mm3", "change", "within error", "target"),
+        ),
+    ]
+    return "\n".join(lines)

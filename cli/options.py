@@ -1,0 +1,92 @@
+"""What the commands share: exit codes, the units note, the mask and criteria options, and the
+parsing of list arguments."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cnsvol.io.labelsets import LABEL_PRESETS
+from cnsvol.response.criteria import PRESETS
+
+EXIT_OK = 0
+EXIT_INPUT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_PARTIAL = 3
+
+UNITS = """\
+units: volumes in mm3 (voxel count x voxel volume from the header, float64), coordinates in
+RAS+ mm (x to the patient's right, y anterior, z superior), diameters in mm."""
+
+
+def float_list(text: str) -> list[float | None]:
+    out: list[float | None] = []
+    for part in text.split(","):
+        part = part.strip()
+        try:
+            out.append(float(part) if part else None)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {part!r} in {text!r}") from None
+    return out
+
+
+def str_list(text: str) -> list[str | None]:
+    return [p.strip() or None for p in text.split(",")]
+
+
+def add_criteria_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--criteria", default="lin2009", metavar="PRESET|FILE.toml",
+        help=f"response criteria: {', '.join(PRESETS)}, or a TOML criteria file "
+        "(default: lin2009)",
+    )
+
+
+def add_mask_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--labels", default=None, metavar="SPEC",
+        help="label values that form the lesion region: comma-separated values (e.g. 1,3) or a "
+        f"preset ({', '.join(LABEL_PRESETS)}); default: every non-zero label",
+    )
+    p.add_argument(
+        "--connectivity", type=int, choices=(6, 18, 26), default=26,
+        help="voxel connectivity of a lesion: 6 (faces), 18 (+edges), 26 (+corners); "
+        "default: 26",
+    )
+    p.add_argument(
+        "--min-volume-mm3", type=non_negative, default=0.0, metavar="X",
+        help="drop lesions smaller than X mm3 (default: 0, keep all)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=0.5, metavar="T",
+        help="foreground threshold for fractional float masks, value >= T (default: 0.5); "
+        "float masks holding whole-number labels are rounded instead",
+    )
+    p.add_argument(
+        "--instance-labels", action="store_true",
+        help="the mask is already instance-labelled: each label value is one lesion",
+    )
+    p.add_argument(
+        "--max-gib", type=float, default=4.0, metavar="G",
+        help="refuse a mask whose decoded data would exceed G GiB (default: 4)",
+    )
+
+
+def non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    return value
+
+
+def measure_options(args: argparse.Namespace) -> Any:
+    from cnsvol.pipeline import MeasureOptions
+
+    return MeasureOptions(
+        labels=args.labels,
+        threshold=args.threshold,
+        connectivity=args.connectivity,
+        min_volume_mm3=args.min_volume_mm3,
+        instance_labels=args.instance_labels,
+        max_bytes=int(args.max_gib * 1024**3),
+    )

@@ -1,0 +1,111 @@
+"""``cnsvol run``: a whole cohort from a manifest into one results folder
+(:func:`cnsvol.run_cohort`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .options import (
+    EXIT_OK, EXIT_PARTIAL, UNITS, add_criteria_option, add_mask_options, measure_options,
+    non_negative,
+)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "run",
+        help="evaluate a whole cohort from a manifest into one results folder",
+        description=(
+            "Evaluate every subject of MANIFEST (tracking + series), join the PFS records, "
+            "compute the cohort statistics and write tables, figures, report.html and "
+            "provenance.json into --out. A failed subject is reported and the others go on."
+        ),
+        epilog=UNITS + "\n\nmanifest columns: subject_id, timepoint, mask_path, "
+        "days_from_baseline or scan_date; optional image_path, steroid_dose_mg, neuro_status, "
+        "extracns_progression. Relative paths are relative to the manifest's folder.\n"
+        "exit codes: 0 every subject succeeded, 1 invalid input (nothing run), 2 bad "
+        "invocation, 3 finished with failed subjects.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("manifest", metavar="MANIFEST", help="CSV/TSV manifest, one row per scan")
+    p.add_argument("--out", required=True, metavar="DIR", help="results folder (created)")
+    _add_pfs_options(p)
+    where = p.add_argument_group("where subjects run")
+    where.add_argument("--jobs", type=int, default=None, metavar="N",
+                       help="local worker processes (default: number of cores; 1 = this "
+                       "process)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", default=None,
+                       help="submit subjects to this Dask scheduler (needs cnsvol[dask]; "
+                       "masks and --out must be reachable from its workers)")
+    where.add_argument("--dask-local", type=int, metavar="N", default=None,
+                       help="start a local Dask cluster of N workers for the run "
+                       "(needs cnsvol[dask])")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every subject, even those stored in --out by an earlier "
+                   "run with the same inputs and parameters")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="report subjects whose files are missing as failed instead of stopping")
+    p.add_argument("--no-qc", action="store_true", help="do not draw per-subject QC pictures")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar or progress lines (failures are still listed at "
+                   "the end; run.log in --out has a line per subject)")
+    add_criteria_option(p)
+    add_mask_options(p)
+    p.set_defaults(func=command)
+    return p
+
+
+def _add_pfs_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pfs", metavar="FILE", help="PFS table: CSV, TSV, .xlsx or Parquet")
+    p.add_argument("--id-col", default="subject_id", help="PFS id column (default: subject_id)")
+    p.add_argument("--pfs-time-col", default="pfs_days",
+                   help="PFS time column (default: pfs_days)")
+    p.add_argument("--pfs-event-col", default="pfs_event",
+                   help="PFS event column: 1/0, true/false, progressed/censored... "
+                   "(default: pfs_event)")
+    p.add_argument("--arm-col", default="arm", help="treatment arm column (default: arm)")
+    p.add_argument("--time-unit", choices=("days", "weeks", "months"), default="days",
+                   help="unit of the PFS time column (default: days; months = 30.4375 days)")
+    p.add_argument("--landmark-days", type=non_negative, default=None, metavar="N",
+                   help="landmark for the PFS analysis, days (default: median first "
+                   "follow-up day)")
+
+
+def command(args: argparse.Namespace) -> tuple[str, int]:
+    from cnsvol import RunConfig, read_pfs, run_cohort
+
+    from .progress import Progress
+
+    config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
+    pfs = None
+    if args.pfs:
+        pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
+                       event_col=args.pfs_event_col, arm_col=args.arm_col,
+                       time_unit=args.time_unit)
+        for note in pfs.notes:
+            print(f"cnsvol run: warning: {note}", file=sys.stderr)
+    summary = run_cohort(
+        args.manifest, args.out, config, pfs=pfs, landmark_days=args.landmark_days,
+        jobs=args.jobs, scheduler=args.scheduler, dask_local=args.dask_local, force=args.force,
+        skip_missing=args.skip_missing, progress=None if args.quiet else Progress(),
+        command=["cnsvol", *args.argv],
+    )
+    lines = [
+        f"{summary.n_subjects} subject(s), {summary.n_subjects - summary.n_failed} ok, "
+        f"{summary.n_failed} failed; criteria {config.criteria.name}",
+    ]
+    if summary.n_from_earlier_run:
+        lines.append(f"{summary.n_from_earlier_run} subject(s) taken from the earlier run "
+                     "stored in the folder (same inputs and parameters; --force recomputes)")
+    for sid, err in summary.failed.items():
+        lines.append(f"  failed {sid}: {err}")
+    if pfs is not None:
+        lines.append(
+            f"ids without PFS: {', '.join(summary.ids_without_pfs) or 'none'}; "
+            f"PFS ids without masks: {', '.join(summary.ids_without_masks) or 'none'}"
+        )
+    lines.append(f"results: {summary.out_dir}")
+    lines.append(f"report:  {summary.files['report']}")
+    return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)

@@ -1,0 +1,50 @@
+"""What determines every subject's result in a run: the criteria, how masks are measured, and
+whether QC pictures are drawn."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..pipeline import MeasureOptions
+from ..response.criteria import Criteria, get_criteria
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a subject's result (and nothing that does not).
+
+    ``criteria`` is a preset name (``"tbcrc022"``), a TOML criteria file or a :class:`Criteria`;
+    it is a :class:`Criteria` once the config is made, and ``criteria_file`` the file it was
+    read from, if any (hashed into provenance).
+    """
+
+    criteria: Criteria = field(default_factory=lambda: get_criteria("lin2009"))
+    options: MeasureOptions = field(default_factory=MeasureOptions)
+    qc: bool = True
+    criteria_file: Path | None = None
+
+    def __post_init__(self) -> None:
+        spec: Any = self.criteria
+        if not isinstance(spec, Criteria):
+            if str(spec).lower().endswith(".toml") and self.criteria_file is None:
+                object.__setattr__(self, "criteria_file", Path(spec))
+            object.__setattr__(self, "criteria", get_criteria(spec))
+        if not isinstance(self.options, MeasureOptions):
+            raise TypeError(f"options must be a MeasureOptions, got {type(self.options).__name__}")
+
+    def fingerprint(self) -> str:
+        """A canonical text of everything that changes a subject's result (store keys)."""
+        return json.dumps({"version": __version__, "criteria": self.criteria.to_dict(),
+                           "options": self.options.to_dict(), "qc": self.qc},
+                          sort_keys=True, allow_nan=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"criteria": self.criteria.name,
+                "criteria_file": None if self.criteria_file is None else str(self.criteria_file),
+                "options": self.options.to_dict(), "qc": self.qc}

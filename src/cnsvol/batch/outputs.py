@@ -1,0 +1,96 @@
+"""The files of a results folder once every subject is known: the four tables streamed from the
+stored results in subject order, the cohort statistics computed from the subjects table read
+back, provenance, the cohort figures (drawn on the run's executor) and the report."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from ..atomic import atomic_write_text
+from ..cohort.join import join_ids
+from ..cohort.pfs_table import PfsTable
+from ..cohort.stats.cohort import cohort_statistics
+from ..cohort.stats.types import CohortSummary
+from ..errors import CnsvolError
+from ..results.csvtable import read_table, render_rows, table_writer
+from ..results.folder import read_results
+from ..results.frames import subject_rows
+from ..results.schema import SCHEMAS, SUBJECTS
+from .executors import Executor
+from .store import ResultStore, json_value
+
+__all__ = [
+    "draw_figures_and_report", "rebuild_report", "write_cohort_json", "write_json", "write_tables",
+]
+
+
+def write_tables(out: Path, store: ResultStore, keys: Sequence[str],
+                 pfs: PfsTable | None) -> dict[str, Path]:
+    """subjects/timepoints/tracks/lesions.csv from the stored results of ``keys`` (in subject
+    order), joined with ``pfs``; one stored result in memory at a time."""
+    files = {name: out / table.filename for name, table in SCHEMAS.items()}
+    records = None if pfs is None else pfs.records()
+    with ExitStack() as stack:
+        writers = {name: stack.enter_context(table_writer(files[name], table))
+                   for name, table in SCHEMAS.items()}
+        for key in keys:
+            stored = store.load(key)
+            if stored is None:
+                raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
+            for name, rows in subject_rows(stored.result, records).items():
+                writers[name].write(render_rows(SCHEMAS[name], rows))
+    return files
+
+
+def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None,
+                      pfs: PfsTable | None) -> CohortSummary:
+    """The cohort statistics of the subjects table written in ``out`` -> ``cohort.json``."""
+    subjects = read_table(out / SUBJECTS.filename, SUBJECTS)
+    ids = subjects["subject_id"].tolist()
+    without_pfs, without_masks = join_ids(ids, pfs) if pfs is not None else ([], [])
+    summary = cohort_statistics(
+        subjects, criteria_name=criteria_name, landmark_days=landmark_days,
+        ids_without_pfs=without_pfs, ids_without_masks=without_masks,
+        pfs_table=None if pfs is None else {"path": str(pfs.path), "notes": list(pfs.notes)},
+    )
+    write_json(out / "cohort.json", summary.to_dict())
+    return summary
+
+
+def write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=json_value) + "\n")
+
+
+def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+def draw_figures_and_report(out: Path, executor: Executor | None) -> Path:
+    """The cohort figures (on ``executor``'s workers when given) and ``report.html``, from the
+    folder read back with :func:`cnsvol.read_results`; returns the report's path."""
+    from ..report.figures import cohort_figure_tasks
+    from ..report.page import write_report
+
+    results = read_results(out)
+    tasks = cohort_figure_tasks(results).values()
+    if executor is None:
+        for draw in tasks:
+            draw()
+    else:
+        for _, _, exc in executor.run(_call, tasks):
+            if exc is not None:
+                raise exc
+    return write_report(results)
+
+
+def rebuild_report(out_dir: str | Path) -> Path:
+    """Redraw the cohort figures and ``report.html`` of the results folder ``out_dir`` from
+    its tables (``cnsvol report``), holding the folder's lock; returns the report's path."""
+    from .lock import FolderLock
+
+    with FolderLock(out_dir, "cnsvol report"):
+        return draw_figures_and_report(Path(out_dir), None)

@@ -1,0 +1,75 @@
+"""The CSV format of cnsvol's files: RFC 4180, UTF-8, ``\n`` line ends; missing values are
+empty cells, never ``NaN`` or ``inf``; a text cell that a spreadsheet would run as a formula
+(starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return, and not a number) is prefixed
+with ``'``, and :func:`unguard` removes that prefix when the file is read back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_text
+
+__all__ = ["csv_rows", "plain_value", "safe_cell", "unguard", "write_csv"]
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell: ``None``/NaN-free, and never executable as a spreadsheet formula."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"refusing to write a non-finite number ({value}) to a table")
+        return repr(value)
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
+        return "'" + value
+    return value
+
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def _is_number(text: str) -> bool:
+    """A plain decimal number (ASCII digits, optional sign, point and exponent), which a
+    spreadsheet reads as a number. ``float`` alone is too lenient here: it accepts
+    ``1_000``, other scripts' digits and surrounding spaces."""
+    return _NUMBER.fullmatch(text) is not None
+
+
+def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Write rows (dicts; missing keys are empty cells) as CSV, atomically."""
+    atomic_write_text(path, csv_rows(rows, columns, header=True))
+
+
+def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, header: bool = False) -> str:
+    """Rows as CSV text (``header=True``: the column names first). Pieces rendered separately
+    concatenate into the same bytes as one rendering of all rows."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if header:
+        writer.writerow(columns)
+    for row in rows:
+        writer.writerow([safe_cell(plain_value(row.get(c))) for c in columns])
+    return buf.getvalue()
+
+
+def plain_value(value: Any) -> Any:
+    """A cell value as plain Python: numpy scalars unwrapped, NaN as None (an empty cell)."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar -> Python
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def unguard(text: str) -> str:
+    """A cell as it was before :func:`safe_cell` guarded it against formula execution."""
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(_FORMULA_START):
+        return text[1:]
+    return text

@@ -1,0 +1,95 @@
+"""How the report writes values: an em dash for what is not available, fixed decimals, signed
+percentages with a true minus sign, p-values, rates with their exact intervals."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .markup import el, join, sep
+from .style import number
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..cohort.stats.types import KaplanMeier, Rate
+
+__all__ = [
+    "NA",
+    "fmt_int",
+    "fmt_num",
+    "fmt_p",
+    "fmt_pct_change",
+    "fmt_rate",
+    "id_list",
+    "median_ci",
+    "responder_words",
+    "yes_no",
+]
+
+NA = "\u2014"  # em dash: not available / not applicable
+
+
+def fmt_num(value: Any, digits: int = 1) -> str:
+    x = number(value)
+    return NA if x is None else f"{x:.{digits}f}"
+
+
+def fmt_int(value: Any) -> str:
+    x = number(value)
+    return NA if x is None else f"{x:.0f}"
+
+
+def fmt_pct_change(value: Any) -> str:
+    x = number(value)
+    if x is None:
+        return NA
+    return f"{x:+.1f}%".replace("-", "\u2212")
+
+
+def fmt_p(value: Any) -> str:
+    p = number(value)
+    if p is None:
+        return NA
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def fmt_rate(rate: Rate | None) -> tuple[str, str, str]:
+    """(events / n, rate %, 95% CI %) of a rate."""
+    if rate is None:
+        return NA, NA, NA
+    frac = f"{fmt_int(rate.events)} / {fmt_int(rate.n)}"
+    pct = NA if rate.rate is None else f"{100 * rate.rate:.1f}%"
+    ci = (NA if rate.ci_low is None or rate.ci_high is None
+          else f"{100 * rate.ci_low:.1f}\u2013{100 * rate.ci_high:.1f}%")
+    return frac, pct, ci
+
+
+def flag(value: Any) -> bool | None:
+    """A boolean of a typed table; ``None`` when missing."""
+    if value is None or type(value).__name__ == "NAType":
+        return None
+    return bool(value)
+
+
+def yes_no(value: Any) -> str:
+    b = flag(value)
+    return NA if b is None else ("yes" if b else "no")
+
+
+def id_list(values: list[str]) -> Any:
+    if not values:
+        return "none"
+    return join(f"{len(values)}: ", sep([el("code", i) for i in values], ", "))
+
+
+def responder_words(col: str | None, pct: Any = 20) -> str:
+    if col == "objective_response":
+        return "objective response (CR or PR)"
+    return f"\u2265{fmt_num(pct, 0)}% volumetric reduction"
+
+
+def median_ci(km: KaplanMeier) -> str:
+    """`` (lo\u2013hi)``; a missing upper limit is "NR" (not reached); nothing when both are
+    missing."""
+    lo, hi = km.median_ci_low, km.median_ci_high
+    if lo is None and hi is None:
+        return ""
+    return f" ({fmt_num(lo, 0)}\u2013{'NR' if hi is None else f'{hi:.0f}'})"

@@ -1,0 +1,73 @@
+"""The HTML report of a results folder: one self-contained file (figures embedded as PNG data
+URIs, inline CSS, no script, no external resource; a Content-Security-Policy forbids any fetch)
+that a clinician can read offline. Per-subject QC pictures stay beside it in ``figures/qc/`` and
+are linked relatively. The page skeleton and its style sheet are the package's
+``templates/report.html`` and ``templates/report.css``."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from string import Template
+
+from ..atomic import atomic_write_text
+from ..results.folder import RunResults, read_results
+from .markup import esc
+from .sections import (
+    arms_section, header, pfs_section, rates_section, response_figures_section, summary_section,
+)
+from .sections_subjects import (
+    criteria_section, failed_section, provenance_section, subjects_section,
+)
+
+__all__ = ["build_report", "render_report", "write_report"]
+
+TITLE = "CNS lesion volumetric response report"
+
+
+@cache
+def _template(name: str) -> str:
+    return resources.files(__package__).joinpath("templates", name).read_text("utf-8")
+
+
+def render_report(results: RunResults) -> str:
+    """The report of ``results`` as an HTML document.
+
+    Works with what is there: without a PFS analysis, with one arm, with no successful
+    subject, and without figures (each missing figure says so).
+    """
+    out = Path(results.out_dir)
+    subjects = results.subjects.to_dict("records")
+    cohort, criteria, provenance = results.cohort, results.criteria, results.provenance
+    sections = [
+        header(criteria, provenance),
+        summary_section(subjects, cohort),
+        rates_section(cohort, criteria),
+        arms_section(cohort),
+        response_figures_section(out),
+        pfs_section(out, cohort, criteria),
+        subjects_section(out, subjects),
+        failed_section(subjects, cohort),
+        criteria_section(criteria, results.criteria_source),
+        provenance_section(provenance),
+    ]
+    title = TITLE + (f" \u2014 {criteria.title or criteria.name}" if criteria else "")
+    return Template(_template("report.html")).substitute(
+        title=esc(title), css=_template("report.css"), body="".join(sections))
+
+
+def write_report(results: RunResults) -> Path:
+    """Write ``report.html`` into the results folder; returns its path."""
+    path = Path(results.out_dir) / "report.html"
+    atomic_write_text(path, render_report(results))
+    return path
+
+
+def build_report(out_dir: str | Path) -> Path:
+    """Read the results folder ``out_dir`` and write its ``report.html``."""
+    out = Path(out_dir)
+    if not out.is_dir():
+        raise FileNotFoundError(
+            f"{out}: no such folder. Fix: give a results folder written by cnsvol run")
+    return write_report(read_results(out))
