@@ -74,11 +74,12 @@ def _add_pfs_options(p: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> tuple[str, int]:
-    from cnsvol import RunConfig, read_pfs, run_cohort
+    from cnsvol import RunConfig, read_manifest, read_pfs, run_cohort
 
     from .progress import Progress
 
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
+    manifest = read_manifest(args.manifest, skip_missing=args.skip_missing)
     pfs = None
     if args.pfs:
         pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
@@ -87,10 +88,9 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
         for note in pfs.notes:
             print(f"cnsvol run: warning: {note}", file=sys.stderr)
     summary = run_cohort(
-        args.manifest, args.out, config, pfs=pfs, landmark_days=args.landmark_days,
-        jobs=args.jobs, scheduler=args.scheduler, dask_local=args.dask_local, force=args.force,
-        skip_missing=args.skip_missing, progress=None if args.quiet else Progress(),
-        command=["cnsvol", *args.argv],
+        manifest, args.out, config, pfs=pfs, landmark_days=args.landmark_days, jobs=args.jobs,
+        scheduler=args.scheduler, dask_local=args.dask_local, force=args.force,
+        progress=None if args.quiet else Progress(), command=["cnsvol", *args.argv],
     )
     lines = [
         f"{summary.n_subjects} subject(s), {summary.n_subjects - summary.n_failed} ok, "

@@ -156,7 +156,7 @@ def test_resume_recomputes_only_what_changed(tmp_path):
     # is not trusted: computed again
     records = sorted((out / ".cnsvol" / "subjects").glob("*.json"))
     records[0].write_text("")
-    records[1].write_text(records[1].read_text().replace('"key": "', '"key": "x'))
+    records[1].write_text(records[1].read_text().replace('"store_key": "', '"store_key": "x'))
     before = (out / "lesions.csv").read_bytes()
     healed = run_cohort(plans, out, config, jobs=1)
     assert healed.n_from_earlier_run == N_DEMO - 2

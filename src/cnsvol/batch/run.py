@@ -73,15 +73,15 @@ def run_cohort(
     dask_local: int | None = None,
     executor: Executor | None = None,
     force: bool = False,
-    skip_missing: bool = False,
     progress: Progress | None = None,
     command: Sequence[str] | None = None,
 ) -> RunSummary:
     """Evaluate every subject and write the results folder ``out_dir``.
 
     Args:
-        manifest: a manifest file (read with :func:`cnsvol.read_manifest`, ``skip_missing``
-            as given), a :class:`Manifest`, or a sequence of :class:`SubjectPlan`.
+        manifest: a manifest file (read with :func:`cnsvol.read_manifest`; read it yourself
+            for ``skip_missing=True``), a :class:`Manifest`, or a sequence of
+            :class:`SubjectPlan`.
         config: a :class:`RunConfig`, or criteria for a default one (a preset name, a TOML
             file, a :class:`Criteria`); default lin2009.
         pfs: a PFS table (a file read with :func:`cnsvol.read_pfs` defaults, or a
@@ -100,10 +100,10 @@ def run_cohort(
     """
     config = config if isinstance(config, RunConfig) else (
         RunConfig() if config is None else RunConfig(criteria=config))
-    plans = _manifest(manifest, skip_missing)
+    plans = _manifest(manifest)
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
     parameters = _parameters(plans, out_dir, config, pfs_table, landmark_days, jobs, scheduler,
-                             dask_local, force, skip_missing)
+                             dask_local, force)
     own = executor is None
     executor = executor if executor is not None else make_executor(jobs, scheduler, dask_local)
     try:
@@ -117,17 +117,17 @@ def run_cohort(
             executor.close()
 
 
-def _manifest(manifest: Any, skip_missing: bool) -> Manifest:
+def _manifest(manifest: Any) -> Manifest:
     if isinstance(manifest, Manifest):
         return manifest
     if isinstance(manifest, (str, Path)):
-        return read_manifest(manifest, skip_missing=skip_missing)
+        return read_manifest(manifest)
     return Manifest(None, tuple(manifest))
 
 
 def _parameters(plans: Manifest, out_dir: str | Path, config: RunConfig, pfs: PfsTable | None,
                 landmark_days: float | None, jobs: int | None, scheduler: str | None,
-                dask_local: int | None, force: bool, skip_missing: bool) -> dict[str, Any]:
+                dask_local: int | None, force: bool) -> dict[str, Any]:
     """Every parameter of the run, as recorded in provenance (the same from Python and from
     the command line)."""
     return {
@@ -138,7 +138,7 @@ def _parameters(plans: Manifest, out_dir: str | Path, config: RunConfig, pfs: Pf
                                          **pfs.columns},
         "landmark_days": landmark_days,
         "jobs": jobs, "scheduler": scheduler, "dask_local": dask_local,
-        "force": force, "skip_missing": skip_missing,
+        "force": force, "skip_missing": plans.skip_missing,
     }
 
 

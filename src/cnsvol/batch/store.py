@@ -82,15 +82,16 @@ class ResultStore:
         the key's (then it is computed again)."""
         try:
             record = json.loads(self.path(key).read_text(encoding="utf-8"))
-            if not isinstance(record, dict) or record.get("key") != key:
+            if not isinstance(record, dict) or record.get("store_key") != key:
                 return None
-            return Stored(SubjectResult.from_dict(record["result"]), bool(record.get("retry")))
+            return Stored(SubjectResult.from_dict(record), bool(record.get("retry")))
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
     def save(self, key: str, result: SubjectResult, *, retry: bool = False) -> None:
-        """Store ``result`` under ``key``; ``retry`` marks a subject whose worker died."""
-        record: dict[str, Any] = {"key": key, "result": result.to_dict()}
+        """Store ``result`` under ``key`` (its JSON form, with ``store_key`` and, for a subject
+        whose worker died, ``retry``)."""
+        record: dict[str, Any] = {**result.to_dict(), "store_key": key}
         if retry:
             record["retry"] = True
         text = json.dumps(record, sort_keys=True, allow_nan=False, ensure_ascii=False) + "\n"

@@ -83,6 +83,7 @@ class Manifest:
 
     path: Path | None
     plans: tuple[SubjectPlan, ...]
+    skip_missing: bool = False  # subjects with missing files kept as failures (read_manifest)
 
     def __iter__(self) -> Iterator[SubjectPlan]:
         return iter(self.plans)
@@ -123,7 +124,7 @@ def read_manifest(path: str | Path, *, skip_missing: bool = False) -> Manifest:
         every = problems + [q for sid in sorted(subject_problems) for q in subject_problems[sid]]
         raise ManifestError(f"{path}: " + "; ".join(every)
                             + ". Fix these rows of the manifest and rerun")
-    return Manifest(path, tuple(plans))
+    return Manifest(path, tuple(plans), skip_missing)
 
 
 def _check_columns(path: Path, frame) -> None:

@@ -230,6 +230,12 @@ class CompareResult:
         return self._tp.reason_code
 
     @property
+    def tracks(self) -> tuple[TrackRow, ...]:
+        """Every track at the follow-up (resolved ones included), by track id."""
+        label = self.series.timepoints[1].timepoint
+        return tuple(r for r in self.series.tracks if r.timepoint == label)
+
+    @property
     def same_grid(self) -> bool:
         return not self.series.matchings[0].resampled
 

@@ -112,7 +112,9 @@ def assess(
     return results, summarise(results, criteria), s.targets
 
 
-def _prepare(labels, days, sets, matchings, tracks, clinical, criteria) -> _Series:
+def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
+             matchings: list[Matching], tracks: list[list[TrackState]],
+             clinical: list[ClinicalStatus], criteria: Criteria) -> _Series:
     n = len(sets)
     target_lesions = _target_lesion_ids(sets[0], criteria)
     targets = {
