@@ -68,7 +68,6 @@ def make_cohort(folder: Path, n: int, seed: int = 11) -> Path:
     masks = folder / "masks"
     masks.mkdir(parents=True)
     rows = ["subject_id,timepoint,days_from_baseline,mask_path"]
-    grid = np.indices((48, 48, 32)).transpose(1, 2, 3, 0).astype(float)
     affine = np.diag([1.0, 1.0, 1.5, 1.0])
     for i in range(n):
         sid = f"P{i:05d}"
@@ -77,8 +76,12 @@ def make_cohort(folder: Path, n: int, seed: int = 11) -> Path:
         scale = rng.uniform(0.4, 1.3)
         for tp, day, r in (("baseline", 0, radii), ("week8", 56, radii * scale)):
             data = np.zeros((48, 48, 32), dtype=np.uint8)
-            for c, rad in zip(centres, r):
-                data[((grid - c) ** 2).sum(axis=-1) <= rad ** 2] = 1
+            for c, rad in zip(centres, r):  # the ball, computed in its bounding box only
+                lo = np.maximum(np.floor(c - rad).astype(int), 0)
+                hi = np.minimum(np.ceil(c + rad).astype(int) + 1, data.shape)
+                box = np.indices(hi - lo).transpose(1, 2, 3, 0) + lo
+                inside = ((box - c) ** 2).sum(axis=-1) <= rad ** 2
+                data[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]][inside] = 1
             path = masks / f"{sid}_{tp}.nii.gz"
             nib.save(nib.Nifti1Image(data, affine), str(path))
             rows.append(f"{sid},{tp},{day},masks/{path.name}")

@@ -15,9 +15,9 @@ from typing import Any
 
 from .atomic import atomic_write_text
 
-__all__ = ["csv_rows", "plain_value", "safe_cell", "unguard", "write_csv"]
+__all__ = ["FORMULA_START", "csv_rows", "plain_value", "safe_cell", "unguard", "write_csv"]
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def safe_cell(value: Any) -> Any:
@@ -28,7 +28,7 @@ def safe_cell(value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"refusing to write a non-finite number ({value}) to a table")
         return repr(value)
-    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _is_number(value):
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not _is_number(value):
         return "'" + value
     return value
 
@@ -70,6 +70,6 @@ def plain_value(value: Any) -> Any:
 
 def unguard(text: str) -> str:
     """A cell as it was before :func:`safe_cell` guarded it against formula execution."""
-    if len(text) > 1 and text[0] == "'" and text[1:].startswith(_FORMULA_START):
+    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
         return text[1:]
     return text

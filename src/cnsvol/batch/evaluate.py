@@ -39,7 +39,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
                 "and a follow-up. Fix: add the follow-up scan's row, or leave the subject out"
             )
         series = evaluate_series(
-            [str(s.mask_path) for s in plan.scans],
+            [s.mask for s in plan.scans],
             [s.days_from_baseline for s in plan.scans],
             timepoints=[s.timepoint for s in plan.scans],
             clinical=[s.clinical for s in plan.scans],

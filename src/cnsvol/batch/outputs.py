@@ -10,7 +10,7 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_writer
 from ..cohort.join import join_ids
 from ..cohort.pfs_table import PfsTable
 from ..cohort.stats.cohort import cohort_statistics
@@ -62,7 +62,10 @@ def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None
 
 
 def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, allow_nan=False, default=json_value) + "\n")
+    """``obj`` as indented JSON (no NaN), written atomically and in pieces."""
+    with atomic_writer(path) as fh:
+        json.dump(obj, fh, indent=2, allow_nan=False, default=json_value)
+        fh.write("\n")
 
 
 def _call(fn: Callable[[], Any]) -> Any:

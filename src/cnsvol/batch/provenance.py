@@ -56,8 +56,9 @@ class RunRecord:
     from_earlier_run: list[str]
 
 
-def provenance(record: RunRecord, inputs: Iterable[Path], hasher: FileHasher) -> dict[str, Any]:
-    """The content of ``provenance.json`` (see ``docs/outputs.md``)."""
+def provenance(record: RunRecord, inputs: Iterable[str], hasher: FileHasher) -> dict[str, Any]:
+    """The content of ``provenance.json`` (see ``docs/outputs.md``); ``inputs``: the paths of
+    every input file (listed in path order)."""
     pfs = record.pfs
     return {
         "cnsvol_version": __version__,
@@ -73,7 +74,7 @@ def provenance(record: RunRecord, inputs: Iterable[Path], hasher: FileHasher) ->
             "path": str(pfs.path), "notes": list(pfs.notes), "set_aside": dict(pfs.set_aside),
         },
         "executor": record.executor,
-        "inputs": {str(p): hasher(p) for p in sorted(set(inputs))},
+        "inputs": {p: hasher(Path(p)) for p in sorted(set(inputs))},
         "started_at": record.started.isoformat(timespec="seconds"),
         "finished_at": utc_now().isoformat(timespec="seconds"),
         "subject_errors": record.subject_errors,

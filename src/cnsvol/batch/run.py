@@ -194,8 +194,9 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
         store.prune(set(keys.values()))
         summary = write_cohort_json(out, config.criteria.name, landmark_days, pfs)
         files["cohort"] = out / "cohort.json"
-        inputs = [p for plan in plans for p in plan.inputs]
-        inputs += [p for p in (plans.path, pfs.path if pfs else None, config.criteria_file) if p]
+        inputs = [f for plan in plans for s in plan.scans for f in (s.mask, s.image) if f]
+        inputs += [str(p) for p in (plans.path, pfs.path if pfs else None,
+                                    config.criteria_file) if p]
         record = RunRecord(command, parameters, config, landmark_days, pfs,
                            executor.describe(), started, dict(sorted(tally.failed.items())),
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))

@@ -126,9 +126,9 @@ def subject_key(plan: SubjectPlan, fingerprint: str, hasher: FileHasher) -> str:
             "days": s.days_from_baseline,
             "clinical": [s.clinical.steroid_dose_mg, s.clinical.neuro_status,
                          s.clinical.extracns_progression],
-            "mask": str(s.mask_path),
+            "mask": s.mask,
             "mask_sha256": hasher(s.mask_path),
-            "image": None if s.image_path is None else str(s.image_path),
+            "image": s.image,
             "image_sha256": hasher(s.image_path),
         }
         for s in plan.scans

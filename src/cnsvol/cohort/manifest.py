@@ -34,12 +34,13 @@ from __future__ import annotations
 import datetime as _dt
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ManifestError
-from ..response.clinical import NEURO_STATES, ClinicalStatus
+from ..response.clinical import NEURO_STATES, NOT_RECORDED, ClinicalStatus
 from .tabular import read_table, show_undecodable, undecodable_bytes
 from .vocabulary import parse_yes_no
 
@@ -53,16 +54,27 @@ OPTIONAL = (
 KNOWN_COLUMNS = REQUIRED + OPTIONAL
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Scan:
+    """One row of the manifest: a timepoint's mask (and image) and clinical status. Paths are
+    kept as text (a cohort holds tens of thousands of them) and given as :class:`Path`."""
+
     timepoint: str
     days_from_baseline: float
-    mask_path: Path
-    image_path: Path | None
+    mask: str
+    image: str | None
     clinical: ClinicalStatus
 
+    @property
+    def mask_path(self) -> Path:
+        return Path(self.mask)
 
-@dataclass(frozen=True)
+    @property
+    def image_path(self) -> Path | None:
+        return None if self.image is None else Path(self.image)
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectPlan:
     """One subject's scans in time order; ``error`` is set when it cannot be run."""
 
@@ -73,7 +85,7 @@ class SubjectPlan:
     @property
     def inputs(self) -> list[Path]:
         out = [s.mask_path for s in self.scans]
-        out += [s.image_path for s in self.scans if s.image_path is not None]
+        out += [s.image_path for s in self.scans if s.image is not None]  # type: ignore[misc]
         return out
 
 
@@ -145,18 +157,42 @@ def _check_columns(path: Path, frame) -> None:
         raise ManifestError(f"{path}: the manifest has no rows. Fix: add one row per scan")
 
 
-def _cell(row: dict, col: str) -> str:
+class _Row:
+    """One manifest row: its cells by column name, and the columns holding bytes that are not
+    UTF-8 (a cohort's manifest has tens of thousands of rows: a list each, not a dict)."""
+
+    __slots__ = ("index", "undecodable", "values")
+
+    def __init__(self, values: Iterable[Any], index: dict[str, int]) -> None:
+        self.values = list(values)
+        self.index = index
+        self.undecodable: set[str] = set()
+
+    def get(self, col: str, default: Any = "") -> Any:
+        i = self.index.get(col)
+        return default if i is None else self.values[i]
+
+    def __getitem__(self, col: str) -> Any:
+        return self.values[self.index[col]]
+
+    def __setitem__(self, col: str, value: Any) -> None:
+        self.values[self.index[col]] = value
+
+
+def _cell(row: _Row, col: str) -> str:
     return str(row.get(col, "") or "").strip()
 
 
-def _group_rows(frame) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, list[str]], list[str]]:
+def _group_rows(frame) -> tuple[dict[str, list[tuple[int, _Row]]], dict[str, list[str]], list[str]]:
     """Rows per subject (with their file row numbers), each subject's problems, and the
     whole-manifest problems (rows without a subject id)."""
     seen: dict[tuple[str, str], int] = {}
-    per_subject: dict[str, list[tuple[int, dict]]] = {}
+    per_subject: dict[str, list[tuple[int, _Row]]] = {}
     subject_problems: dict[str, list[str]] = {}
     problems: list[str] = []
-    for n, row in enumerate(frame.to_dict("records"), start=2):  # row 1 is the header
+    index = {str(c): i for i, c in enumerate(frame.columns)}
+    rows = (_Row(values, index) for values in frame.itertuples(index=False, name=None))
+    for n, row in enumerate(rows, start=2):  # row 1 is the header
         raw_id = _cell(row, "subject_id")
         if not raw_id:
             problems.append(f"row {n}: empty subject_id (the row belongs to no subject; fill it "
@@ -180,15 +216,14 @@ def _group_rows(frame) -> tuple[dict[str, list[tuple[int, dict]]], dict[str, lis
     return per_subject, subject_problems, problems
 
 
-def _mark_undecodable(row: dict, columns, n: int, problems: list[str]) -> None:
-    """Note (in ``row["_undecodable"]``) and report the cells holding bytes that are not
+def _mark_undecodable(row: _Row, columns, n: int, problems: list[str]) -> None:
+    """Note (in ``row.undecodable``) and report the cells holding bytes that are not
     UTF-8; such a cell is shown with each bad byte as ``\\xNN``."""
-    row["_undecodable"] = set()
     for col in columns:
         value = row[col]
         bad = undecodable_bytes(str(value))
         if bad:
-            row["_undecodable"].add(col)
+            row.undecodable.add(col)
             problems.append(
                 f"row {n}: {col} holds byte(s) that are not UTF-8 "
                 f"({', '.join(f'{b:#04x}' for b in bad[:8])}), read as "
@@ -197,7 +232,7 @@ def _mark_undecodable(row: dict, columns, n: int, problems: list[str]) -> None:
             row[col] = show_undecodable(str(value))
 
 
-def _plan(sid: str, rows: list[tuple[int, dict]], mine: list[str], path: Path,
+def _plan(sid: str, rows: list[tuple[int, _Row]], mine: list[str], path: Path,
           skip_missing: bool) -> tuple[SubjectPlan, list[str]]:
     """One subject's plan (with its error, if any) and its missing files."""
     base = path.parent
@@ -211,12 +246,13 @@ def _plan(sid: str, rows: list[tuple[int, dict]], mine: list[str], path: Path,
         mask = _resolve(base, _cell(row, "mask_path"))
         image = _resolve(base, _cell(row, "image_path")) if _cell(row, "image_path") else None
         for col, p in (("mask_path", mask), ("image_path", image)):
-            if p is not None and col not in row["_undecodable"] and _is_missing(p):
+            if p is not None and col not in row.undecodable and _is_missing(p):
                 subject_missing.append(f"row {n}: {p}")
         clinical = _clinical(row, n, mine)  # a bad value is already a listed problem
         if days is not None and mask is not None:
             scans.append(
-                Scan(_cell(row, "timepoint"), days, mask, image, clinical or ClinicalStatus())
+                Scan(_cell(row, "timepoint"), days, str(mask), None if image is None else str(image),
+                     clinical or NOT_RECORDED)
             )
     scans.sort(key=lambda s: (s.days_from_baseline, s.timepoint))
     _check_days(sid, scans, mine)
@@ -296,7 +332,7 @@ def _days(
     return days
 
 
-def _clinical(row: dict, n: int, problems: list[str]) -> ClinicalStatus | None:
+def _clinical(row: _Row, n: int, problems: list[str]) -> ClinicalStatus | None:
     dose_text = str(row.get("steroid_dose_mg", "") or "").strip()
     neuro = str(row.get("neuro_status", "") or "").strip().lower() or None
     extra_text = str(row.get("extracns_progression", "") or "").strip().lower()
@@ -319,4 +355,7 @@ def _clinical(row: dict, n: int, problems: list[str]) -> ClinicalStatus | None:
         if extra is None:
             problems.append(f"row {n}: extracns_progression {extra_text!r} is not true/false")
             ok = False
-    return ClinicalStatus(dose, neuro, extra) if ok else None
+    if not ok:
+        return None
+    return NOT_RECORDED if (dose, neuro, extra) == (None, None, None) else ClinicalStatus(
+        dose, neuro, extra)

@@ -95,7 +95,7 @@ def read_pfs(
         notes.append(f"no {arm_col!r} column: arms are not compared")
     times = pd.to_numeric(raw[time_col].replace("", None), errors="coerce")
     events = [parse_event(v) for v in raw[event_col]]
-    rows = _RowProblems(list(raw[id_col].astype(str)))
+    rows = _RowProblems([str(v) for v in raw[id_col]])
     rows.check_ids()
     rows.check_times(time_col, list(raw[time_col]), times)
     rows.check_events(event_col, list(raw[event_col]), events)

@@ -19,8 +19,8 @@ __all__ = ["read_table", "show_undecodable", "undecodable_bytes"]
 def read_table(
     path: str | Path, what: str, error: type[Exception], *, undecodable: str = "error"
 ):  # -> pandas.DataFrame
-    """Read a table with every cell as a string (empty cells as ``""``), stripped of surrounding
-    whitespace.
+    """Read a table with every cell as a Python string (object dtype; empty cells as ``""``),
+    stripped of surrounding whitespace.
 
     ``what`` names the table in messages ("manifest", "PFS table"); ``error`` is the exception
     class raised (with the file name, the problem and the fix). ``undecodable``: ``"error"``
@@ -37,7 +37,7 @@ def read_table(
     name = path.name.lower()
     try:
         if name.endswith((".xlsx", ".xlsm")):
-            frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+            frame = pd.read_excel(path, dtype=object, keep_default_na=False, engine="openpyxl")
         elif name.endswith(".parquet"):
             try:
                 frame = pd.read_parquet(path)
@@ -46,14 +46,12 @@ def read_table(
                     f"{path}: reading Parquet needs pyarrow. Fix: pip install pyarrow "
                     "(or save the table as CSV)"
                 ) from None
-            frame = frame.astype(object).where(frame.notna(), "").astype(str)
+            frame = frame.astype(object).where(frame.notna(), "")
         else:
             raw = path.read_bytes()
             text = _decode(raw, path, what, error, undecodable)
             sep = "\t" if name.endswith((".tsv", ".tab")) else _sniff(text)
-            frame = pd.read_csv(
-                io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, engine="python"
-            )
+            frame = _csv_frame(text, sep)
             bad_header = [str(c) for c in frame.columns if undecodable_bytes(str(c))]
             if bad_header:
                 start = _first_bad_byte(raw)
@@ -76,7 +74,34 @@ def read_table(
             "TSV, .xlsx or Parquet with one header row"
         ) from None
     frame.columns = [str(c).strip() for c in frame.columns]
-    return frame.apply(lambda col: col.astype(str).str.strip())
+    if name.endswith((".xlsx", ".xlsm", ".parquet")):  # CSV/TSV cells are stripped as read
+        frame = frame.apply(lambda col: col.map(lambda v: str(v).strip()).astype(object))
+    return frame
+
+
+def _csv_frame(text: str, sep: str):  # -> pandas.DataFrame
+    """A delimited text table as a DataFrame of stripped Python strings (RFC 4180 quoting; a
+    short row is padded with empty cells; a row longer than the header is an error)."""
+    import csv
+
+    import pandas as pd
+
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))
+    while rows and not any(cell.strip() for cell in rows[-1]):
+        rows.pop()  # trailing blank lines
+    if not rows:
+        raise ValueError("no header row")
+    header, body = rows[0], [r for r in rows[1:] if r]
+    width = len(header)
+    for n, row in enumerate(body, start=2):
+        if len(row) > width:
+            raise ValueError(f"row {n} has {len(row)} cells but the header has {width}")
+    columns = {}
+    for j, name in enumerate(header):
+        columns[j] = pd.Series([r[j].strip() if j < len(r) else "" for r in body], dtype=object)
+    frame = pd.DataFrame(columns)
+    frame.columns = header
+    return frame
 
 
 # Bytes 0x80-0xFF that are not part of valid UTF-8 are kept, in "mark" mode, as the last 128

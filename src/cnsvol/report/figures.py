@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["cohort_figure_tasks", "write_cohort_figures"]
 
+_SUBJECT_COLUMNS = ("subject_id", "status", "arm", "best_response", "best_percent_change",
+                    "new_lesions")
+_TIMEPOINT_COLUMNS = ("subject_id", "days_from_baseline", "percent_change_vs_baseline",
+                      "category")
+
 
 def cohort_figure_tasks(results: RunResults) -> dict[str, Any]:
     """``{name: call}``: each call draws one figure into ``<out_dir>/figures`` and returns the
@@ -29,13 +34,16 @@ def cohort_figure_tasks(results: RunResults) -> dict[str, Any]:
             f"{results.out_dir}: no criteria found (provenance.json has no 'criteria' and "
             "cohort.json names no preset). Fix: rerun cnsvol run, which records them"
         )
-    subjects, figs = results.subjects, Path(results.out_dir) / "figures"
+    figs = Path(results.out_dir) / "figures"
+    # each figure gets the columns it draws (the tasks travel to the workers)
+    subjects = results.table("subjects", _SUBJECT_COLUMNS)
+    timepoints = results.table("timepoints", _TIMEPOINT_COLUMNS)
     tasks: dict[str, Any] = {
-        "spider": partial(spider, results.timepoints, subjects, criteria, figs / "spider"),
+        "spider": partial(spider, timepoints, subjects, criteria, figs / "spider"),
         "waterfall": partial(waterfall, subjects, criteria, figs / "waterfall"),
     }
-    ok = [r for r in subjects.to_dict("records") if r.get("status", "ok") == "ok"]
-    if len({text(r.get("arm")) for r in ok if text(r.get("arm"))}) >= 2:
+    arms = subjects["arm"][(subjects["status"] == "ok").fillna(False)]
+    if len({text(a) for a in arms if text(a)}) >= 2:
         tasks["waterfall_by_arm"] = partial(
             waterfall, subjects, criteria, figs / "waterfall_by_arm", color_by="arm"
         )

@@ -3,6 +3,7 @@ percentages with a true minus sign, p-values, rates with their exact intervals."
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .markup import el, join, sep
@@ -13,6 +14,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "NA",
+    "iter_rows",
     "fmt_int",
     "fmt_num",
     "fmt_p",
@@ -25,6 +27,16 @@ __all__ = [
 ]
 
 NA = "\u2014"  # em dash: not available / not applicable
+
+
+def iter_rows(frame: Any) -> Iterator[dict[str, Any]]:
+    """The rows of a table one at a time, as dicts (a cohort's table is never held as a list
+    of dicts)."""
+    if frame is None:
+        return
+    columns = list(frame.columns)
+    for values in frame.itertuples(index=False, name=None):
+        yield dict(zip(columns, values))
 
 
 def fmt_num(value: Any, digits: int = 1) -> str:

@@ -6,12 +6,13 @@ are linked relatively. The page skeleton and its style sheet are the package's
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from string import Template
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_writer
 from ..results.folder import RunResults, read_results
 from .markup import esc
 from .sections import (
@@ -21,7 +22,7 @@ from .sections_subjects import (
     criteria_section, failed_section, provenance_section, subjects_section,
 )
 
-__all__ = ["build_report", "render_report", "write_report"]
+__all__ = ["build_report", "iter_report", "render_report", "write_report"]
 
 TITLE = "CNS lesion volumetric response report"
 
@@ -31,36 +32,42 @@ def _template(name: str) -> str:
     return resources.files(__package__).joinpath("templates", name).read_text("utf-8")
 
 
+def iter_report(results: RunResults) -> Iterator[str]:
+    """The report of ``results`` as an HTML document, in pieces (see :func:`render_report`)."""
+    out = Path(results.out_dir)
+    subjects = results.subjects
+    cohort, criteria, provenance = results.cohort, results.criteria, results.provenance
+    title = TITLE + (f" \u2014 {criteria.title or criteria.name}" if criteria else "")
+    head, tail = _template("report.html").split("$body")
+    yield Template(head).substitute(title=esc(title), css=_template("report.css"))
+    yield header(criteria, provenance)
+    yield summary_section(subjects, cohort)
+    yield rates_section(cohort, criteria)
+    yield arms_section(cohort)
+    yield response_figures_section(out)
+    yield pfs_section(out, cohort, criteria)
+    yield from subjects_section(out, subjects)
+    yield failed_section(subjects, cohort)
+    yield criteria_section(criteria, results.criteria_source)
+    yield from provenance_section(provenance)
+    yield tail
+
+
 def render_report(results: RunResults) -> str:
     """The report of ``results`` as an HTML document.
 
     Works with what is there: without a PFS analysis, with one arm, with no successful
     subject, and without figures (each missing figure says so).
     """
-    out = Path(results.out_dir)
-    subjects = results.subjects.to_dict("records")
-    cohort, criteria, provenance = results.cohort, results.criteria, results.provenance
-    sections = [
-        header(criteria, provenance),
-        summary_section(subjects, cohort),
-        rates_section(cohort, criteria),
-        arms_section(cohort),
-        response_figures_section(out),
-        pfs_section(out, cohort, criteria),
-        subjects_section(out, subjects),
-        failed_section(subjects, cohort),
-        criteria_section(criteria, results.criteria_source),
-        provenance_section(provenance),
-    ]
-    title = TITLE + (f" \u2014 {criteria.title or criteria.name}" if criteria else "")
-    return Template(_template("report.html")).substitute(
-        title=esc(title), css=_template("report.css"), body="".join(sections))
+    return "".join(iter_report(results))
 
 
 def write_report(results: RunResults) -> Path:
-    """Write ``report.html`` into the results folder; returns its path."""
+    """Write ``report.html`` into the results folder, piece by piece; returns its path."""
     path = Path(results.out_dir) / "report.html"
-    atomic_write_text(path, render_report(results))
+    with atomic_writer(path) as fh:
+        for piece in iter_report(results):
+            fh.write(piece)
     return path
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .fmt import (
-    NA, fmt_int, fmt_num, fmt_p, fmt_rate, id_list, median_ci, responder_words,
+    NA, fmt_int, fmt_num, fmt_p, fmt_rate, id_list, iter_rows, median_ci, responder_words,
 )
 from .markup import Markup, el, join, kv_table, sep, table
 from .style import text
@@ -53,16 +53,23 @@ def header(criteria: Criteria | None, provenance: dict[str, Any]) -> Markup:
     return el("header", parts)
 
 
-def summary_section(subjects: list[dict[str, Any]], cohort: CohortSummary | None) -> Markup:
-    ok = [s for s in subjects if s.get("status", "ok") == "ok"]
-    n = cohort.n_subjects if cohort else len(subjects)
-    n_failed = cohort.n_failed if cohort else len(subjects) - len(ok)
-    counts = {c: sum(text(s.get("best_response")) == c for s in ok) for c in CATEGORIES}
-    best = ", ".join(f"{c} {counts[c]}" for c in CATEGORIES) if ok else NA
+def summary_section(subjects: Any, cohort: CohortSummary | None) -> Markup:
+    n_rows, n_ok = 0, 0
+    counts = dict.fromkeys(CATEGORIES, 0)
+    for s in iter_rows(subjects):
+        n_rows += 1
+        if s.get("status", "ok") == "ok":
+            n_ok += 1
+            best_response = text(s.get("best_response"))
+            if best_response in counts:
+                counts[best_response] += 1
+    n = cohort.n_subjects if cohort else n_rows
+    n_failed = cohort.n_failed if cohort else n_rows - n_ok
+    best = ", ".join(f"{c} {counts[c]}" for c in CATEGORIES) if n_ok else NA
     rows = [
         ("Subjects (rows of the manifest)", fmt_int(n)),
         ("Failed (not evaluated, see below)", fmt_int(n_failed)),
-        ("Evaluated", fmt_int(len(ok))),
+        ("Evaluated", fmt_int(n_ok)),
         ("Evaluable for the \u226520% reduction flag",
          fmt_int(cohort.n_evaluable if cohort else None)),
         ("Best overall response", best),

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .fmt import NA, fmt_int, fmt_pct_change, flag, yes_no
-from .markup import Markup, el, kv_table, table
+from .fmt import NA, flag, fmt_int, fmt_pct_change, iter_rows, yes_no
+from .markup import Markup, el, join, kv_table, table
 from .names import safe_filename
 from .style import number, text
 
@@ -21,45 +22,52 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["criteria_section", "failed_section", "provenance_section", "subjects_section"]
 
 
-def subjects_section(out: Path, subjects: list[dict[str, Any]]) -> Markup:
-    parts: list[Any] = [el("h2", "Subjects")]
-    if not subjects:
-        parts.append(el("p", "No subject in this run."))
-        return el("section", parts, id="subjects")
-    rows = []
-    for s in subjects:
-        sid = text(s.get("subject_id"))
-        failed = s.get("status", "ok") != "ok"
-        qc_name = safe_filename(sid) + ".png"
-        qc: Any = NA
-        if (out / "figures" / "qc" / qc_name).is_file():
-            qc = el("a", "QC picture", href=f"figures/qc/{quote(qc_name)}")
-        if not flag(s.get("has_pfs")) and number(s.get("pfs_days")) is None:
-            pfs: Any = "no PFS record" if "has_pfs" in s else NA
-        else:
-            event = flag(s.get("pfs_event"))
-            pfs = f"{fmt_int(s.get('pfs_days'))} d, " + (
-                "progressed/died" if event else "censored" if event is False else "event unknown"
-            )
-        best = el("span", "failed", class_="failed") if failed else text(s.get("best_response")) or NA
-        rows.append([
-            el("code", sid), text(s.get("arm")) or NA, best,
-            fmt_pct_change(s.get("best_percent_change")), yes_no(s.get("responder_20pct")),
-            fmt_int(s.get("progression_days")), pfs, qc,
-        ])
-    parts.append(table(["Subject", "Arm", "Best response", "Best % change",
-                        "\u226520% reduction", "Progression, day", "PFS", "QC"], rows,
-                       class_="subjects"))
-    parts.append(el("p", "Best % change: most negative change of the target sum vs baseline up "
-                    "to the first progression. QC pictures open from the figures/qc folder "
-                    "beside this file.", class_="muted"))
-    return el("section", parts, id="subjects")
+def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
+    """The subjects table, in pieces: one per subject row (a cohort of tens of thousands of
+    subjects is written out row by row, never held as one text)."""
+    if not len(subjects):
+        yield el("section", el("h2", "Subjects"), el("p", "No subject in this run."),
+                 id="subjects")
+        return
+    head = el("thead", el("tr", [el("th", h, scope="col") for h in (
+        "Subject", "Arm", "Best response", "Best % change", "\u226520% reduction",
+        "Progression, day", "PFS", "QC")]))
+    yield join(Markup('<section id="subjects">'), el("h2", "Subjects"),
+               Markup('<table class="subjects">'), head, Markup("<tbody>"))
+    for s in iter_rows(subjects):
+        yield el("tr", [el("td", cell) for cell in _subject_cells(out, s)])
+    yield join(Markup("</tbody></table>"), el(
+        "p", "Best % change: most negative change of the target sum vs baseline up to the first "
+        "progression. QC pictures open from the figures/qc folder beside this file.",
+        class_="muted"), Markup("</section>"))
 
 
-def failed_section(subjects: list[dict[str, Any]], cohort: CohortSummary | None) -> Markup:
+def _subject_cells(out: Path, s: dict[str, Any]) -> list[Any]:
+    sid = text(s.get("subject_id"))
+    failed = s.get("status", "ok") != "ok"
+    qc_name = safe_filename(sid) + ".png"
+    qc: Any = NA
+    if (out / "figures" / "qc" / qc_name).is_file():
+        qc = el("a", "QC picture", href=f"figures/qc/{quote(qc_name)}")
+    if not flag(s.get("has_pfs")) and number(s.get("pfs_days")) is None:
+        pfs: Any = "no PFS record" if "has_pfs" in s else NA
+    else:
+        event = flag(s.get("pfs_event"))
+        pfs = f"{fmt_int(s.get('pfs_days'))} d, " + (
+            "progressed/died" if event else "censored" if event is False else "event unknown"
+        )
+    best = el("span", "failed", class_="failed") if failed else text(s.get("best_response")) or NA
+    return [
+        el("code", sid), text(s.get("arm")) or NA, best,
+        fmt_pct_change(s.get("best_percent_change")), yes_no(s.get("responder_20pct")),
+        fmt_int(s.get("progression_days")), pfs, qc,
+    ]
+
+
+def failed_section(subjects: Any, cohort: CohortSummary | None) -> Markup:
     parts: list[Any] = [el("h2", "Failed subjects")]
     failed = [(text(s.get("subject_id")), text(s.get("error")))
-              for s in subjects if s.get("status", "ok") != "ok"]
+              for s in iter_rows(subjects) if s.get("status", "ok") != "ok"]
     seen = {sid for sid, _ in failed}
     for sid in (cohort.failed_ids if cohort else []):
         if str(sid) not in seen:
@@ -117,11 +125,13 @@ def criteria_section(criteria: Criteria | None, source: str) -> Markup:
     return el("section", parts, id="criteria")
 
 
-def provenance_section(prov: dict[str, Any]) -> Markup:
-    parts: list[Any] = [el("h2", "Provenance")]
+def provenance_section(prov: dict[str, Any]) -> Iterator[Markup]:
+    """The run's provenance, in pieces (its input files one row each: a cohort has tens of
+    thousands)."""
     if not prov:
-        parts.append(el("p", "provenance.json not found."))
-        return el("section", parts, id="provenance")
+        yield el("section", el("h2", "Provenance"), el("p", "provenance.json not found."),
+                 id="provenance")
+        return
     rows: list[tuple[Any, Any]] = []
     shown = {"criteria", "subject_errors", "subject_seconds", "inputs", "parameters"}
     labels = {"cnsvol_version": "cnsvol version", "started_at": "started",
@@ -138,20 +148,32 @@ def provenance_section(prov: dict[str, Any]) -> Markup:
         elif isinstance(value, list):
             value = _compact(value)
         rows.append((labels.get(key, key), el("code", text(value) if value is not None else "none")))
-    parts.append(kv_table(rows))
+    yield join(Markup('<section id="provenance">'), el("h2", "Provenance"), kv_table(rows))
     inputs = prov.get("inputs")
     if isinstance(inputs, dict) and inputs:
-        parts.append(el("details", el("summary", f"Input files and SHA-256 ({len(inputs)})"),
-                        table(["File", "SHA-256"], [[el("code", p), el("code", h or "unreadable")]
-                                                     for p, h in inputs.items()], class_="mono")))
+        yield join(Markup("<details>"),
+                   el("summary", f"Input files and SHA-256 ({len(inputs)})"),
+                   Markup('<table class="mono">'),
+                   el("thead", el("tr", el("th", "File", scope="col"),
+                                  el("th", "SHA-256", scope="col"))),
+                   Markup("<tbody>"))
+        for path, digest in inputs.items():
+            yield el("tr", el("td", el("code", path)), el("td", el("code", digest or "unreadable")))
+        yield Markup("</tbody></table></details>")
     params = prov.get("parameters")
     if isinstance(params, dict) and params:
-        parts.append(el("details", el("summary", f"Parameters ({len(params)})"),
-                        table(["Parameter", "Value"], [[el("code", k), el("code", _compact(v))]
-                                                        for k, v in params.items()])))
-    return el("section", parts, id="provenance")
+        yield el("details", el("summary", f"Parameters ({len(params)})"),
+                 table(["Parameter", "Value"], [[el("code", k), el("code", _compact(v))]
+                                                for k, v in params.items()]))
+    yield Markup("</section>")
+
+
+_COMPACT_ITEMS = 50  # a long list is shown by its first items and its length
 
 
 def _compact(value: Any, limit: int = 400) -> str:
+    if isinstance(value, list) and len(value) > _COMPACT_ITEMS:
+        head = json.dumps(value[:_COMPACT_ITEMS], ensure_ascii=False, default=str)
+        return _compact(head[:-1] + f", \u2026 ({len(value)} in all)]", limit)
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"

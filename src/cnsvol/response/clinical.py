@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["NEURO_STATES", "ClinicalStatus", "NeuroStatus"]
+__all__ = ["NEURO_STATES", "NOT_RECORDED", "ClinicalStatus", "NeuroStatus"]
 
 
 class NeuroStatus(StrEnum):
@@ -18,7 +18,7 @@ class NeuroStatus(StrEnum):
 NEURO_STATES = tuple(s.value for s in NeuroStatus)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClinicalStatus:
     """Optional clinical modifiers recorded at one timepoint (``None`` = not recorded).
 
@@ -50,3 +50,7 @@ class ClinicalStatus:
         """True when both doses are recorded and this one is above the baseline's."""
         return (self.steroid_dose_mg is not None and baseline.steroid_dose_mg is not None
                 and self.steroid_dose_mg > baseline.steroid_dose_mg)
+
+
+NOT_RECORDED = ClinicalStatus()
+"""The status of a timepoint with no clinical modifier recorded (one shared value)."""

@@ -4,6 +4,7 @@ the criteria and the provenance that ``cnsvol run`` wrote, the same values the r
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -37,13 +38,16 @@ class RunResults:
         self.provenance = provenance
         self.criteria_source = criteria_source
 
-    def table(self, name: str):  # -> pandas.DataFrame
-        """The table ``name`` (``"subjects"``, ``"timepoints"``, ``"tracks"``, ``"lesions"``)."""
+    def table(self, name: str, columns: Sequence[str] | None = None):  # -> pandas.DataFrame
+        """The table ``name`` (``"subjects"``, ``"timepoints"``, ``"tracks"``, ``"lesions"``),
+        read from its file now; ``columns``: only those (in table order)."""
         schema = SCHEMAS[name]
         path = self.out_dir / schema.filename
         if not path.is_file() and name != "subjects":
-            return frame([], schema.columns)
-        return read_table(path, schema)
+            cols = schema.columns if columns is None else [c for c in schema.columns
+                                                            if c.name in columns]
+            return frame([], cols)
+        return read_table(path, schema, columns)
 
     @cached_property
     def subjects(self):  # -> pandas.DataFrame
