@@ -337,6 +337,7 @@ def test_a_formula_like_label_is_neutralised(tmp_path):
 # -- end to end ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_written_manifest_runs(tmp_path, capsys):
     from cnsvol.batch.run import RunConfig, run_cohort
     from cnsvol.response.criteria import get_criteria

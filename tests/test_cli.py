@@ -106,6 +106,7 @@ def test_help_explains_units_and_defaults(capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.slow
 def test_real_subprocess():
     proc = subprocess.run(
         [sys.executable, "-m", "cnsvol_cli", "compare", BASE, FOLLOW, "--format", "json"],

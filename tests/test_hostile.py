@@ -26,6 +26,8 @@ from cnsvol.report.names import safe_filename
 from helpers import read_text_table as read_output_table
 from cnsvol_cli.main import EXIT_INPUT_ERROR, EXIT_PARTIAL, main
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("subjects.csv", "timepoints.csv", "tracks.csv", "lesions.csv")
 PEAK_LIMIT_BYTES = int(1.5 * 1024**3)  # the 10^12-voxel header claims ~931 GiB

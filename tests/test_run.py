@@ -32,6 +32,7 @@ def demo_run(tmp_path_factory):
     return code, out
 
 
+@pytest.mark.slow
 def test_every_output_is_present_and_consistent(demo_run):
     code, out = demo_run
     assert code == EXIT_PARTIAL  # S07 has a corrupt mask
@@ -57,6 +58,7 @@ def test_every_output_is_present_and_consistent(demo_run):
     assert len(prov["inputs"][mask]) == 64  # SHA-256 of every mask
 
 
+@pytest.mark.slow
 def test_rates_agree_with_the_tables(demo_run):
     _, out = demo_run
     subjects = [s for s in rows(out / "subjects.csv") if s["status"] == "ok"]
@@ -70,6 +72,7 @@ def test_rates_agree_with_the_tables(demo_run):
     assert (r20["ci_low"], r20["ci_high"]) == pytest.approx((ci.low, ci.high))
 
 
+@pytest.mark.slow
 def test_landmark_logrank_agrees_with_scipy(demo_run):
     """Rebuild the landmark set from subjects.csv by hand and test it with scipy.stats.logrank,
     an implementation independent of the statsmodels one cnsvol uses."""
@@ -111,6 +114,7 @@ class _Collect(HTMLParser):
         self.srcs += [v for k, v in attrs if k in ("src", "href") and v]
 
 
+@pytest.mark.slow
 def test_report_is_self_contained_and_names_everyone(demo_run):
     _, out = demo_run
     html = (out / "report.html").read_text(encoding="utf-8")
@@ -124,6 +128,7 @@ def test_report_is_self_contained_and_names_everyone(demo_run):
     assert "guarantee-time" in text
 
 
+@pytest.mark.slow
 def test_results_do_not_depend_on_jobs_or_row_order(demo_run, tmp_path):
     _, out = demo_run
     shuffled = tmp_path / "demo"
@@ -156,6 +161,7 @@ def test_invalid_manifest_stops_before_any_work(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_report_command_rebuilds_from_the_tables(demo_run, tmp_path, capsys):
     _, out = demo_run
     copy = tmp_path / "copy"
@@ -166,6 +172,7 @@ def test_report_command_rebuilds_from_the_tables(demo_run, tmp_path, capsys):
     assert (copy / "report.html").is_file() and (copy / "figures" / "waterfall.png").is_file()
 
 
+@pytest.mark.slow
 def test_landmark_km_median_agrees_with_scipy(demo_run):
     """The responders' landmark KM median, recomputed with scipy.stats.ecdf (independent of
     statsmodels): the first time the survival function drops to 0.5 or below."""
@@ -186,3 +193,47 @@ def test_landmark_km_median_agrees_with_scipy(demo_run):
     below = sf.quantiles[sf.probabilities <= 0.5]
     expected = float(below[0]) if len(below) else None
     assert land["groups"]["responder"]["median_days"] == pytest.approx(expected)
+
+
+@pytest.mark.slow
+def test_a_criteria_file_is_hashed_and_its_fields_recorded(tmp_path):
+    """RunConfig with a TOML path: the file is an input of the run (hashed in provenance) and
+    the criteria it defines are the ones recorded and applied."""
+    import hashlib
+
+    import cnsvol
+
+    toml = tmp_path / "strict.toml"
+    toml.write_text('extends = "lin2009"\nresponse_decrease_pct = 30\n')
+    config = cnsvol.RunConfig(toml, qc=False)
+    assert config.criteria_file == toml and config.criteria.name == "strict"
+    out = tmp_path / "out"
+    plans = cnsvol.read_manifest(DEMO / "manifest.csv").plans[:3]
+    cnsvol.run_cohort(plans, out, config, jobs=1)
+    prov = json.loads((out / "provenance.json").read_text())
+    assert prov["inputs"][str(toml)] == hashlib.sha256(toml.read_bytes()).hexdigest()
+    assert prov["criteria"]["response_decrease_pct"] == 30
+    assert prov["parameters"]["criteria_file"] == str(toml)
+    assert cnsvol.read_results(out).criteria == config.criteria
+
+
+def test_a_failed_warm_up_is_noted_in_the_run_log(tmp_path, monkeypatch):
+    """The run process's warm-up (loading the figure modules while workers compute) never
+    hides a failure: the run goes on and run.log says what failed."""
+    import cnsvol.report.style as style
+    from cnsvol.batch.run import _WarmUp
+
+    def broken():
+        raise RuntimeError("no fonts here")
+
+    monkeypatch.setattr(style, "warm_up", broken)
+    log_path = tmp_path / "run.log"
+    from cnsvol.batch.runlog import RunLog
+
+    log = RunLog(log_path)
+    warm = _WarmUp()
+    warm.start()
+    warm.finish(log)
+    log.close()
+    text = log_path.read_text()
+    assert "warm-up failed (RuntimeError: no fonts here)" in text

@@ -18,6 +18,8 @@ import pytest
 
 from cnsvol_cli.main import EXIT_INPUT_ERROR, EXIT_PARTIAL, main
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "fixtures" / "demo"
 N_DEMO = 30

@@ -81,3 +81,14 @@ def test_a_table_whose_header_or_bytes_cannot_be_trusted_is_refused(tmp_path, ra
         read_table(path, "table", ValueError, undecodable="mark")
     for word in ["t.csv", "Fix: save it as UTF-8", *words]:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_a_lone_carriage_return_is_quoted_and_reads_back(tmp_path):
+    """The standard writer with \\n line ends leaves a lone \\r bare, and readers then split the
+    row there; cnsvol quotes it."""
+    path = tmp_path / "t.csv"
+    write_csv(path, [{"id": "'\r", "v": 1}, {"id": "a\rb", "v": 2}, {"id": "\rx", "v": 3}],
+              ["id", "v"])
+    back = list(csv.DictReader(path.open(newline="")))
+    assert [r["id"] for r in back] == ["'\r", "a\rb", "'\rx"]  # a leading \r is guarded
+    assert [r["v"] for r in back] == ["1", "2", "3"]

@@ -5,8 +5,6 @@ with ``'``, and :func:`unguard` removes that prefix when the file is read back."
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -15,7 +13,9 @@ from typing import Any
 
 from .atomic import atomic_write_text
 
-__all__ = ["FORMULA_START", "csv_rows", "plain_value", "safe_cell", "unguard", "write_csv"]
+__all__ = [
+    "FORMULA_START", "csv_rows", "format_row", "plain_value", "safe_cell", "unguard", "write_csv",
+]
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -50,13 +50,29 @@ def write_csv(path: str | Path, rows: Iterable[dict[str, Any]], columns: Sequenc
 def csv_rows(rows: Iterable[dict[str, Any]], columns: Sequence[str], *, header: bool = False) -> str:
     """Rows as CSV text (``header=True``: the column names first). Pieces rendered separately
     concatenate into the same bytes as one rendering of all rows."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(columns)
-    for row in rows:
-        writer.writerow([safe_cell(plain_value(row.get(c))) for c in columns])
-    return buf.getvalue()
+    lines = [format_row(columns)] if header else []
+    lines += [format_row([safe_cell(plain_value(row.get(c))) for c in columns]) for row in rows]
+    return "".join(lines)
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\r\n]')
+
+
+def format_row(cells: Sequence[Any]) -> str:
+    """One CSV line (RFC 4180): a cell holding a comma, a quote, a carriage return or a line
+    feed is quoted, its quotes doubled; a row of one empty cell is ``""`` (not a blank line).
+    The same text as the standard library's writer with ``\\n`` line ends, except that a lone
+    carriage return is quoted too (the standard writer leaves it bare, and readers then split
+    the row there)."""
+    out = []
+    for cell in cells:
+        text = cell if isinstance(cell, str) else "" if cell is None else str(cell)
+        if _NEEDS_QUOTES.search(text):
+            text = '"' + text.replace('"', '""') + '"'
+        out.append(text)
+    if len(out) == 1 and out[0] == "":
+        out[0] = '""'
+    return ",".join(out) + "\n"
 
 
 def plain_value(value: Any) -> Any:

@@ -14,7 +14,6 @@ not parse as its column's dtype is an error naming the file, the row and the col
 from __future__ import annotations
 
 import csv
-import io
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..atomic import atomic_writer
-from ..csvformat import FORMULA_START, safe_cell, unguard
+from ..csvformat import FORMULA_START, format_row, safe_cell, unguard
 from ..errors import ResultsError
 from .schema import TableSchema
 
@@ -57,14 +56,10 @@ def header(table: TableSchema) -> str:
 def render_rows(table: TableSchema, rows: Iterable[Mapping[str, Any]], *,
                 header: bool = False) -> str:
     """Rows (mappings; a missing key is a missing value) as CSV text in ``table``'s columns."""
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    if header:
-        writer.writerow(table.names)
+    lines = [format_row(table.names)] if header else []
     spec = [(c.name, c.dtype) for c in table.columns]
-    for row in rows:
-        writer.writerow([_cell(row.get(name), dtype) for name, dtype in spec])
-    return buf.getvalue()
+    lines += [format_row([_cell(row.get(name), dtype) for name, dtype in spec]) for row in rows]
+    return "".join(lines)
 
 
 @contextmanager
