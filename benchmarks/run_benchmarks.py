@@ -558,7 +558,7 @@ sys.path.insert(0, sys.argv[1])
 import run_benchmarks as rb
 mode, a, b = sys.argv[2:5]
 if mode in ("compare", "imports"):
-    import cnsvol, cnsvol.response, cnsvol.io, cnsvol.lesions, cnsvol.matching
+    import cnsvol, cnsvol.pipeline  # reading, measuring, matching, response
 elif mode == "naive":
     import nibabel, skimage.measure
 elif mode == "floor":

@@ -141,3 +141,47 @@ def read_text_table(path):
     for col in frame.columns:
         frame[col] = [unguard(v) for v in frame[col]]
     return frame
+
+
+# --------------------------------------------------------------------------------------------
+# a small anisotropic grid and the command line, for the tests of the documented contract
+
+CONTRACT_SHAPE = (16, 24, 8)
+
+
+def grid_affine():
+    """1.0 x 0.5 x 1.5 mm voxels (0.75 mm3), origin off zero: a unit mix-up cannot hide."""
+    import numpy as np
+
+    aff = np.diag([1.0, 0.5, 1.5, 1.0])
+    aff[:3, 3] = [-10.0, 5.0, 3.0]
+    return aff
+
+
+def box(i0, i1, j0, j1, k0, k1):
+    """A box of foreground voxels on the CONTRACT_SHAPE grid."""
+    import numpy as np
+
+    data = np.zeros(CONTRACT_SHAPE, np.uint8)
+    data[i0:i1, j0:j1, k0:k1] = 1
+    return data
+
+
+def cli_main():
+    """The ``cnsvol`` entry point named in pyproject.toml (wherever main lives)."""
+    import importlib
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    spec = tomllib.loads((root / "pyproject.toml").read_text())["project"]["scripts"]["cnsvol"]
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run_cli(argv):
+    """The exit code of ``cnsvol ARGV`` run in this process."""
+    try:
+        return cli_main()(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1

@@ -65,9 +65,10 @@ def format_row(cells: Sequence[Any]) -> str:
     carriage return is quoted too (the standard writer leaves it bare, and readers then split
     the row there)."""
     out = []
+    search = _NEEDS_QUOTES.search
     for cell in cells:
         text = cell if isinstance(cell, str) else "" if cell is None else str(cell)
-        if _NEEDS_QUOTES.search(text):
+        if text and search(text):
             text = '"' + text.replace('"', '""') + '"'
         out.append(text)
     if len(out) == 1 and out[0] == "":

@@ -86,15 +86,9 @@ def evaluate_series(
 ) -> SeriesResult:
     """Evaluate one subject's series: baseline first, then follow-ups in time order.
 
-    Args:
-        masks: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, baseline first.
-        days: days from baseline per timepoint (the baseline's is normally 0); needed for
-            confirmation and times to response/progression. Must increase.
-        timepoints: labels per timepoint (default ``T0``, ``T1``, ...).
-        clinical: optional clinical modifiers per timepoint (:class:`ClinicalStatus` or a dict
-            with ``steroid_dose_mg``, ``neuro_status``, ``extracns_progression``).
-        criteria: a preset name, a TOML file or a :class:`Criteria`.
-        options: how masks are read, measured and matched.
+    ``masks``: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, read and
+    measured with ``options``; ``days``, ``timepoints``, ``clinical`` and ``criteria`` as for
+    :func:`cnsvol.response.evaluate`, which evaluates the measured series.
     """
     series_inputs(len(masks), days, timepoints, clinical)  # checked before any file is read
     crit = get_criteria(criteria)

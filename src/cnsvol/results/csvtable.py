@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -29,23 +29,38 @@ __all__ = ["header", "read_table", "render_rows", "table_writer", "write_table"]
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (
-        type(value).__name__ == "NAType")
+    """None, NaN or pandas' NA (``pd.NA``, ``pd.NaT``)."""
+    if value is None:
+        return True
+    if isinstance(value, float):
+        return value != value
+    return type(value).__name__ in ("NAType", "NaTType")
 
 
-def _cell(value: Any, dtype: str) -> Any:
+def _float(value: Any) -> str:
     if _missing(value):
         return ""
-    if dtype == "float64":
-        x = float(value)
-        if not math.isfinite(x):
-            raise ValueError(f"refusing to write a non-finite number ({x}) to a table")
-        return repr(x)
-    if dtype == "Int64":
-        return str(int(value))
-    if dtype == "boolean":
-        return "True" if bool(value) else "False"
-    return safe_cell(str(value))
+    x = float(value)
+    if not math.isfinite(x):
+        raise ValueError(f"refusing to write a non-finite number ({x}) to a table")
+    return repr(x)
+
+
+def _int(value: Any) -> str:
+    return "" if _missing(value) else str(int(value))
+
+
+def _bool(value: Any) -> str:
+    return "" if _missing(value) else ("True" if value else "False")
+
+
+def _text(value: Any) -> str:
+    return "" if _missing(value) else safe_cell(str(value))
+
+
+_RENDER: dict[str, Callable[[Any], str]] = {
+    "float64": _float, "Int64": _int, "boolean": _bool, "string": _text,
+}
 
 
 def header(table: TableSchema) -> str:
@@ -57,8 +72,8 @@ def render_rows(table: TableSchema, rows: Iterable[Mapping[str, Any]], *,
                 header: bool = False) -> str:
     """Rows (mappings; a missing key is a missing value) as CSV text in ``table``'s columns."""
     lines = [format_row(table.names)] if header else []
-    spec = [(c.name, c.dtype) for c in table.columns]
-    lines += [format_row([_cell(row.get(name), dtype) for name, dtype in spec]) for row in rows]
+    spec = [(c.name, _RENDER[c.dtype]) for c in table.columns]
+    lines += [format_row([render(row.get(name)) for name, render in spec]) for row in rows]
     return "".join(lines)
 
 
