@@ -97,3 +97,24 @@ def test_missing_file(tmp_path):
 def test_criteria_validation_in_code():
     with pytest.raises(CriteriaError, match="progression_increase_pct"):
         Criteria(**{**PRESETS["lin2009"].to_dict(), "progression_increase_pct": 0})
+
+
+def test_every_problem_of_a_criteria_file_is_reported_at_once_in_a_fixed_order(tmp_path):
+    """An unknown field, a mistyped one and values out of range: one message listing them all,
+    the known fields in the order of Criteria (the same message every time)."""
+    path = tmp_path / "bad.toml"
+    path.write_text('extends = "lin2009"\nfoo = 1\nresponse_decrease_pct = "thirty"\n'
+                    "max_target_lesions = -1\nprogression_increase_pct = -3\n")
+    with pytest.raises(CriteriaError) as err:
+        load_criteria_file(path)
+    message = str(err.value)
+    for part in ("unknown field(s) foo", "response_decrease_pct must be a number, got 'thirty'",
+                 "max_target_lesions must be >= 1, got -1",
+                 "progression_increase_pct must be > 0, got -3"):
+        assert part in message, part
+    assert "Known fields: name, title, source, response_decrease_pct," in message
+    with pytest.raises(CriteriaError) as again:
+        load_criteria_file(path)
+    assert str(again.value) == message
+    with pytest.raises(CriteriaError, match="not found. Fix: check the path"):
+        load_criteria_file(tmp_path / "missing.toml")

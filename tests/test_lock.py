@@ -24,7 +24,9 @@ def test_a_held_folder_is_refused_naming_the_holder(tmp_path):
         message = str(err.value)
         assert str(out) in message and f"PID {os.getpid()}" in message
         assert socket.gethostname() in message and "cnsvol run" in message
-        assert "another --out" in message
+        assert "wait for that run to finish" in message and "--out" not in message
+        with pytest.raises(cnsvol.FolderLockedError, match="or give another --out"):
+            FolderLock(out, "cnsvol run").acquire()
     assert not (out / ".cnsvol" / "lock.json").exists()
     with FolderLock(out, "again"):  # released: free again
         pass

@@ -237,3 +237,13 @@ def test_a_failed_warm_up_is_noted_in_the_run_log(tmp_path, monkeypatch):
     log.close()
     text = log_path.read_text()
     assert "warm-up failed (RuntimeError: no fonts here)" in text
+
+
+def test_out_that_is_a_file_is_refused_with_the_fix(tmp_path, capsys):
+    target = tmp_path / "results.csv"
+    target.write_text("keep me\n")
+    code = main(["run", str(DEMO / "manifest.csv"), "--out", str(target), "--jobs", "1"])
+    assert code == EXIT_INPUT_ERROR
+    err = capsys.readouterr().err
+    assert str(target) in err and "is a file, not a folder" in err and "Fix:" in err
+    assert target.read_text() == "keep me\n"

@@ -25,6 +25,7 @@ class RunConfig:
     """
 
     criteria: Criteria = field(default_factory=lambda: get_criteria("lin2009"))
+    """A :class:`Criteria` (given as one, or as a preset name or TOML file: converted)."""
     options: MeasureOptions = field(default_factory=MeasureOptions)
     qc: bool = True
     criteria_file: Path | None = None
@@ -46,5 +47,6 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"criteria": self.criteria.name,
-                "criteria_file": None if self.criteria_file is None else str(self.criteria_file),
+                "criteria_file": (None if self.criteria_file is None
+                                  else str(Path(self.criteria_file).resolve())),
                 "options": self.options.to_dict(), "qc": self.qc}

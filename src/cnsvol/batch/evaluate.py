@@ -50,7 +50,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
         message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
         return SubjectResult.failed(plan.subject_id, len(plan.scans), message)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if config.qc and qc_dir is not None:
         note = _draw_qc(plan, series, qc_dir)
         notes = (note,) if note else ()

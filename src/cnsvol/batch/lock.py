@@ -44,9 +44,10 @@ class FolderLock:
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
+            other = ", or give another --out" if self.what == "cnsvol run" else ""
             raise FolderLockedError(
                 f"{self.out_dir}: results folder in use by {self._holder()}. Two runs must not "
-                "write one folder. Fix: wait for that run to finish, or give another --out"
+                f"write one folder. Fix: wait for that run to finish{other}"
             ) from None
         atomic_write_text(self.info, json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(), "what": self.what,

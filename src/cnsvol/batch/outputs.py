@@ -95,5 +95,6 @@ def rebuild_report(out_dir: str | Path) -> Path:
     its tables (``cnsvol report``), holding the folder's lock; returns the report's path."""
     from .lock import FolderLock
 
+    read_results(out_dir)  # a folder that is not a results folder is refused before any write
     with FolderLock(out_dir, "cnsvol report"):
         return draw_figures_and_report(Path(out_dir), None)

@@ -20,8 +20,9 @@ from .store import FileHasher
 
 __all__ = ["LIBRARIES", "RunRecord", "library_versions", "provenance", "utc_now"]
 
-LIBRARIES = ("numpy", "nibabel", "SimpleITK", "scikit-image", "scipy", "pandas", "statsmodels",
-             "matplotlib", "connected-components-3d", "filelock")
+LIBRARIES = ("numpy", "scipy", "nibabel", "SimpleITK", "pandas", "statsmodels", "matplotlib",
+             "openpyxl", "zlib-ng", "threadpoolctl", "filelock", "pyarrow", "dask", "distributed",
+             "connected-components-3d", "scikit-image")
 
 
 def utc_now() -> _dt.datetime:

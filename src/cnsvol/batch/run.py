@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import remove_partial_writes
+from ..errors import ResultsError
 from ..cohort.manifest import Manifest, SubjectPlan, read_manifest
 from ..cohort.pfs_table import PfsTable, read_pfs
 from ..report.names import safe_filename
@@ -108,6 +109,9 @@ def run_cohort(
     executor = executor if executor is not None else make_executor(jobs, scheduler, dask_local)
     try:
         out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ResultsError(f"{out}: --out / out_dir is a file, not a folder. Fix: give the "
+                               "folder to write the results into (it is created if needed)")
         out.mkdir(parents=True, exist_ok=True)
         with FolderLock(out, "cnsvol run"):
             return _run(plans, out, config, pfs_table, landmark_days, executor, force, progress,
@@ -134,8 +138,8 @@ def _parameters(plans: Manifest, out_dir: str | Path, config: RunConfig, pfs: Pf
         "manifest": None if plans.path is None else str(plans.path),
         "out_dir": str(Path(out_dir).resolve()),
         **config.to_dict(),
-        "pfs": None if pfs is None else {"path": str(pfs.path), "time_unit": pfs.time_unit,
-                                         **pfs.columns},
+        "pfs": None if pfs is None else {"path": str(Path(pfs.path).resolve()),
+                                         "time_unit": pfs.time_unit, **pfs.columns},
         "landmark_days": landmark_days,
         "jobs": jobs, "scheduler": scheduler, "dask_local": dask_local,
         "force": force, "skip_missing": plans.skip_missing,
@@ -143,10 +147,10 @@ def _parameters(plans: Manifest, out_dir: str | Path, config: RunConfig, pfs: Pf
 
 
 def _call(parameters: dict[str, Any]) -> list[str]:
-    """The library call, as the command of a run started from Python."""
+    """The library call, as the command of a run started from Python: the function, then each
+    parameter given as ``name=value``."""
     given = {k: v for k, v in parameters.items() if v not in (None, False)}
-    return ["python", "cnsvol.run_cohort(" + ", ".join(f"{k}={v!r}" for k, v in given.items())
-            + ")"]
+    return ["cnsvol.run_cohort", *(f"{k}={v}" for k, v in given.items())]
 
 
 @dataclass
@@ -195,8 +199,8 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
         summary = write_cohort_json(out, config.criteria.name, landmark_days, pfs)
         files["cohort"] = out / "cohort.json"
         inputs = [f for plan in plans for s in plan.scans for f in (s.mask, s.image) if f]
-        inputs += [str(p) for p in (plans.path, pfs.path if pfs else None,
-                                    config.criteria_file) if p]
+        inputs += [str(Path(p).resolve()) for p in (plans.path, pfs.path if pfs else None,
+                                                    config.criteria_file) if p]
         record = RunRecord(command, parameters, config, landmark_days, pfs,
                            executor.describe(), started, dict(sorted(tally.failed.items())),
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))
@@ -243,7 +247,7 @@ def _evaluate_all(plans: Manifest, keys: dict[str, str], config: RunConfig,
     warm = _WarmUp()
     on_started = warm.start if executor.workers > 1 else None
     for attempt in (1, 2):
-        retry = []
+        retry: list[tuple[tuple[SubjectPlan, str], ...]] = []
         for chunk, done, exc in executor.run(fn, chunks, on_started=on_started,
                                              isolate=attempt == 2):
             if exc is None:

@@ -137,7 +137,7 @@ def to_labels(
     path: Path | None,
     threshold: float,
     selection: tuple[int, ...] | None,
-) -> tuple[np.ndarray, str, float | None]:
+) -> tuple[np.ndarray, Storage, float | None]:
     """Turn stored voxel values into a non-negative integer label array (see module doc)."""
     if raw.dtype == np.bool_:
         raw = raw.view(np.uint8)
@@ -161,7 +161,7 @@ def to_labels(
 
 def _float_to_labels(
     raw: np.ndarray, path: Path | None, threshold: float, selection: tuple[int, ...] | None
-) -> tuple[np.ndarray, str, float | None]:
+) -> tuple[np.ndarray, Storage, float | None]:
     finite = np.isfinite(raw)
     if not finite.all():
         n_nan = int(np.isnan(raw).sum())

@@ -138,30 +138,39 @@ _OPTIONAL = {"responder_reduction_pct", "title", "source"}
 _NULLABLE = {"progression_min_lesion_growth_mm", "max_target_lesions", "confirmation_min_days"}
 
 
+_RANGES: tuple[tuple[tuple[str, ...], Any, str], ...] = (
+    (("response_decrease_pct",), lambda v: 0 < v <= 100,
+     "response_decrease_pct must be in (0, 100], got {response_decrease_pct}"),
+    (("progression_increase_pct",), lambda v: v > 0,
+     "progression_increase_pct must be > 0, got {progression_increase_pct}"),
+    (("responder_reduction_pct",), lambda v: 0 < v <= 100,
+     "responder_reduction_pct must be in (0, 100], got {responder_reduction_pct}"),
+    (("progression_reference",), lambda v: v in ("nadir", "baseline"),
+     "progression_reference must be 'nadir' or 'baseline', got {progression_reference!r}"),
+    (("target_lesions",), lambda v: v in ("measurable", "all"),
+     "target_lesions must be 'measurable' or 'all', got {target_lesions!r}"),
+    (("measurable_min_diameter_mm", "new_lesion_min_diameter_mm"),
+     lambda a, b: a >= 0 and b >= 0, "diameters must be >= 0 mm"),
+    (("max_target_lesions",), lambda v: v is None or v >= 1,
+     "max_target_lesions must be >= 1, got {max_target_lesions}"),
+    (("confirmation_min_days",), lambda v: v is None or v >= 0,
+     "confirmation_min_days must be >= 0, got {confirmation_min_days}"),
+    (("progression_min_lesion_growth_mm",), lambda v: v is None or v >= 0,
+     "progression_min_lesion_growth_mm must be >= 0"),
+)
+
+
+def _range_problems(values: dict[str, Any]) -> list[str]:
+    """The range checks of the fields given (a field missing from ``values`` is skipped)."""
+    out = []
+    for names, ok, message in _RANGES:
+        if all(n in values for n in names) and not ok(*(values[n] for n in names)):
+            out.append(message.format(**{n: values[n] for n in names}))
+    return out
+
+
 def _validate(c: Criteria) -> None:
-    problems = []
-    if not 0 < c.response_decrease_pct <= 100:
-        problems.append(f"response_decrease_pct must be in (0, 100], got {c.response_decrease_pct}")
-    if not c.progression_increase_pct > 0:
-        problems.append(f"progression_increase_pct must be > 0, got {c.progression_increase_pct}")
-    if not 0 < c.responder_reduction_pct <= 100:
-        problems.append(
-            f"responder_reduction_pct must be in (0, 100], got {c.responder_reduction_pct}"
-        )
-    if c.progression_reference not in ("nadir", "baseline"):
-        problems.append(
-            f"progression_reference must be 'nadir' or 'baseline', got {c.progression_reference!r}"
-        )
-    if c.target_lesions not in ("measurable", "all"):
-        problems.append(f"target_lesions must be 'measurable' or 'all', got {c.target_lesions!r}")
-    if c.measurable_min_diameter_mm < 0 or c.new_lesion_min_diameter_mm < 0:
-        problems.append("diameters must be >= 0 mm")
-    if c.max_target_lesions is not None and c.max_target_lesions < 1:
-        problems.append(f"max_target_lesions must be >= 1, got {c.max_target_lesions}")
-    if c.confirmation_min_days is not None and c.confirmation_min_days < 0:
-        problems.append(f"confirmation_min_days must be >= 0, got {c.confirmation_min_days}")
-    if c.progression_min_lesion_growth_mm is not None and c.progression_min_lesion_growth_mm < 0:
-        problems.append("progression_min_lesion_growth_mm must be >= 0")
+    problems = _range_problems({f.name: getattr(c, f.name) for f in fields(c)})
     if problems:
         raise CriteriaError(f"criteria {c.name!r}: " + "; ".join(problems))
 
@@ -195,7 +204,8 @@ def load_criteria_file(path: str | Path) -> Criteria:
         with open(path, "rb") as fh:
             doc = tomllib.load(fh)
     except FileNotFoundError:
-        raise CriteriaError(f"{path}: criteria file not found") from None
+        raise CriteriaError(f"{path}: criteria file not found. Fix: check the path, or give a "
+                            f"preset name ({', '.join(PRESETS)})") from None
     except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise CriteriaError(f"{path}: cannot parse TOML ({exc}). Fix the file's syntax.") from None
     if isinstance(doc.get("criteria"), dict):
@@ -217,31 +227,34 @@ def load_criteria_file(path: str | Path) -> Criteria:
 
 
 def _from_document(doc: dict[str, Any], where: str) -> Criteria:
-    """Validate a criteria document (every problem reported at once) and build it."""
-    known = {f.name for f in fields(Criteria)}
-    unknown = sorted(set(doc) - known)
+    """Validate a criteria document and build it; every problem (unknown, missing and mistyped
+    fields, values out of range) is reported at once."""
+    known = [f.name for f in fields(Criteria)]
+    problems = []
+    unknown = sorted(set(doc) - set(known))
     if unknown:
-        raise CriteriaError(
-            f"{where}: unknown field(s) {', '.join(unknown)}. Known fields: {', '.join(known)}"
-        )
+        problems.append(f"unknown field(s) {', '.join(unknown)}. Known fields: {', '.join(known)}")
     missing = [n for n in known if n not in doc and n not in _OPTIONAL]
     if missing:
-        raise CriteriaError(
-            f"{where}: missing field(s) {', '.join(missing)}. Give them, or start from a preset "
+        problems.append(
+            f"missing field(s) {', '.join(missing)}. Give them, or start from a preset "
             f"with extends = \"lin2009\" (or tbcrc022, rano-bm-vol)"
         )
-    doc.setdefault("title", str(doc["name"]))
+    doc = {n: v for n, v in doc.items() if n in known}
+    if "name" in doc:
+        doc.setdefault("title", str(doc["name"]))
     doc.setdefault("source", "")
-    type_errors = [e for e in (_type_error(n, doc[n]) for n in doc) if e]
-    if type_errors:
-        raise CriteriaError(f"{where}: " + "; ".join(type_errors))
-    for n in _NULLABLE:  # TOML has no null: "none" (any case) stands for it
-        if isinstance(doc.get(n), str):
-            doc[n] = None
-    try:
-        return Criteria(**doc)
-    except CriteriaError as exc:
-        raise CriteriaError(f"{where}: {exc}") from None
+    typed = {}
+    for name, value in doc.items():
+        error = _type_error(name, value)
+        if error:
+            problems.append(error)
+        else:  # TOML has no null: "none" (any case) stands for it
+            typed[name] = None if name in _NULLABLE and isinstance(value, str) else value
+    problems += _range_problems(typed)
+    if problems:
+        raise CriteriaError(f"{where}: " + "; ".join(problems))
+    return Criteria(**typed)
 
 
 _BOOL_FIELDS = {f.name for f in fields(Criteria) if f.type == "bool"}

@@ -122,7 +122,7 @@ def series_inputs(
     clinical status), one of each per timepoint; ``ValueError`` saying what does not fit."""
     if n < 2:
         raise ValueError(f"a series needs at least 2 timepoints (baseline + follow-up), got {n}")
-    day_list = list(days) if days is not None else [None] * n
+    day_list: list[float | None] = list(days) if days is not None else [None] * n
     labels = list(timepoints) if timepoints is not None else [f"T{i}" for i in range(n)]
     clin = [_clinical(c) for c in (clinical if clinical is not None else [None] * n)]
     if not len(day_list) == len(labels) == len(clin) == n:

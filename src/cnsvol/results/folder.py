@@ -79,6 +79,9 @@ def read_results(out_dir: str | Path) -> RunResults:
     naming the file when something cannot be read.
     """
     out = Path(out_dir)
+    if not out.is_dir():
+        raise ResultsError(f"{out}: no such folder. Fix: give a results folder written by "
+                           "cnsvol run")
     if not (out / "subjects.csv").is_file():
         raise ResultsError(f"{out}: no subjects.csv here. Fix: give a results folder written "
                            "by cnsvol run")

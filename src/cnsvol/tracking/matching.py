@@ -99,8 +99,8 @@ class Matching:
     resampled: bool
     overlap_mm3: dict[tuple[int, int], float]
 
-    def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(STATUSES, 0)
+    def counts(self) -> dict[TrackStatus, int]:
+        out: dict[TrackStatus, int] = dict.fromkeys(STATUSES, 0)
         for c in self.correspondences:
             out[c.status] += 1
         return out
