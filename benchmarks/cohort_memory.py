@@ -152,7 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     worker_growth = (last["worker_kib"] - first["worker_kib"]) / 1024
     lines += ["", f"From {first['n']} to {last['n']} subjects the run process's peak changes by "
               f"{growth:+.1f} MiB ({growth * 1024 / max(last['n'] - first['n'], 1):+.2f} KiB "
-              f"per subject) and the largest worker's by {worker_growth:+.1f} MiB.", ""]
+              f"per subject) and the largest worker's by {worker_growth:+.1f} MiB.", "",
+              "What still grows with the cohort in the run process: one compact plan per "
+              "subject (its scans' paths and clinical fields) and the cohort-level outputs "
+              "(the ordered store keys, the responder and PFS columns that the statistics "
+              "use). The workers' growth is the figures: a waterfall and a spider plot "
+              "with one bar or line per subject are drawn in one worker.", ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,53 @@ __all__ = [
 ]
 
 
-def write_tables(out: Path, store: ResultStore, keys: Sequence[str],
-                 pfs: PfsTable | None) -> dict[str, Path]:
-    """subjects/timepoints/tracks/lesions.csv from the stored results of ``keys`` (in subject
-    order), joined with ``pfs``; one stored result in memory at a time."""
+def write_tables(out: Path, store: ResultStore, subjects: Sequence[tuple[str, str]],
+                 pfs: PfsTable | None, executor: Executor | None = None) -> dict[str, Path]:
+    """subjects/timepoints/tracks/lesions.csv from the stored results of ``subjects`` ((id,
+    store key) pairs in subject order), joined with ``pfs``. The rows of a few subjects at a
+    time are rendered on ``executor``'s workers (this process by default) and written in
+    subject order as they come back: a bounded number of subjects in memory at once."""
     files = {name: out / table.filename for name, table in SCHEMAS.items()}
     records = None if pfs is None else pfs.records()
+    chunks = []
+    for i in range(0, len(subjects), _CHUNK):
+        part = tuple(subjects[i:i + _CHUNK])
+        mine = None if records is None else {s: records[s] for s, _ in part if s in records}
+        chunks.append((len(chunks), part, mine))
+    render = partial(_render_chunk, store_dir=store.out_dir)
+    ready: dict[int, dict[str, str]] = {}
+    done = 0
     with ExitStack() as stack:
         writers = {name: stack.enter_context(table_writer(files[name], table))
                    for name, table in SCHEMAS.items()}
-        for key in keys:
-            stored = store.load(key)
-            if stored is None:
-                raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
-            for name, rows in subject_rows(stored.result, records).items():
-                writers[name].write(render_rows(SCHEMAS[name], rows))
+        for chunk, texts, exc in (executor or Executor()).run(render, chunks):
+            if exc is not None:  # a worker that died: the chunk is rendered here instead
+                texts = render(chunk)
+            ready[chunk[0]] = texts
+            while done in ready:  # in subject order
+                for name, text in ready.pop(done).items():
+                    writers[name].write(text)
+                done += 1
     return files
+
+
+_CHUNK = 25  # subjects rendered per task
+
+
+def _render_chunk(chunk: tuple[int, Sequence[tuple[str, str]], dict[str, Any] | None],
+                  store_dir: Path) -> dict[str, str]:
+    """The table rows of a chunk of subjects, as CSV text per table (see
+    :func:`write_tables`)."""
+    _, subjects, records = chunk
+    store = ResultStore(store_dir)
+    parts: dict[str, list[str]] = {name: [] for name in SCHEMAS}
+    for _, key in subjects:
+        stored = store.load(key)
+        if stored is None:
+            raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
+        for name, rows in subject_rows(stored.result, records).items():
+            parts[name].append(render_rows(SCHEMAS[name], rows))
+    return {name: "".join(text) for name, text in parts.items()}
 
 
 def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None,

@@ -194,7 +194,7 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
         tally = _Tally(len(plans), log, progress)
         _evaluate_all(plans, keys, config, qc_dir, executor, store, force, tally)
         ids = sorted(keys)
-        files = write_tables(out, store, [keys[sid] for sid in ids], pfs)
+        files = write_tables(out, store, [(sid, keys[sid]) for sid in ids], pfs, executor)
         store.prune(set(keys.values()))
         summary = write_cohort_json(out, config.criteria.name, landmark_days, pfs)
         files["cohort"] = out / "cohort.json"
