@@ -185,3 +185,21 @@ def run_cli(argv):
         return cli_main()(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+
+
+CONTRACT_FULL = box(2, 14, 2, 22, 2, 6)   # 12 x 20 x 4 voxels: 960 voxels, 720 mm3
+CONTRACT_HALF = box(2, 8, 2, 22, 2, 6)    # 6 x 20 x 4 voxels: 480 voxels, 360 mm3
+
+
+def write_contract_masks(folder):
+    """full, half, empty and a truncated (corrupt) full mask in ``folder``, on grid_affine()."""
+    import gzip
+
+    import numpy as np
+
+    aff = grid_affine()
+    write_nifti(folder / "full.nii.gz", CONTRACT_FULL, aff)
+    write_nifti(folder / "half.nii.gz", CONTRACT_HALF, aff)
+    write_nifti(folder / "empty.nii.gz", np.zeros(CONTRACT_SHAPE, np.uint8), aff)
+    raw = gzip.compress(nifti_bytes(CONTRACT_FULL, aff), mtime=0)
+    (folder / "corrupt.nii.gz").write_bytes(raw[: len(raw) // 2])

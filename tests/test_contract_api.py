@@ -14,32 +14,26 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import gzip
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import nifti_bytes, write_nifti, box, grid_affine, CONTRACT_SHAPE as SHAPE
+from helpers import (CONTRACT_FULL, CONTRACT_HALF, grid_affine, write_contract_masks)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-FULL = box(2, 14, 2, 22, 2, 6)   # 960 voxels, 720 mm3
-HALF = box(2, 8, 2, 22, 2, 6)    # 480 voxels, 360 mm3
+FULL = CONTRACT_FULL
+HALF = CONTRACT_HALF
 SYNTHETIC = {"A01": ("full", "half"), "A02": ("full", "empty"), "A03": ("empty", "full"),
              "A04": ("full", "corrupt")}
 
 
 def write_synthetic_cohort(folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    aff = grid_affine()
-    write_nifti(folder / "full.nii.gz", FULL, aff)
-    write_nifti(folder / "half.nii.gz", HALF, aff)
-    write_nifti(folder / "empty.nii.gz", np.zeros(SHAPE, np.uint8), aff)
-    raw = gzip.compress(nifti_bytes(FULL, aff), mtime=0)
-    (folder / "corrupt.nii.gz").write_bytes(raw[: len(raw) // 2])
+    write_contract_masks(folder)
     lines = ["subject_id,timepoint,days_from_baseline,mask_path"]
     for sid, (first, second) in SYNTHETIC.items():
         lines += [f"{sid},baseline,0,{first}.nii.gz", f"{sid},week8,56,{second}.nii.gz"]

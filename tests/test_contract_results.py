@@ -12,7 +12,6 @@ half (6 x 20 x 4) 480 voxels = 360 mm3, a -50% change: PR under lin2009 (thresho
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import nifti_bytes, write_nifti, box, grid_affine, run_cli, CONTRACT_SHAPE as SHAPE
+from helpers import (CONTRACT_FULL, CONTRACT_HALF, grid_affine, write_contract_masks, write_nifti, run_cli, CONTRACT_SHAPE as SHAPE)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "fixtures" / "demo"
@@ -74,8 +73,8 @@ INTEGER_COLUMNS = {
 # --------------------------------------------------------------------------- helpers
 
 
-FULL = box(2, 14, 2, 22, 2, 6)   # 12 x 20 x 4 voxels
-HALF = box(2, 8, 2, 22, 2, 6)    # 6 x 20 x 4 voxels
+FULL = CONTRACT_FULL
+HALF = CONTRACT_HALF
 
 SYNTHETIC = {  # subject: (baseline file, week8 file)
     "A01": ("full", "half"),     # -50%: PR
@@ -88,12 +87,8 @@ SYNTHETIC = {  # subject: (baseline file, week8 file)
 def write_synthetic_cohort(folder: Path) -> tuple[Path, Path]:
     """Four subjects over five small files, a PFS table with one id without masks (Z99)."""
     folder.mkdir(parents=True, exist_ok=True)
+    write_contract_masks(folder)
     aff = grid_affine()
-    write_nifti(folder / "full.nii.gz", FULL, aff)
-    write_nifti(folder / "half.nii.gz", HALF, aff)
-    write_nifti(folder / "empty.nii.gz", np.zeros(SHAPE, np.uint8), aff)
-    raw = gzip.compress(nifti_bytes(FULL, aff), mtime=0)
-    (folder / "corrupt.nii.gz").write_bytes(raw[: len(raw) // 2])
     rng = np.random.default_rng(20240610)
     write_nifti(folder / "image.nii.gz", rng.normal(100, 10, SHAPE).astype(np.float32), aff)
     lines = ["subject_id,timepoint,days_from_baseline,mask_path,image_path"]
