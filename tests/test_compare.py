@@ -92,8 +92,14 @@ def test_new_disease_below_the_size_floor_is_equivocal():
 def test_no_measurable_lesion_at_baseline_is_not_evaluable():
     small = np.zeros((40, 30, 20), np.uint8)
     small[2:6, 2:6, 2:4] = 1  # 2 mm x 3.2 mm in plane: not measurable
-    r = compare(mask_from_array(small, AFFINE), box_mask(20))
+    grown = small.copy()
+    grown[2:7, 2:7, 2:4] = 1  # 2.5 x 4 mm in plane: 3.8 -> 4.7 mm, no unequivocal growth
+    r = compare(mask_from_array(small, AFFINE), mask_from_array(grown, AFFINE))
     assert (r.category, r.reason_code) == ("NE", "no_measurable_disease")
+    # the same non-target growing to 10 x 11.2 mm (>= 10 mm from below 6 mm) is progression
+    r = compare(mask_from_array(small, AFFINE), box_mask(20))
+    assert (r.category, r.reason_code) == ("PD", "progression")
+    assert "non-target" in r.reason
     relaxed = with_overrides(PRESETS["lin2009"], name="all", target_lesions="all")
     assert compare(mask_from_array(small, AFFINE), box_mask(20), criteria=relaxed).category == "PD"
 

@@ -104,7 +104,7 @@ ENUMS = {
     "TrackStatus": {"baseline", "matched", "split", "merged", "complex", "new", "resolved"},
     "ReasonCode": {"baseline", "stable_disease", "partial_response", "complete_response",
                    "progression", "response_blocked", "new_disease", "no_baseline_disease",
-                   "no_measurable_disease"},
+                   "no_measurable_disease", "post_progression", "progression_unconfirmed"},
     "SubjectStatus": {"ok", "failed"},
 }
 

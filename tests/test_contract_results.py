@@ -38,10 +38,11 @@ DOCUMENTED_COLUMNS = {
     "timepoints": [
         "subject_id", "timepoint", "days_from_baseline", "path", "lesion_count",
         "total_volume_mm3", "target_volume_mm3", "percent_change_vs_baseline",
-        "percent_change_vs_nadir", "new_lesions", "equivocal_new_lesions", "category",
+        "percent_change_vs_nadir", "new_lesions", "equivocal_new_lesions",
+        "nontarget_progression", "post_progression", "category",
         "confirmed", "confirmed_category", "within_measurement_error",
-        "min_detectable_change_mm3", "volumetric_only", "resampled_for_matching", "reason_code",
-        "reason",
+        "min_detectable_change_mm3", "volumetric_only", "resampled_for_matching",
+        "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "reason_code", "reason",
     ],
     "tracks": [
         "subject_id", "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status",
@@ -50,14 +51,16 @@ DOCUMENTED_COLUMNS = {
     "lesions": [
         "subject_id", "timepoint", "lesion_id", "voxel_count", "volume_mm3",
         "centroid_ras_x_mm", "centroid_ras_y_mm", "centroid_ras_z_mm", "longest_diameter_mm",
-        "max_diameter_3d_mm", "measurable", "min_detectable_change_mm3", "bbox_i_start",
+        "max_diameter_3d_mm", "perpendicular_diameter_mm", "axial_slice_count", "measurable",
+        "min_detectable_change_mm3", "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "bbox_i_start",
         "bbox_i_stop", "bbox_j_start", "bbox_j_stop", "bbox_k_start", "bbox_k_stop",
     ],
 }
 
 BOOLEAN_COLUMNS = {
     "subjects": ["responder_20pct", "objective_response", "has_pfs", "pfs_event"],
-    "timepoints": ["within_measurement_error", "volumetric_only", "resampled_for_matching"],
+    "timepoints": ["within_measurement_error", "volumetric_only", "resampled_for_matching",
+                   "nontarget_progression", "post_progression"],
     "tracks": ["within_measurement_error", "is_target"],
     "lesions": ["measurable"],
 }
@@ -65,7 +68,7 @@ INTEGER_COLUMNS = {
     "subjects": ["n_timepoints", "new_lesions"],
     "timepoints": ["lesion_count", "new_lesions", "equivocal_new_lesions"],
     "tracks": ["track_id"],
-    "lesions": ["lesion_id", "voxel_count", "bbox_i_start", "bbox_i_stop", "bbox_j_start",
+    "lesions": ["lesion_id", "voxel_count", "axial_slice_count", "bbox_i_start", "bbox_i_stop", "bbox_j_start",
                 "bbox_j_stop", "bbox_k_start", "bbox_k_stop"],
 }
 
@@ -192,7 +195,7 @@ def test_schema_units_match_the_unit_in_each_column_name():
                 # the unit is spelled in the name (days_from_baseline: "days" is a word of it)
                 assert col.unit in col.name.split("_"), (table, col.name, col.unit)
     # e.g. volume_mm3, centroid_ras_x_mm, pfs_days ...: the check above really ran
-    assert checked == 18
+    assert checked == 27
 
 
 def test_days_from_baseline_is_in_days():

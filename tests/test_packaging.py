@@ -34,7 +34,7 @@ def test_every_package_folder_is_installed():
     assert "presets/*.toml" in data["cnsvol.response"]
     assert "templates/*" in data["cnsvol.report"]
     assert sorted(p.name for p in (SRC / "response" / "presets").glob("*.toml")) == [
-        "lin2009.toml", "rano-bm-vol.toml", "tbcrc022.toml"]
+        "lin2009.toml", "rano-bm-vol.toml", "rano2-vol.toml", "tbcrc022.toml"]
 
 
 @pytest.mark.parametrize("package", _packages())

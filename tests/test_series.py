@@ -203,14 +203,15 @@ def test_compare_reports_the_split_track():
 
 
 # --------------------------------------------------------------------------------------------
-# 3. new lesions and the presets' size floors (no floor under lin2009; 6 mm; 5 mm)
+# 3. new lesions and the presets' size floors (lin2009 5 mm, cnsvol default; 6 mm; 5 mm)
 
 
 @pytest.mark.parametrize(
     "criteria, a, b, is_pd",
     [
-        ("lin2009", 1, 1, True),  # 1.41 mm: any new lesion is PD
-        ("lin2009", 3, 3, True),
+        ("lin2009", 1, 1, False),  # 1.41 mm: a speck, equivocal
+        ("lin2009", 3, 3, False),  # 4.24 mm < 5: equivocal
+        ("lin2009", 4, 3, True),  # exactly 5.0 mm: the floor is inclusive
         ("tbcrc022", 5, 4, True),  # sqrt(41) = 6.40 mm >= 6
         ("tbcrc022", 4, 4, False),  # sqrt(32) = 5.66 mm < 6: equivocal
         ("tbcrc022", 3, 3, False),
@@ -230,7 +231,7 @@ def test_new_lesion_floor_per_preset(criteria, a, b, is_pd):
     else:
         # equivocal on the last scan: not PD, waiting for the next scan
         assert t1.category == "SD"
-        assert "equivocal" in t1.reason and "to be confirmed" in t1.reason
+        assert "equivocal" in t1.reason and "to be confirmed on a later scan" in t1.reason
         assert res.subject.progression_days is None
 
 
@@ -241,16 +242,37 @@ def test_new_lesion_diameter_is_measured_as_documented():
     assert res.lesion_sets[0].lesions[0].longest_diameter_mm == pytest.approx(math.sqrt(200))
 
 
-@pytest.mark.parametrize("criteria, a", [("rano-bm-vol", 3), ("tbcrc022", 4)])
-def test_equivocal_new_lesion_that_persists_is_pd_dated_back(criteria, a):
-    res = run([(T, new_box(a, a)), (T, new_box(a, a))], criteria=criteria)
+@pytest.mark.parametrize("criteria, a", [("rano-bm-vol", 3), ("tbcrc022", 4), ("lin2009", 1)])
+def test_equivocal_new_lesion_that_persists_and_grows_is_pd_dated_back(criteria, a):
+    # a x a x 2 voxels at T1, one voxel larger each way at T2 (still below the floor for
+    # rano-bm-vol 3 -> 4: 5.66 mm >= 5 reaches it; it grows in every case)
+    res = run([(T, new_box(a, a)), (T, new_box(a + 1, a + 1))], criteria=criteria)
     t1, t2 = res.timepoints[1:]
     assert t1.equivocal_new_lesions == 1
     assert (t1.category, t1.reason_code) == ("PD", "progression")
-    assert "equivocal" in t1.reason
-    assert t2.category == "PD"
+    assert "equivocal" in t1.reason and "confirmed by growth at T2" in t1.reason
+    assert (t2.category, t2.reason_code) == ("PD", "post_progression")
     assert res.subject.progression_days == 56
     assert res.subject.best_response == "PD"
+
+
+@pytest.mark.parametrize("criteria, a", [("rano-bm-vol", 3), ("tbcrc022", 4), ("lin2009", 1)])
+def test_equivocal_new_lesion_that_persists_unchanged_stays_equivocal(criteria, a):
+    res = run([(T, new_box(a, a)), (T, new_box(a, a)), (T, new_box(a, a))], criteria=criteria)
+    assert [t.category for t in res.timepoints[1:]] == ["SD", "SD", "SD"]
+    assert [t.equivocal_new_lesions for t in res.timepoints[1:]] == [1, 0, 0]
+    assert "not confirmed by growth" in res.timepoints[1].reason
+    assert res.subject.progression_days is None
+
+
+def test_equivocal_new_lesion_confirmed_two_scans_later_is_dated_back_to_first_sight():
+    # 1 voxel at T1, unchanged at T2, 2 x 2 x 2 at T3: progression dated back to T1 (day 56)
+    res = run([(T, new_box(1, 1)), (T, new_box(1, 1)), (T, new_box(2, 2))], criteria="lin2009")
+    assert [t.category for t in res.timepoints[1:]] == ["PD", "PD", "PD"]
+    assert [t.reason_code for t in res.timepoints[1:]] == [
+        "progression", "post_progression", "post_progression"]
+    assert "confirmed by growth at T3" in res.timepoints[1].reason
+    assert res.subject.progression_days == 56
 
 
 def test_equivocal_new_lesion_that_is_gone_next_scan_is_not_pd():
@@ -292,7 +314,11 @@ def test_growth_below_40_percent_of_nadir_is_not_progression():
 def test_best_response_looks_only_up_to_the_first_pd():
     # PD at T1 (+40%), then -60% at T2: the later shrinkage does not count
     res = run([(target(14),), (target(4),)])
-    assert [t.category for t in res.timepoints[1:]] == ["PD", "PR"]
+    assert [t.category for t in res.timepoints[1:]] == ["PD", "PD"]
+    t2 = res.timepoints[2]
+    assert (t2.reason_code, t2.post_progression) == ("post_progression", True)
+    assert "after progression at T1; this scan alone: PR" in t2.reason
+    assert res.timepoints[1].post_progression is False
     assert res.subject.best_response == "PD"
     assert res.subject.best_percent_change == pytest.approx(40.0)
     assert res.subject.responder_20pct is False

@@ -12,14 +12,18 @@ applies to every timepoint of a subject (and every subject of a cohort run).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .io.files import DEFAULT_MAX_BYTES
+from .io.labelsets import parse_labels
 from .io.mask import DEFAULT_THRESHOLD, Mask
 from .io.read import read_mask
-from .lesions.find import DEFAULT_CONNECTIVITY, DEFAULT_MEASURABLE_MM, find_lesions
+from .lesions.compartments import check_labels, get_convention, with_compartments
+from .lesions.find import DEFAULT_CONNECTIVITY, DiameterConvention, find_lesions
 from .lesions.lesion import LesionSet
 from .response.clinical import ClinicalStatus
 from .response.criteria import Criteria, get_criteria
@@ -36,8 +40,11 @@ class MeasureOptions:
     """How masks become lesion sets and are matched (shared by every timepoint).
 
     ``labels``, ``threshold``, ``max_bytes``: reading (:func:`cnsvol.read_mask`);
-    ``connectivity``, ``min_volume_mm3``, ``instance_labels``: finding lesions
-    (:func:`cnsvol.find_lesions`); ``max_centroid_distance_mm``, ``centroid_fallback``:
+    ``connectivity``, ``min_volume_mm3``, ``instance_labels``, ``diameter_convention``:
+    finding and measuring lesions (:func:`cnsvol.find_lesions`); ``compartments``: the label
+    convention of a multi-label tumour mask (:mod:`cnsvol.lesions.compartments`: ``brats2021``,
+    ``brats2023``, ``brats-mets``, ``lumiere``), whose compartment volumes are then reported
+    per lesion and per timepoint; ``max_centroid_distance_mm``, ``centroid_fallback``:
     matching (:func:`cnsvol.match`).
     """
 
@@ -49,6 +56,15 @@ class MeasureOptions:
     max_bytes: int = DEFAULT_MAX_BYTES
     max_centroid_distance_mm: float | None = None
     centroid_fallback: bool = True
+    diameter_convention: DiameterConvention = "corners"
+    compartments: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.diameter_convention not in ("corners", "centres"):
+            raise ValueError("diameter_convention must be 'corners' or 'centres', got "
+                             f"{self.diameter_convention!r}")
+        if self.compartments is not None:
+            object.__setattr__(self, "compartments", get_convention(self.compartments).name)
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""
@@ -57,22 +73,54 @@ class MeasureOptions:
 
 def measure(
     source: MaskSource, options: MeasureOptions | None = None,
-    measurable_min_diameter_mm: float = DEFAULT_MEASURABLE_MM,
+    criteria: str | Path | Criteria = "lin2009",
 ) -> LesionSet:
-    """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is."""
+    """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is.
+
+    ``criteria`` gives the measurability rule (longest and perpendicular diameter, slices) and,
+    with ``options.compartments``, the compartments that form the lesions
+    (``response_compartments``; without it the labels selected, or every non-zero label).
+    """
     opts = options or MeasureOptions()
+    crit = get_criteria(criteria)
     if isinstance(source, LesionSet):
         return source
+    convention = get_convention(opts.compartments) if opts.compartments else None
+    read_labels = None if convention else opts.labels
     mask = source if isinstance(source, Mask) else read_mask(
-        source, labels=opts.labels, threshold=opts.threshold, max_bytes=opts.max_bytes
+        source, labels=read_labels, threshold=opts.threshold, max_bytes=opts.max_bytes
     )
-    return find_lesions(
+    full = None
+    if convention is not None:
+        full = mask.data
+        check_labels(full, convention, mask.path)
+        region = _region(opts, crit, convention)
+        if region is not None:
+            data = np.where(np.isin(full, region), full, 0).astype(full.dtype, copy=False)
+            mask = replace(mask, data=data, labels=region)
+    lesions = find_lesions(
         mask,
         connectivity=opts.connectivity,
         min_volume_mm3=opts.min_volume_mm3,
         instance_labels=opts.instance_labels,
-        measurable_min_diameter_mm=measurable_min_diameter_mm,
+        measurable_min_diameter_mm=crit.measurable_min_diameter_mm,
+        measurable_min_perpendicular_mm=crit.measurable_min_perpendicular_mm,
+        measurable_min_slices=crit.measurable_min_slices,
+        diameter_convention=opts.diameter_convention,
     )
+    if convention is not None and full is not None:
+        lesions = with_compartments(lesions, full, convention)
+    return lesions
+
+
+def _region(opts: MeasureOptions, crit: Criteria, convention: Any) -> tuple[int, ...] | None:
+    """The label values that form the lesions under a compartment convention: the labels
+    selected, else the criteria's response compartments, else every label (``None``)."""
+    if opts.labels is not None:
+        return parse_labels(opts.labels)
+    if crit.response_compartments:
+        return convention.labels_of(tuple(crit.response_compartments))
+    return None
 
 
 def evaluate_series(
@@ -83,21 +131,24 @@ def evaluate_series(
     clinical: Sequence[ClinicalStatus | dict[str, Any] | None] | None = None,
     criteria: str | Path | Criteria = "lin2009",
     options: MeasureOptions | None = None,
+    radiotherapy_end_days: float | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's series: baseline first, then follow-ups in time order.
 
     ``masks``: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, read and
-    measured with ``options``; ``days``, ``timepoints``, ``clinical`` and ``criteria`` as for
-    :func:`cnsvol.response.evaluate`, which evaluates the measured series.
+    measured with ``options``; ``days``, ``timepoints``, ``clinical``, ``criteria`` and
+    ``radiotherapy_end_days`` as for :func:`cnsvol.response.evaluate`, which evaluates the
+    measured series.
     """
     series_inputs(len(masks), days, timepoints, clinical)  # checked before any file is read
     crit = get_criteria(criteria)
     opts = options or MeasureOptions()
-    sets = [measure(m, opts, crit.measurable_min_diameter_mm) for m in masks]
+    sets = [measure(m, opts, crit) for m in masks]
     return evaluate(
         sets, days, timepoints=timepoints, clinical=clinical, criteria=crit,
         max_centroid_distance_mm=opts.max_centroid_distance_mm,
         centroid_fallback=opts.centroid_fallback,
+        radiotherapy_end_days=radiotherapy_end_days,
     )
 
 
@@ -108,14 +159,17 @@ def compare(
     criteria: str | Path | Criteria = "lin2009",
     options: MeasureOptions | None = None,
     days: float | None = None,
+    radiotherapy_end_days: float | None = None,
 ) -> CompareResult:
     """Compare a follow-up with its baseline: target and total volumes on each native grid,
     change, the >=20% flag, tracks and the category under ``criteria``.
 
-    ``days`` is the follow-up's day from baseline, if known.
+    ``days`` is the follow-up's day from baseline, if known; ``radiotherapy_end_days`` the day
+    radiotherapy ended (same axis), for ``rano2-vol``.
     """
     series = evaluate_series(
         [baseline, followup], [0.0, days] if days is not None else None,
         timepoints=["baseline", "followup"], criteria=criteria, options=options,
+        radiotherapy_end_days=radiotherapy_end_days,
     )
     return CompareResult(series)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["LineEnds", "feret_3d", "feret_in_slices"]
+__all__ = ["LineEnds", "SliceDiameters", "feret_3d", "feret_in_slices"]
 
 _N_DIRECTIONS = 32
 _DIRECTIONS = np.stack(
@@ -122,8 +122,10 @@ def _hull_candidates(group, cross0, cross1, first, last) -> tuple[np.ndarray, np
     return out[0], out[1]
 
 
-def feret_3d(ends: LineEnds, linear: np.ndarray, n_groups: int) -> np.ndarray:
-    """3D Feret diameter (mm) of groups ``0..n_groups-1`` (0 for a group without voxels).
+def feret_3d(ends: LineEnds, linear: np.ndarray, n_groups: int,
+             corners: bool = True) -> np.ndarray:
+    """3D Feret diameter (mm) of groups ``0..n_groups-1`` (0 for a group without voxels):
+    between outer voxel corners, or with ``corners=False`` between voxel centres.
 
     ``ends`` holds lines of voxels along ``ends.along``, sorted by (group, cross[1], cross[0]).
     """
@@ -134,7 +136,8 @@ def feret_3d(ends: LineEnds, linear: np.ndarray, n_groups: int) -> np.ndarray:
     c0, c1 = ends.cross
     i_first, i_last = _hull_candidates(ends.group, c0, c1, ends.first, ends.last)
     pts = np.zeros((len(i_first) + len(i_last), 3))
-    pts[:, ends.along] = np.r_[ends.first[i_first] - 0.5, ends.last[i_last] + 0.5]
+    half = 0.5 if corners else 0.0
+    pts[:, ends.along] = np.r_[ends.first[i_first] - half, ends.last[i_last] + half]
     pts[:, ends.cross_axes[0]] = np.r_[c0[i_first], c0[i_last]]
     pts[:, ends.cross_axes[1]] = np.r_[c1[i_first], c1[i_last]]
     group = np.r_[ends.group[i_first], ends.group[i_last]]
@@ -143,28 +146,43 @@ def feret_3d(ends: LineEnds, linear: np.ndarray, n_groups: int) -> np.ndarray:
     e0, e1 = np.zeros(3), np.zeros(3)
     e0[list(ends.cross_axes)] = (1.0, 1.0)
     e1[list(ends.cross_axes)] = (1.0, -1.0)
-    shifts = [e0 @ lo, e1 @ lo]
+    shifts = [e0 @ lo, e1 @ lo] if corners else [np.zeros(3)]
     starts, stops = _segments(group)
     for a, b in zip(starts, stops):
         out[group[a]] = np.sqrt(_max_sq_distance(_hull(y[a:b]), shifts))
     return out
 
 
+@dataclass(frozen=True)
+class SliceDiameters:
+    """Per group: the largest in-slice Feret diameter (mm), the longest chord perpendicular to
+    it on the same slice (mm), and the number of slices the group lies on."""
+
+    longest: np.ndarray
+    perpendicular: np.ndarray
+    slices: np.ndarray
+
+
 def feret_in_slices(ends: LineEnds, linear: np.ndarray, slice_of: np.ndarray,
-                    n_groups: int) -> np.ndarray:
-    """Largest in-slice Feret diameter (mm) of each group over its slices.
+                    n_groups: int, corners: bool = True) -> SliceDiameters:
+    """Largest in-slice Feret diameter (mm) of each group over its slices, the perpendicular
+    diameter on that slice and the slice count.
 
     ``ends`` holds lines lying in the slices (``cross_axes[1]`` is the slice axis, ``cross[1]``
-    the slice, equal to ``slice_of``); rows are sorted by (group, slice).
+    the slice, equal to ``slice_of``); rows are sorted by (group, slice). With ``corners`` the
+    points are the outer voxel corners, otherwise the voxel centres. The perpendicular
+    diameter is the longest chord of the slice's convex hull perpendicular to the longest
+    diameter (as a reader draws the second axis across the lesion).
     """
-    out = np.zeros(n_groups)
+    zeros = np.zeros(n_groups)
     if not len(ends.group):
-        return out
+        return SliceDiameters(zeros, zeros.copy(), np.zeros(n_groups, dtype=np.int64))
     lo = _gram_factor(np.asarray(linear)[:, [ends.along, ends.cross_axes[0]]])
     row = ends.cross[0].astype(np.float64)
-    y_first = np.column_stack([ends.first - 0.5, row]) @ lo
-    y_last = np.column_stack([ends.last + 0.5, row]) @ lo
-    shift = np.array([0.0, 1.0]) @ lo  # the unit segment across the line
+    half = 0.5 if corners else 0.0
+    y_first = np.column_stack([ends.first - half, row]) @ lo
+    y_last = np.column_stack([ends.last + half, row]) @ lo
+    shift = np.array([0.0, 1.0 if corners else 0.0]) @ lo  # the unit segment across the line
     # one key per (group, slice); every line contributes its two end points, interleaved so
     # that each (group, slice) stays contiguous
     key = ends.group.astype(np.int64) * (int(slice_of.max()) + 1) + slice_of
@@ -175,17 +193,49 @@ def feret_in_slices(ends: LineEnds, linear: np.ndarray, slice_of: np.ndarray,
              - np.minimum.reduceat(proj, 2 * starts, axis=0)
              + np.abs(shift @ _DIRECTIONS.T))
     lower = width.max(axis=1)
-    upper = lower / np.cos(np.pi / (2 * _N_DIRECTIONS))
+    upper = lower / np.cos(np.pi / (2 * _N_DIRECTIONS)) + 1e-9
     group = ends.group[starts]
     # largest upper bound first within each group; stop a group at its first bound not above
     # its best exact diameter
     order = np.lexsort((-upper, group))
     best = np.zeros(n_groups)
+    perp = np.zeros(n_groups)
     for s in order:
         g = group[s]
         if upper[s] <= best[g]:
             continue
-        y_s = _hull(y[2 * starts[s]:2 * stops[s]])
-        best[g] = max(best[g], _max_sq_distance(y_s, [shift]) ** 0.5)
-    out[:] = best
-    return out
+        pts = y[2 * starts[s]:2 * stops[s]]
+        pts = np.vstack([pts, pts + shift]) if corners else pts
+        d, p = _diameter_and_perpendicular(pts)
+        if d > best[g] + 1e-9 or (abs(d - best[g]) <= 1e-9 and p > perp[g]):
+            best[g], perp[g] = max(d, best[g]), p
+    return SliceDiameters(best, perp, np.bincount(group, minlength=n_groups))
+
+
+def _diameter_and_perpendicular(pts: np.ndarray) -> tuple[float, float]:
+    """Diameter of 2D points and the longest chord of their convex hull perpendicular to it."""
+    from scipy.spatial import ConvexHull, QhullError
+    from scipy.spatial.distance import cdist
+
+    try:
+        hull = pts[ConvexHull(pts).vertices]  # counter-clockwise
+    except (QhullError, ValueError):  # collinear (centres of a line): no width
+        dist = cdist(pts, pts)
+        return float(dist.max()), 0.0
+    dist = cdist(hull, hull)
+    a, b = np.unravel_index(int(np.argmax(dist)), dist.shape)
+    diameter = float(dist[a, b])
+    u = (hull[b] - hull[a]) / diameter
+    n = np.array([-u[1], u[0]])
+    t, h = hull @ u, hull @ n  # along the diameter, across it
+    t_next, h_next = np.roll(t, -1), np.roll(h, -1)
+    best = 0.0
+    for x in t:  # the chord length is piecewise linear in x: its maximum is at a vertex
+        lo_t, hi_t = np.minimum(t, t_next), np.maximum(t, t_next)
+        on = (lo_t <= x + 1e-12) & (hi_t >= x - 1e-12)
+        span = t_next - t
+        frac = np.where(np.abs(span) > 1e-12, (x - t) / np.where(span == 0, 1, span), 0.0)
+        cross = h + frac * (h_next - h)
+        vals = np.r_[cross[on], h[np.abs(t - x) <= 1e-12]]
+        best = max(best, float(vals.max() - vals.min()))
+    return diameter, best

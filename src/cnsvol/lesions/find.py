@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from ..io.mask import Mask
-from .diameters import LineEnds, feret_3d, feret_in_slices
+from .diameters import LineEnds, SliceDiameters, feret_3d, feret_in_slices
 from .geometry import axial_axis, voxel_to_world
 from .lesion import Lesion, LesionSet
 from .runs import Runs, face_overlaps, find_runs, run_components
@@ -35,6 +35,7 @@ DEFAULT_CONNECTIVITY = 26
 DEFAULT_MEASURABLE_MM = 10.0
 
 Backend = Literal["auto", "runs", "cc3d", "skimage", "scipy"]
+DiameterConvention = Literal["corners", "centres"]
 
 
 def find_lesions(
@@ -44,6 +45,9 @@ def find_lesions(
     min_volume_mm3: float = 0.0,
     instance_labels: bool = False,
     measurable_min_diameter_mm: float = DEFAULT_MEASURABLE_MM,
+    measurable_min_perpendicular_mm: float = 0.0,
+    measurable_min_slices: int = 1,
+    diameter_convention: DiameterConvention = "corners",
     backend: Backend = "auto",
 ) -> LesionSet:
     """Find and measure every lesion of ``mask`` (see the module docstring).
@@ -54,8 +58,13 @@ def find_lesions(
         min_volume_mm3: components smaller than this volume are dropped (and counted).
         instance_labels: treat each stored label value as one lesion (ids = label values)
             instead of computing connected components.
-        measurable_min_diameter_mm: a lesion is measurable when its axial longest diameter is
-            at least this long.
+        measurable_min_diameter_mm, measurable_min_perpendicular_mm, measurable_min_slices:
+            a lesion is measurable when its axial longest diameter is at least
+            ``measurable_min_diameter_mm``, the diameter perpendicular to it on that slice
+            at least ``measurable_min_perpendicular_mm``, and it lies on at least
+            ``measurable_min_slices`` axial slices.
+        diameter_convention: ``"corners"`` (Feret diameters between outer voxel corners, edge
+            to edge as calipers are placed) or ``"centres"`` (between voxel centres).
         backend: connected-components implementation: ``"auto"``/``"runs"`` (the run graph),
             or a dense labelling (:func:`label_components`: ``"scipy"``, ``"cc3d"``,
             ``"skimage"``), the reference implementations.
@@ -84,23 +93,12 @@ def find_lesions(
     if comps.dropped:
         sel = ids > 0
         index, ids = index[sel], ids[sel]
-    m = _measure(runs, run_id, mask.affine)
-    lesions = []
-    for r, lid in enumerate(new_ids.tolist()):
-        src = order_keep[r]
-        count = int(comps.counts[comps.keep[src]])
-        g = int(np.searchsorted(m.ids, lid))
-        lesions.append(Lesion(
-            lesion_id=lid,
-            voxel_count=count,
-            volume_mm3=float(count * vv),
-            centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
-            bbox_voxel=tuple((int(a), int(b)) for a, b in m.bbox[g]),  # type: ignore[arg-type]
-            longest_diameter_mm=float(m.axial[g]),
-            max_diameter_3d_mm=float(m.max_3d[g]),
-            measurable=bool(m.axial[g] >= measurable_min_diameter_mm),
-            min_detectable_change_mm3=float(m.faces[g] * vv / 2.0),
-        ))
+    if diameter_convention not in ("corners", "centres"):
+        raise ValueError("diameter_convention must be 'corners' or 'centres', got "
+                         f"{diameter_convention!r}")
+    m = _measure(runs, run_id, mask.affine, diameter_convention == "corners")
+    rule = (measurable_min_diameter_mm, measurable_min_perpendicular_mm, measurable_min_slices)
+    lesions = _lesions(comps, m, order_keep, new_ids, cent_world, vv, rule)
     lesions.sort(key=lambda les: les.lesion_id)
     top = int(new_ids.max()) if len(new_ids) else 0
     notes = ([f"{comps.dropped} component(s) smaller than {min_volume_mm3:g} mm3 dropped"]
@@ -112,7 +110,38 @@ def find_lesions(
         measurable_min_diameter_mm=float(measurable_min_diameter_mm),
         instance_labels=instance_labels, dropped_below_min_volume=comps.dropped,
         notes=tuple(notes),
+        measurable_min_perpendicular_mm=float(measurable_min_perpendicular_mm),
+        measurable_min_slices=int(measurable_min_slices),
+        diameter_convention=diameter_convention,
     )
+
+
+def _lesions(comps: _Components, m: _Measures, order_keep: np.ndarray, new_ids: np.ndarray,
+             cent_world: np.ndarray, vv: float, rule: tuple[float, float, int]) -> list[Lesion]:
+    """The :class:`Lesion` of every kept component; ``rule`` = the measurable minimum longest
+    and perpendicular diameters (mm) and slice count."""
+    longest_min, perpendicular_min, slices_min = rule
+    out = []
+    for r, lid in enumerate(new_ids.tolist()):
+        src = order_keep[r]
+        count = int(comps.counts[comps.keep[src]])
+        g = int(np.searchsorted(m.ids, lid))
+        out.append(Lesion(
+            lesion_id=lid,
+            voxel_count=count,
+            volume_mm3=float(count * vv),
+            centroid_ras_mm=tuple(float(v) for v in cent_world[src]),  # type: ignore[arg-type]
+            bbox_voxel=tuple((int(a), int(b)) for a, b in m.bbox[g]),  # type: ignore[arg-type]
+            longest_diameter_mm=float(m.axial.longest[g]),
+            max_diameter_3d_mm=float(m.max_3d[g]),
+            measurable=bool(m.axial.longest[g] >= longest_min
+                            and m.axial.perpendicular[g] >= perpendicular_min
+                            and m.axial.slices[g] >= slices_min),
+            min_detectable_change_mm3=float(m.faces[g] * vv / 2.0),
+            perpendicular_diameter_mm=float(m.axial.perpendicular[g]),
+            axial_slice_count=int(m.axial.slices[g]),
+        ))
+    return out
 
 
 def _id_dtype(top: int) -> type:
@@ -188,11 +217,11 @@ class _Measures:
     ids: np.ndarray
     bbox: np.ndarray
     faces: np.ndarray
-    axial: np.ndarray
+    axial: SliceDiameters
     max_3d: np.ndarray
 
 
-def _measure(runs: Runs, run_id: np.ndarray, affine: np.ndarray) -> _Measures:
+def _measure(runs: Runs, run_id: np.ndarray, affine: np.ndarray, corners: bool) -> _Measures:
     """Measure every lesion from its runs, grouped by lesion id (stable: rows stay in storage
     order)."""
     kept = np.flatnonzero(run_id > 0)
@@ -219,8 +248,8 @@ def _measure(runs: Runs, run_id: np.ndarray, affine: np.ndarray) -> _Measures:
         bbox=bbox,
         faces=_exposed_faces(runs, run_grp, n_les),
         axial=_axial_diameters(ends, (r_grp, r_start, r_end, r_mid, r_slow), linear,
-                               axial_axis(affine), n_les),
-        max_3d=feret_3d(ends, linear, n_les),
+                               axial_axis(affine), n_les, corners),
+        max_3d=feret_3d(ends, linear, n_les, corners),
     )
 
 
@@ -293,23 +322,23 @@ def _line_ends(grp, start, end, mid, slow, axes) -> LineEnds:
 
 
 def _axial_diameters(ends: LineEnds, grouped_runs: tuple[np.ndarray, ...], linear: np.ndarray,
-                     slice_axis: int, n: int) -> np.ndarray:
+                     slice_axis: int, n: int, corners: bool) -> SliceDiameters:
     """Largest in-plane diameter on any slice perpendicular to ``slice_axis``, per lesion.
 
     ``grouped_runs`` = (lesion group, start, end, mid, slow) of the runs grouped by lesion.
     """
     if not len(ends.group):
-        return np.zeros(n)
+        return feret_in_slices(ends, linear, ends.group, n, corners)
     fast = ends.along
     mid_axis, slow_axis = ends.cross_axes
     mid, slow = ends.cross
     if slice_axis == slow_axis:  # lines along fast lie in the slices, already in slice order
-        return feret_in_slices(ends, linear, slow, n)
+        return feret_in_slices(ends, linear, slow, n, corners)
     if slice_axis == mid_axis:
         o = np.lexsort((slow, mid, ends.group))
         inplane = LineEnds(ends.group[o], fast, (slow_axis, mid_axis), (slow[o], mid[o]),
                            ends.first[o], ends.last[o])
-        return feret_in_slices(inplane, linear, mid[o], n)
+        return feret_in_slices(inplane, linear, mid[o], n, corners)
     # slices across the fast axis: lines along mid, from the voxels themselves
     grp, start, end, r_mid, r_slow = grouped_runs
     count = end - start + 1
@@ -321,4 +350,4 @@ def _axial_diameters(ends: LineEnds, grouped_runs: tuple[np.ndarray, ...], linea
     s = np.flatnonzero(brk)
     e = np.r_[s[1:], len(g)] - 1
     inplane = LineEnds(g[s], mid_axis, (slow_axis, fast), (sl[s], f[s]), m[s], m[e])
-    return feret_in_slices(inplane, linear, f[s], n)
+    return feret_in_slices(inplane, linear, f[s], n, corners)

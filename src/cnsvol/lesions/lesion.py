@@ -8,13 +8,23 @@ Measurements per lesion:
 * ``bbox_voxel``: per voxel axis ``(start, stop)``, stop exclusive;
 * ``longest_diameter_mm``: the largest in-plane diameter on any axial slice (slices
   perpendicular to the voxel axis closest to superior-inferior), as RANO-BM measures it;
-* ``max_diameter_3d_mm``: the largest 3D diameter.
+* ``max_diameter_3d_mm``: the largest 3D diameter;
+* ``perpendicular_diameter_mm``: on the slice of the longest diameter, the longest chord of the
+  lesion's outline perpendicular to it (the second axis a reader draws across the lesion);
+* ``axial_slice_count``: the number of axial slices the lesion lies on.
 
   Both diameters are Feret diameters of the voxelised lesion: the largest distance between the
   outer corners of its voxels, i.e. edge to edge as calipers are placed on an image. A row of
   10 voxels of 1 mm spans 10 mm along the row but measures corner to corner
-  sqrt(10**2 + 1) = 10.05 mm on its slice (an a x b rectangle: its diagonal);
-* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm);
+  sqrt(10**2 + 1) = 10.05 mm on its slice (an a x b rectangle: its diagonal). With
+  ``diameter_convention="centres"`` the distances are between voxel centres instead (the row
+  then measures 9 mm);
+* ``measurable``: ``longest_diameter_mm >= measurable_min_diameter_mm`` (default 10 mm), and
+  ``perpendicular_diameter_mm >= measurable_min_perpendicular_mm`` and ``axial_slice_count >=
+  measurable_min_slices`` (by default no condition; RANO-BM: 5 mm and 2 slices);
+* ``compartment_volumes_mm3``: with a compartment convention (multi-label glioma masks), the
+  volume of each compartment (enhancing, non-enhancing, oedema, cavity) in the lesion
+  (:mod:`cnsvol.lesions.compartments`); empty otherwise;
 * ``min_detectable_change_mm3``: the volume of a half-voxel shell over the lesion's boundary,
   i.e. exposed voxel faces x (voxel volume / 2) (each face of area ``a`` moved by half the voxel
   depth ``d / 2`` sweeps ``a d / 2``, half a voxel, on any grid). A volume change smaller than
@@ -31,6 +41,7 @@ import numpy as np
 
 from ..columns import Column, frame
 from ..io.mask import Mask
+from .compartments import COMPARTMENT_COLUMNS, compartment_cells
 
 __all__ = ["LESION_COLUMNS", "Lesion", "LesionSet"]
 
@@ -46,10 +57,14 @@ LESION_COLUMNS: tuple[Column, ...] = (
     Column("longest_diameter_mm", "float64", "mm", "largest in-plane Feret diameter on any "
            "axial slice (voxel corners)"),
     Column("max_diameter_3d_mm", "float64", "mm", "largest 3D Feret diameter (voxel corners)"),
-    Column("measurable", "boolean", None, "longest_diameter_mm >= the criteria's measurable "
-           "size"),
+    Column("perpendicular_diameter_mm", "float64", "mm", "on the slice of the longest "
+           "diameter, the longest chord perpendicular to it"),
+    Column("axial_slice_count", "Int64", None, "axial slices the lesion lies on"),
+    Column("measurable", "boolean", None, "longest (and, where the criteria say, perpendicular) "
+           "diameter and slice count reach the criteria's measurable size"),
     Column("min_detectable_change_mm3", "float64", "mm3", "half-voxel shell over the lesion's "
            "boundary: exposed faces x voxel volume / 2"),
+    *COMPARTMENT_COLUMNS,
     *(Column(f"bbox_{axis}_{end}", "Int64", None, f"bounding box on voxel axis {axis}, "
              + ("first index" if end == "start" else "last index + 1"))
       for axis in "ijk" for end in ("start", "stop")),
@@ -69,11 +84,15 @@ class Lesion:
     max_diameter_3d_mm: float
     measurable: bool
     min_detectable_change_mm3: float = 0.0
+    perpendicular_diameter_mm: float = 0.0
+    axial_slice_count: int = 0
+    compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["centroid_ras_mm"] = list(self.centroid_ras_mm)
         d["bbox_voxel"] = [list(b) for b in self.bbox_voxel]
+        d["compartment_volumes_mm3"] = dict(self.compartment_volumes_mm3)
         return d
 
     @classmethod
@@ -88,6 +107,10 @@ class Lesion:
             longest_diameter_mm=float(d["longest_diameter_mm"]),
             max_diameter_3d_mm=float(d["max_diameter_3d_mm"]), measurable=bool(d["measurable"]),
             min_detectable_change_mm3=float(d["min_detectable_change_mm3"]),
+            perpendicular_diameter_mm=float(d.get("perpendicular_diameter_mm", 0.0)),
+            axial_slice_count=int(d.get("axial_slice_count", 0)),
+            compartment_volumes_mm3={str(k): float(v) for k, v in
+                                     d.get("compartment_volumes_mm3", {}).items()},
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -102,8 +125,11 @@ class Lesion:
             "centroid_ras_z_mm": z,
             "longest_diameter_mm": self.longest_diameter_mm,
             "max_diameter_3d_mm": self.max_diameter_3d_mm,
+            "perpendicular_diameter_mm": self.perpendicular_diameter_mm,
+            "axial_slice_count": self.axial_slice_count,
             "measurable": self.measurable,
             "min_detectable_change_mm3": self.min_detectable_change_mm3,
+            **compartment_cells(self.compartment_volumes_mm3),
             "bbox_i_start": i0,
             "bbox_i_stop": i1,
             "bbox_j_start": j0,
@@ -135,6 +161,11 @@ class LesionSet:
     instance_labels: bool
     dropped_below_min_volume: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    measurable_min_perpendicular_mm: float = 0.0
+    measurable_min_slices: int = 1
+    diameter_convention: str = "corners"
+    compartments: str | None = None
+    compartment_volumes_mm3: dict[str, float] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (f"LesionSet({self.mask.name!r}, {self.lesion_count} lesion(s), "
@@ -190,6 +221,13 @@ class LesionSet:
             "connectivity": self.connectivity,
             "min_volume_mm3": self.min_volume_mm3,
             "dropped_below_min_volume": self.dropped_below_min_volume,
+            "diameter_convention": self.diameter_convention,
+            "measurable_rule": {"min_diameter_mm": self.measurable_min_diameter_mm,
+                                "min_perpendicular_mm": self.measurable_min_perpendicular_mm,
+                                "min_slices": self.measurable_min_slices},
+            **({"compartments": self.compartments,
+                "compartment_volumes_mm3": dict(self.compartment_volumes_mm3)}
+               if self.compartments else {}),
             "notes": list(self.mask.notes) + list(self.notes),
             "lesions": [
                 {
@@ -199,7 +237,11 @@ class LesionSet:
                     "centroid_ras_mm": list(les.centroid_ras_mm),
                     "longest_diameter_mm": les.longest_diameter_mm,
                     "max_diameter_3d_mm": les.max_diameter_3d_mm,
+                    "perpendicular_diameter_mm": les.perpendicular_diameter_mm,
+                    "axial_slice_count": les.axial_slice_count,
                     "measurable": les.measurable,
+                    **({"compartment_volumes_mm3": dict(les.compartment_volumes_mm3)}
+                       if self.compartments else {}),
                 }
                 for les in self.lesions
             ],

@@ -41,3 +41,5 @@ class ReasonCode(StrEnum):
     NEW_DISEASE = "new_disease"  # lesions where the baseline had none
     NO_BASELINE_DISEASE = "no_baseline_disease"  # baseline total 0 mm3
     NO_MEASURABLE_DISEASE = "no_measurable_disease"  # no target lesion at baseline
+    POST_PROGRESSION = "post_progression"  # a timepoint after the subject's first PD
+    PROGRESSION_UNCONFIRMED = "progression_unconfirmed"  # PD after radiotherapy, unconfirmed

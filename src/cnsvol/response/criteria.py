@@ -78,12 +78,24 @@ class Criteria:
       ``"baseline"``).
     * ``progression_min_lesion_growth_mm``: if set, volumetric PD also needs one lesion whose
       sphere-equivalent diameter grew by at least this many mm over its own smallest value.
-    * ``measurable_min_diameter_mm``: a baseline lesion is measurable (a target candidate) when
-      its axial longest diameter is at least this long.
+    * ``measurable_min_diameter_mm``, ``measurable_min_perpendicular_mm``,
+      ``measurable_min_slices``: a baseline lesion is measurable (a target candidate) when its
+      axial longest diameter is at least ``measurable_min_diameter_mm``, the diameter
+      perpendicular to it on the same slice at least ``measurable_min_perpendicular_mm``, and
+      it lies on at least ``measurable_min_slices`` axial slices.
     * ``max_target_lesions``: at most this many targets, the largest first (``None``: all).
     * ``target_lesions``: ``"measurable"`` (sum over measurable baseline lesions) or ``"all"``.
     * ``new_lesion_is_progression``: an unequivocal new lesion is PD.
-    * ``new_lesion_min_diameter_mm``: new lesions shorter than this are equivocal (0: none are).
+    * ``new_lesion_min_diameter_mm``: the new-lesion floor: new lesions whose longest diameter is
+      shorter are equivocal (0: none are) until a later scan confirms them.
+    * ``nontarget_progression_growth_mm``, ``nontarget_progression_small_below_mm``,
+      ``nontarget_progression_small_reach_mm``: unequivocal progression of a non-target lesion
+      (PD): one whose smallest longest diameter so far is below ``small_below_mm`` reaches
+      ``small_reach_mm``, a larger one grows by ``growth_mm`` (``None``: no non-target rule).
+    * ``radiotherapy_confirmation_days``: a PD within this many days after the end of
+      radiotherapy counts only when the next scan confirms it (``None``: no such rule).
+    * ``response_compartments``: with a compartment convention, the compartments whose
+      lesions are measured (e.g. ``["enhancing"]``; ``None``: the labels selected).
     * ``confirmation_min_days``: a PR/CR counts for the best overall response only when a later
       scan at least this many days after it confirms it (``None``: no confirmation needed).
     * ``cr_requires_off_steroids``: CR also needs a steroid dose of 0 (when recorded).
@@ -116,12 +128,22 @@ class Criteria:
     extracns_blocks_response: bool
     extracns_is_progression: bool
     responder_reduction_pct: float = 20.0
+    measurable_min_perpendicular_mm: float = 0.0
+    measurable_min_slices: int = 1
+    nontarget_progression_growth_mm: float | None = 5.0
+    nontarget_progression_small_below_mm: float = 6.0
+    nontarget_progression_small_reach_mm: float = 10.0
+    radiotherapy_confirmation_days: int | None = None
+    response_compartments: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         _validate(self)
         object.__setattr__(self, "progression_reference",
                            ProgressionReference(self.progression_reference))
         object.__setattr__(self, "target_lesions", TargetLesions(self.target_lesions))
+        if self.response_compartments is not None:
+            object.__setattr__(self, "response_compartments",
+                               tuple(str(c) for c in self.response_compartments))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,8 +156,14 @@ class Criteria:
         return _from_document(dict(data), where)
 
 
-_OPTIONAL = {"responder_reduction_pct", "title", "source"}
-_NULLABLE = {"progression_min_lesion_growth_mm", "max_target_lesions", "confirmation_min_days"}
+_OPTIONAL = {"responder_reduction_pct", "title", "source", "measurable_min_perpendicular_mm",
+             "measurable_min_slices", "nontarget_progression_growth_mm",
+             "nontarget_progression_small_below_mm", "nontarget_progression_small_reach_mm",
+             "radiotherapy_confirmation_days", "response_compartments"}
+_NULLABLE = {"progression_min_lesion_growth_mm", "max_target_lesions", "confirmation_min_days",
+             "nontarget_progression_growth_mm", "radiotherapy_confirmation_days",
+             "response_compartments"}
+_COMPARTMENT_NAMES = ("enhancing", "nonenhancing", "edema", "cavity")
 
 
 _RANGES: tuple[tuple[tuple[str, ...], Any, str], ...] = (
@@ -157,6 +185,22 @@ _RANGES: tuple[tuple[tuple[str, ...], Any, str], ...] = (
      "confirmation_min_days must be >= 0, got {confirmation_min_days}"),
     (("progression_min_lesion_growth_mm",), lambda v: v is None or v >= 0,
      "progression_min_lesion_growth_mm must be >= 0"),
+    (("measurable_min_perpendicular_mm",), lambda v: v >= 0,
+     "measurable_min_perpendicular_mm must be >= 0, got {measurable_min_perpendicular_mm}"),
+    (("measurable_min_slices",), lambda v: v >= 1,
+     "measurable_min_slices must be >= 1, got {measurable_min_slices}"),
+    (("nontarget_progression_growth_mm",), lambda v: v is None or v > 0,
+     "nontarget_progression_growth_mm must be > 0, got {nontarget_progression_growth_mm}"),
+    (("nontarget_progression_small_below_mm", "nontarget_progression_small_reach_mm"),
+     lambda a, b: 0 <= a <= b,
+     "nontarget_progression_small_below_mm ({nontarget_progression_small_below_mm}) must be "
+     ">= 0 and <= nontarget_progression_small_reach_mm ({nontarget_progression_small_reach_mm})"),
+    (("radiotherapy_confirmation_days",), lambda v: v is None or v >= 0,
+     "radiotherapy_confirmation_days must be >= 0, got {radiotherapy_confirmation_days}"),
+    (("response_compartments",),
+     lambda v: v is None or (len(v) > 0 and all(c in _COMPARTMENT_NAMES for c in v)),
+     "response_compartments must list compartments among "
+     f"{', '.join(_COMPARTMENT_NAMES)}, got {{response_compartments}}"),
 )
 
 
@@ -258,13 +302,17 @@ def _from_document(doc: dict[str, Any], where: str) -> Criteria:
 
 
 _BOOL_FIELDS = {f.name for f in fields(Criteria) if f.type == "bool"}
-_INT_FIELDS = {"max_target_lesions", "confirmation_min_days"}
+_INT_FIELDS = {"max_target_lesions", "confirmation_min_days", "measurable_min_slices",
+               "radiotherapy_confirmation_days"}
 _STR_FIELDS = {"name", "title", "source", "progression_reference", "target_lesions"}
 
 
 def _type_error(name: str, value: Any) -> str | None:
     if value is None or (isinstance(value, str) and value.lower() == "none"):
         return None if name in _NULLABLE else f"{name} cannot be empty"
+    if name == "response_compartments":
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        return None if ok else f"{name} must be a list of compartment names, got {value!r}"
     if name in _BOOL_FIELDS:
         return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
     if name in _STR_FIELDS:
@@ -281,7 +329,7 @@ def with_overrides(criteria: Criteria, **changes: Any) -> Criteria:
     return replace(criteria, **changes)
 
 
-_PRESET_NAMES = ("lin2009", "tbcrc022", "rano-bm-vol")
+_PRESET_NAMES = ("lin2009", "tbcrc022", "rano-bm-vol", "rano2-vol")
 
 
 def _load_preset(name: str) -> Criteria:

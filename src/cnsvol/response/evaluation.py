@@ -85,6 +85,7 @@ def evaluate(
     criteria: str | Path | Criteria = "lin2009",
     max_centroid_distance_mm: float | None = None,
     centroid_fallback: bool = True,
+    radiotherapy_end_days: float | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's measured series: baseline first, then follow-ups in time order.
 
@@ -97,6 +98,8 @@ def evaluate(
             with ``steroid_dose_mg``, ``neuro_status``, ``extracns_progression``).
         criteria: a preset name, a TOML file or a :class:`Criteria`.
         max_centroid_distance_mm, centroid_fallback: see :func:`cnsvol.tracking.match`.
+        radiotherapy_end_days: the day (on the axis of ``days``) radiotherapy ended, for
+            criteria that confirm progression soon after it (``rano2-vol``).
     """
     day_list, labels, clin = series_inputs(len(sets), days, timepoints, clinical)
     crit = get_criteria(criteria)
@@ -107,7 +110,8 @@ def evaluate(
         for a, b in zip(sets, sets[1:])
     ]
     tracks = build_tracks(sets, matchings)
-    results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit)
+    results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit,
+                                       radiotherapy_end_days)
     rows = [row for states in tracks for row in _track_rows(states, labels, day_list, targets)]
     return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings))
 

@@ -4,10 +4,11 @@ columns of their table rows (:mod:`cnsvol.columns`). Definitions: :mod:`cnsvol.r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..columns import Column
+from ..lesions.compartments import COMPARTMENT_COLUMNS, compartment_cells
 from ..tracking.status import TrackStatus
 from .categories import Category, ReasonCode
 
@@ -44,21 +45,27 @@ class TimepointResult:
     min_detectable_change_mm3: float
     volumetric_only: bool
     resampled_for_matching: bool
+    nontarget_progression: bool = False
+    post_progression: bool = False
+    compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; the baseline's category is ``""``."""
         d = dict(self.__dict__)
         d["category"] = "" if self.category is None else self.category
+        d["compartment_volumes_mm3"] = dict(self.compartment_volumes_mm3)
         return d
 
     def to_row(self) -> dict[str, Any]:
         """The row of ``timepoints.csv`` (without ``subject_id``)."""
-        return dict(self.__dict__)
+        d = dict(self.__dict__)
+        d.update(compartment_cells(d.pop("compartment_volumes_mm3")))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TimepointResult:
         """The inverse of :meth:`to_dict`."""
-        values = {f.name: d[f.name] for f in fields(cls)}
+        values = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         values["category"] = Category(d["category"]) if d["category"] else None
         values["reason_code"] = ReasonCode(d["reason_code"])
         if d["confirmed_category"] is not None:
@@ -138,7 +145,11 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
     Column("new_lesions", "Int64", None, "lesions the matching with the previous scan calls "
            "new"),
     Column("equivocal_new_lesions", "Int64", None, "new lesions below the criteria's "
-           "new-lesion size"),
+           "new-lesion floor (listed, not progression unless a later scan confirms them)"),
+    Column("nontarget_progression", "boolean", None, "a non-target lesion progressed "
+           "unequivocally (the criteria's non-target rule)"),
+    Column("post_progression", "boolean", None, "a timepoint after the subject's first PD "
+           "(category PD, reason code post_progression)"),
     Column("category", "string", None, "CR, PR, SD, PD or NE; empty at baseline"),
     Column("confirmed", "boolean", None, "for a PR/CR under criteria that need confirmation: "
            "confirmed by a later scan"),
@@ -151,6 +162,7 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
     Column("volumetric_only", "boolean", None, "no clinical status recorded at this timepoint"),
     Column("resampled_for_matching", "boolean", None, "the previous scan is on another grid: "
            "lesions were matched by nearest-neighbour lookup"),
+    *COMPARTMENT_COLUMNS,
     Column("reason_code", "string", None, "machine-readable reason for the category"),
     Column("reason", "string", None, "why the category, in words"),
 )

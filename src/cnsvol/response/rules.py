@@ -29,6 +29,9 @@ class Work:
     confirmed: bool | None = None
     confirmed_category: Category | None = None
     within_error: bool | None = None
+    nontarget_progression: bool = False
+    post_progression: bool = False
+    pd_unconfirmed: bool = False
 
 
 def clinical_findings(w: Work, base: ClinicalStatus, cur: ClinicalStatus, c: Criteria) -> None:

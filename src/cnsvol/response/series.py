@@ -12,10 +12,19 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.response.criteria`):
   the earlier timepoints, baseline included. PD compares with the nadir, or with the baseline
   when the criteria say ``progression_reference = "baseline"``.
 * **New lesions** at a timepoint are those the matching with the previous scan calls ``new``
-  (even if a later scan shows them merging into an older lesion). One whose longest diameter reaches
-  ``new_lesion_min_diameter_mm`` is unequivocal; a smaller one is *equivocal*. An equivocal
-  lesion still present on the next scan confirms progression, dated back to the scan that first
-  showed it (RANO-BM); one that is gone was not progression.
+  (even if a later scan shows them merging into an older lesion). One whose longest diameter
+  reaches ``new_lesion_min_diameter_mm`` (the new-lesion floor) is unequivocal; a smaller one is
+  *equivocal* and is listed, not counted as progression. An equivocal lesion is followed
+  forward; it is confirmed by the first later scan on which it is larger than when first seen
+  (its volume grew) or reaches the floor, and progression is then dated back to the scan that
+  first showed it (RANO-BM). One that stays unchanged stays equivocal; one that is gone was not
+  progression.
+* **Non-target lesions** are the baseline lesions that are not targets (not measurable, or
+  beyond ``max_target_lesions``), followed forward like targets. A non-target progresses
+  unequivocally when, against its smallest longest diameter so far (baseline included), a
+  lesion below ``nontarget_progression_small_below_mm`` reaches
+  ``nontarget_progression_small_reach_mm``, or a larger one grows by
+  ``nontarget_progression_growth_mm``; that is PD (``nontarget_progression``).
 * **PD** when any of: the target sum increased by ``progression_increase_pct`` vs the nadir
   (and, with ``progression_min_lesion_growth_mm``, one target track's sphere-equivalent diameter
   grew at least that much over its own smallest value); targets reappeared after all were gone;
@@ -34,6 +43,14 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.response.criteria`):
   above the baseline dose), ``neuro_status`` (``improved``/``stable``/``worse``),
   ``extracns_progression`` (true/false). When none is recorded at a timepoint its category is
   volumetric-only and the reason says so.
+* **Radiotherapy** (``radiotherapy_confirmation_days``, with the subject's
+  ``radiotherapy_end_days`` on the series' day axis): a PD on a scan at most that many days
+  after the end of radiotherapy counts only when the next scan is PD too (it is then dated back);
+  until then, or when the next scan is not PD (pseudoprogression), the scan is SD with reason
+  code ``progression_unconfirmed``.
+* **After progression.** Every timepoint after a subject's first PD is PD with reason code
+  ``post_progression`` (``post_progression`` true; the reason also gives what that scan alone
+  shows): progression is an event, and a later scan that shrinks is not stable disease.
 * **Measurement error.** Each change is compared with the half-voxel-shell band of the two sums
   involved (the larger of the two, each measured on its own grid): the follow-up and baseline
   for ``within_measurement_error``, the follow-up and the PD reference for a PD call. A PR or PD call that rests
@@ -50,7 +67,7 @@ confirms responses and gives the best overall response.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..lesions.lesion import Lesion, LesionSet
 from ..tracking.matching import Matching
@@ -84,6 +101,8 @@ class _Series:
     target_mdc: list[float]
     new_at: list[list[Lesion]]
     equivocal_confirmed: dict[int, int]  # timepoint first shown -> timepoint confirming it
+    nontargets: list[list[set[int]]]  # per baseline non-target lesion: its lesion ids per t
+    radiotherapy_end_days: float | None = None
 
     @property
     def floor(self) -> float:
@@ -98,18 +117,59 @@ def assess(
     tracks: list[list[TrackState]],
     clinical: list[ClinicalStatus],
     criteria: Criteria,
+    radiotherapy_end_days: float | None = None,
 ) -> tuple[list[TimepointResult], SubjectSummary, set[int]]:
     """Assess every timepoint; returns (timepoints, subject summary, target track ids)."""
     s = _prepare(labels, days, sets, matchings, tracks, clinical, criteria)
+    s = replace(s, radiotherapy_end_days=radiotherapy_end_days)
     work = [Work() for _ in sets]
     for t in range(1, len(sets)):
         _assess_timepoint(s, t, work[t])
     for w in work[1:]:
         if w.category == Category.PD:
             w.reason = "; ".join(w.pd)
+    _radiotherapy_window(s, work)
     confirm(work, days, criteria)
+    _after_progression(s, work)
     results = [_result(s, t, work[t]) for t in range(len(sets))]
     return results, summarise(results, criteria), s.targets
+
+
+def _radiotherapy_window(s: _Series, work: list[Work]) -> None:
+    """A PD within ``radiotherapy_confirmation_days`` after the end of radiotherapy stands only
+    when the next scan is PD too (then dated back); otherwise the scan is SD, unconfirmed."""
+    window, end = s.criteria.radiotherapy_confirmation_days, s.radiotherapy_end_days
+    if window is None or end is None:
+        return
+    n = len(work)
+    for t in range(1, n):
+        w, day = work[t], s.days[t]
+        if w.category != Category.PD or day is None or not day - end <= window:
+            continue
+        since = f"{day - end:g} days after the end of radiotherapy (<= {window} days)"
+        if t + 1 < n and work[t + 1].category == Category.PD:
+            w.notes.append(f"{since}: confirmed by the next scan ({s.labels[t + 1]})")
+            continue
+        pending = "pending the next scan" if t + 1 == n else (
+            f"not confirmed by the next scan ({s.labels[t + 1]}): possible pseudoprogression")
+        w.reason = f"progression ({w.reason}) {since}, {pending}"
+        w.category, w.code = Category.SD, ReasonCode.PROGRESSION_UNCONFIRMED
+        w.pd_unconfirmed = True
+
+
+def _after_progression(s: _Series, work: list[Work]) -> None:
+    """Every timepoint after the first PD is PD, post-progression (the reason keeps what the
+    scan alone shows)."""
+    first = next((t for t in range(1, len(work)) if work[t].category == Category.PD), None)
+    if first is None:
+        return
+    for t in range(first + 1, len(work)):
+        w = work[t]
+        alone = f"{w.category}: {w.reason}" if w.reason else str(w.category)
+        w.reason = f"after progression at {s.labels[first]}; this scan alone: {alone}"
+        w.category, w.code = Category.PD, ReasonCode.POST_PROGRESSION
+        w.post_progression = True
+        w.confirmed, w.confirmed_category = None, None
 
 
 def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
@@ -123,11 +183,11 @@ def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
     }
     # Target lesions are followed forward through each t-1 -> t matching (split pieces and
     # lesions they merge into stay targets), so a timepoint never depends on later scans.
-    ids_at = [target_lesions]
-    for m in matchings:
-        prev = ids_at[-1]
-        ids_at.append({a for c in m.correspondences if prev.intersection(c.before_ids)
-                       for a in c.after_ids})
+    ids_at = _follow(target_lesions, matchings)
+    nontargets = [
+        [ids - target_ids for ids, target_ids in zip(_follow({les.lesion_id}, matchings), ids_at)]
+        for les in sets[0].lesions if les.lesion_id not in target_lesions
+    ]
     by_id = [ls.by_id() for ls in sets]
     # New lesions at t: those the t-1 -> t matching calls new (whatever happens to them later).
     new_at: list[list[Lesion]] = [[]] + [
@@ -144,9 +204,21 @@ def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
         target_mdc=[sum((by_id[t][i].min_detectable_change_mm3 for i in ids_at[t]), 0.0)
                     for t in range(n)],
         new_at=new_at,
-        equivocal_confirmed=_equivocal_confirmed(new_at, matchings,
+        equivocal_confirmed=_equivocal_confirmed(new_at, matchings, by_id,
                                                  criteria.new_lesion_min_diameter_mm),
+        nontargets=nontargets,
     )
+
+
+def _follow(start: set[int], matchings: list[Matching]) -> list[set[int]]:
+    """The lesion ids that ``start`` (baseline ids) corresponds to at each timepoint, through
+    each t-1 -> t matching (split pieces and lesions they merge into included)."""
+    ids_at = [set(start)]
+    for m in matchings:
+        prev = ids_at[-1]
+        ids_at.append({a for c in m.correspondences if prev.intersection(c.before_ids)
+                       for a in c.after_ids})
+    return ids_at
 
 
 def _target_lesion_ids(base: LesionSet, c: Criteria) -> set[int]:
@@ -158,15 +230,25 @@ def _target_lesion_ids(base: LesionSet, c: Criteria) -> set[int]:
 
 
 def _equivocal_confirmed(new_at: list[list[Lesion]], matchings: list[Matching],
-                         floor: float) -> dict[int, int]:
-    """Timepoints with an equivocal new lesion still present on the next scan -> that scan."""
-    out = {}
-    for t in range(1, len(new_at) - 1):
-        gone = {i for c in matchings[t].correspondences if c.status == TrackStatus.RESOLVED
-                for i in c.before_ids}
-        if any(les.longest_diameter_mm < floor and les.lesion_id not in gone
-               for les in new_at[t]):
-            out[t] = t + 1
+                         by_id: list[dict[int, Lesion]], floor: float) -> dict[int, int]:
+    """Timepoints with an equivocal new lesion that a later scan confirms -> that scan: the
+    first later scan on which the lesion (what it corresponds to) is larger than when first
+    seen, or reaches the floor."""
+    out: dict[int, int] = {}
+    n = len(new_at)
+    for t in range(1, n - 1):
+        for les in new_at[t]:
+            if les.longest_diameter_mm >= floor:
+                continue
+            ids_at = _follow({les.lesion_id}, matchings[t:])
+            for u in range(1, n - t):
+                now = [by_id[t + u][i] for i in ids_at[u]]
+                if not now:
+                    break
+                if (sum(x.volume_mm3 for x in now) > les.volume_mm3
+                        or max(x.longest_diameter_mm for x in now) >= floor):
+                    out[t] = min(out.get(t, n), t + u)
+                    break
     return out
 
 
@@ -174,6 +256,7 @@ def _assess_timepoint(s: _Series, t: int, w: Work) -> None:
     unequivocal = [les for les in s.new_at[t] if les.longest_diameter_mm >= s.floor]
     clinical_findings(w, s.clinical[0], s.clinical[t], s.criteria)
     _new_lesion_findings(s, t, w, unequivocal)
+    _nontarget_findings(s, t, w)
     if s.target_sum[0] == 0:
         no_targets(w, s.sets[0], len(s.new_at[t]))
         return
@@ -193,17 +276,46 @@ def _new_lesion_findings(s: _Series, t: int, w: Work, unequivocal: list[Lesion])
         w.pd.append(f"{len(unequivocal)} new lesion(s) (largest {biggest:.1f} mm)")
     if progression and t in s.equivocal_confirmed:
         w.pd.append(
-            f"equivocal new lesion(s) first seen here, confirmed on the next scan "
-            f"({s.labels[s.equivocal_confirmed[t]]})"
+            f"equivocal new lesion(s) first seen here (below {s.floor:g} mm), confirmed by "
+            f"growth at {s.labels[s.equivocal_confirmed[t]]}"
         )
-    elif progression and t - 1 in s.equivocal_confirmed:
-        w.pd.append(f"new lesion(s) first seen at {s.labels[t - 1]} confirmed")
+    elif progression and t in s.equivocal_confirmed.values():
+        first = min(u for u, v in s.equivocal_confirmed.items() if v == t)
+        w.pd.append(f"new lesion(s) first seen at {s.labels[first]} confirmed by growth")
     elif equivocal:
         last = t == len(s.sets) - 1
         w.notes.append(
             f"{len(equivocal)} equivocal new lesion(s) below {s.floor:g} mm"
-            + (", to be confirmed on the next scan" if last else ", not confirmed")
+            + (", to be confirmed on a later scan" if last else ", not confirmed by growth")
         )
+
+
+def _nontarget_findings(s: _Series, t: int, w: Work) -> None:
+    """Unequivocal progression of a non-target lesion (see the module docstring)."""
+    c = s.criteria
+    if c.nontarget_progression_growth_mm is None:
+        return
+    by_id = [ls.by_id() for ls in (s.sets[u] for u in range(t + 1))]
+
+    def diameter(ids: set[int], u: int) -> float:
+        return max((by_id[u][i].longest_diameter_mm for i in ids), default=0.0)
+
+    grown = []
+    for ids_at in s.nontargets:
+        if not ids_at[t]:
+            continue
+        smallest = min(diameter(ids_at[u], u) for u in range(t))
+        now = diameter(ids_at[t], t)
+        if smallest < c.nontarget_progression_small_below_mm:
+            hit = now >= c.nontarget_progression_small_reach_mm - 1e-9
+        else:
+            hit = now - smallest >= c.nontarget_progression_growth_mm - 1e-9
+        if hit:
+            grown.append((smallest, now))
+    if grown:
+        w.nontarget_progression = True
+        detail = ", ".join(f"{a:.1f} -> {b:.1f} mm" for a, b in grown)
+        w.pd.append(f"non-target progression: {len(grown)} lesion(s) grew ({detail})")
 
 
 def _volume_findings(s: _Series, t: int, w: Work) -> None:
@@ -249,6 +361,8 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
         new_lesions=len(s.new_at[t]),
         equivocal_new_lesions=sum(les.longest_diameter_mm < s.floor for les in s.new_at[t]),
+        nontarget_progression=w.nontarget_progression,
+        post_progression=w.post_progression,
         category=w.category if t > 0 else None,
         reason=reason if t > 0 else "baseline",
         reason_code=w.code if t > 0 else ReasonCode.BASELINE,
@@ -258,4 +372,5 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         min_detectable_change_mm3=s.target_mdc[t],
         volumetric_only=not s.clinical[t].recorded,
         resampled_for_matching=bool(t > 0 and s.matchings[t - 1].resampled),
+        compartment_volumes_mm3=dict(ls.compartment_volumes_mm3),
     )
