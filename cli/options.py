@@ -7,6 +7,7 @@ import argparse
 from typing import Any
 
 from cnsvol.io.labelsets import LABEL_PRESETS
+from cnsvol.lesions.compartments import CONVENTIONS
 from cnsvol.response.criteria import PRESETS
 
 EXIT_OK = 0
@@ -34,11 +35,10 @@ def str_list(text: str) -> list[str | None]:
     return [p.strip() or None for p in text.split(",")]
 
 
-def add_criteria_option(p: argparse.ArgumentParser) -> None:
+def add_criteria_option(p: argparse.ArgumentParser, what: str = "response criteria") -> None:
     p.add_argument(
         "--criteria", default="lin2009", metavar="PRESET|FILE.toml",
-        help=f"response criteria: {', '.join(PRESETS)}, or a TOML criteria file "
-        "(default: lin2009)",
+        help=f"{what}: {', '.join(PRESETS)}, or a TOML criteria file (default: lin2009)",
     )
 
 
@@ -70,6 +70,18 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         "--max-gib", type=float, default=4.0, metavar="G",
         help="refuse a mask whose decoded data would exceed G GiB (default: 4)",
     )
+    p.add_argument(
+        "--diameter-convention", choices=("corners", "centres"), default="corners",
+        help="diameters between outer voxel corners (edge to edge, as calipers are placed; "
+        "default) or between voxel centres",
+    )
+    p.add_argument(
+        "--compartments", default=None, choices=tuple(CONVENTIONS), metavar="CONVENTION",
+        help="label convention of a multi-label tumour mask, to report the volume of every "
+        "compartment (enhancing, nonenhancing, edema, cavity) per lesion and timepoint: "
+        f"{', '.join(CONVENTIONS)}. Under rano2-vol the enhancing compartment forms the "
+        "lesions",
+    )
 
 
 def non_negative(text: str) -> float:
@@ -89,4 +101,6 @@ def measure_options(args: argparse.Namespace) -> Any:
         min_volume_mm3=args.min_volume_mm3,
         instance_labels=args.instance_labels,
         max_bytes=int(args.max_gib * 1024**3),
+        diameter_convention=args.diameter_convention,
+        compartments=args.compartments,
     )

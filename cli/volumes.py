@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from . import render as F
-from .options import UNITS, add_mask_options, measure_options
+from .options import UNITS, add_criteria_option, add_mask_options, measure_options
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("masks", nargs="+", metavar="MASK", help="mask file(s)")
     add_mask_options(p)
+    add_criteria_option(p, "the measurability rule of a preset or criteria file")
     p.add_argument(
         "--format", choices=("table", "csv", "json"), default="table",
         help="output format (default: table)",
@@ -32,7 +33,7 @@ def command(args: argparse.Namespace) -> str:
     from cnsvol.pipeline import measure
 
     opts = measure_options(args)
-    sets = [measure(path, opts) for path in args.masks]
+    sets = [measure(path, opts, args.criteria) for path in args.masks]
     if args.format == "json":
         docs = [ls.to_dict() for ls in sets]
         return F.to_json(docs[0] if len(docs) == 1 else docs)
@@ -53,16 +54,23 @@ def command(args: argparse.Namespace) -> str:
             f"({ls.connectivity or 'instance'}-connected)",
         ]
         head += [f"  note: {n}" for n in (*m.notes, *ls.notes)]
+        if ls.compartments:
+            parts = ", ".join(f"{k} {v:.2f}" for k, v in ls.compartment_volumes_mm3.items())
+            head.append(f"  compartments ({ls.compartments}), mm3: {parts}")
+        names = list(ls.compartment_volumes_mm3)
         rows = [
             (
                 les.lesion_id, les.voxel_count, les.volume_mm3, les.centroid_ras_mm,
-                les.longest_diameter_mm, les.max_diameter_3d_mm, les.measurable,
+                les.longest_diameter_mm, les.perpendicular_diameter_mm, les.axial_slice_count,
+                les.max_diameter_3d_mm, les.measurable,
+                *(les.compartment_volumes_mm3.get(k, 0.0) for k in names),
             )
             for les in ls.lesions
         ]
         header = (
             "lesion", "voxels", "volume_mm3", "centroid_ras_mm (x, y, z)",
-            "longest_axial_mm", "max_3d_mm", "measurable",
+            "longest_axial_mm", "perpendicular_mm", "slices", "max_3d_mm", "measurable",
+            *(f"{k}_mm3" for k in names),
         )
         blocks.append("\n".join(head + ([F.table(rows, header)] if rows else [])))
     return "\n\n".join(blocks)

@@ -172,3 +172,16 @@ def test_problems_of_the_whole_file_refuse_it(tmp_path, raw, words):
         read_manifest(man)
     for word in [str(man), *words]:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_radiotherapy_end_days_is_one_number_per_subject(tmp_path):
+    touch(tmp_path, "a0.nii", "a1.nii", "b0.nii", "b1.nii", "c0.nii", "c1.nii")
+    man = tmp_path / "manifest.csv"
+    man.write_text("subject_id,timepoint,days_from_baseline,mask_path,radiotherapy_end_days\n"
+                   "A,base,0,a0.nii,-14\nA,wk8,56,a1.nii,\n"  # on one row: the subject's
+                   "B,base,0,b0.nii,-14\nB,wk8,56,b1.nii,-10\n"  # two values: B fails
+                   "C,base,0,c0.nii,\nC,wk8,56,c1.nii,soon\n")  # not a number: C fails
+    plans = {p.subject_id: p for p in read_manifest(man)}
+    assert plans["A"].radiotherapy_end_days == -14.0 and plans["A"].error is None
+    assert "different radiotherapy_end_days: -14 (row 4), -10 (row 5)" in plans["B"].error
+    assert "radiotherapy_end_days 'soon' is not a number" in plans["C"].error

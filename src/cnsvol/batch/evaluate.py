@@ -45,6 +45,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
             clinical=[s.clinical for s in plan.scans],
             criteria=config.criteria,
             options=config.options,
+            radiotherapy_end_days=plan.radiotherapy_end_days,
         )
     except Exception as exc:  # noqa: BLE001 - one bad subject must never stop the cohort
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "

@@ -134,5 +134,7 @@ def subject_key(plan: SubjectPlan, fingerprint: str, hasher: FileHasher) -> str:
         for s in plan.scans
     ]
     text = json.dumps({"config": fingerprint, "subject_id": plan.subject_id,
-                       "error": plan.error, "scans": scans}, sort_keys=True, allow_nan=False)
+                       "error": plan.error, "scans": scans,
+                       "radiotherapy_end_days": plan.radiotherapy_end_days},
+                      sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

@@ -5,7 +5,10 @@ Columns:
 * required: ``subject_id``, ``timepoint`` (a label), ``mask_path``, and ``days_from_baseline``
   or ``scan_date`` (ISO ``YYYY-MM-DD``; days are counted from the subject's earliest scan);
 * optional: ``image_path`` (the MRI, for QC pictures), ``steroid_dose_mg``, ``neuro_status``
-  (``improved``/``stable``/``worse``), ``extracns_progression`` (true/false, yes/no, 1/0).
+  (``improved``/``stable``/``worse``), ``extracns_progression`` (true/false, yes/no, 1/0), and
+  ``radiotherapy_end_days`` (per subject: the day radiotherapy ended, counted from the baseline
+  scan like ``days_from_baseline``, negative when it ended before the baseline; given on one or
+  every row of the subject, for ``rano2-vol``'s confirmation of early progression).
 
 Relative paths are relative to the manifest's folder, never to the working directory. The whole
 manifest is validated before any work. What a problem costs depends on how far it reaches:
@@ -49,7 +52,7 @@ __all__ = ["KNOWN_COLUMNS", "Manifest", "Scan", "SubjectPlan", "read_manifest"]
 REQUIRED = ("subject_id", "timepoint", "mask_path")
 OPTIONAL = (
     "days_from_baseline", "scan_date", "image_path", "steroid_dose_mg", "neuro_status",
-    "extracns_progression",
+    "extracns_progression", "radiotherapy_end_days",
 )
 KNOWN_COLUMNS = REQUIRED + OPTIONAL
 
@@ -81,6 +84,7 @@ class SubjectPlan:
     subject_id: str
     scans: tuple[Scan, ...]
     error: str | None = None
+    radiotherapy_end_days: float | None = None
 
     @property
     def inputs(self) -> list[Path]:
@@ -256,6 +260,7 @@ def _plan(sid: str, rows: list[tuple[int, _Row]], mine: list[str], path: Path,
             )
     scans.sort(key=lambda s: (s.days_from_baseline, s.timepoint))
     _check_days(sid, scans, mine)
+    radiotherapy = _radiotherapy_end(sid, rows, mine)
     parts = []
     if mine:
         parts.append(f"manifest {path}: " + "; ".join(mine)
@@ -265,7 +270,32 @@ def _plan(sid: str, rows: list[tuple[int, _Row]], mine: list[str], path: Path,
                      + ". Fix: correct the path in the manifest or restore the file")
         if skip_missing:  # listed with the subject's problems if nothing can be run
             mine.append("missing file(s): " + "; ".join(subject_missing))
-    return SubjectPlan(sid, tuple(scans), "; ".join(parts) or None), subject_missing
+    return (SubjectPlan(sid, tuple(scans), "; ".join(parts) or None, radiotherapy),
+            subject_missing)
+
+
+def _radiotherapy_end(sid: str, rows: list[tuple[int, _Row]],
+                      problems: list[str]) -> float | None:
+    """The subject's ``radiotherapy_end_days``: one number, on one or every row."""
+    values: dict[float, int] = {}
+    for n, row in rows:
+        text = _cell(row, "radiotherapy_end_days")
+        if not text:
+            continue
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if value != value or value in (float("inf"), float("-inf")):
+            problems.append(f"row {n}: radiotherapy_end_days {text!r} is not a number of days")
+            continue
+        values.setdefault(value, n)
+    if len(values) > 1:
+        shown = ", ".join(f"{v:g} (row {n})" for v, n in values.items())
+        problems.append(f"subject {sid!r} has different radiotherapy_end_days: {shown} "
+                        "(fix: give the one day radiotherapy ended)")
+        return None
+    return next(iter(values), None)
 
 
 def _check_days(sid: str, scans: list[Scan], problems: list[str]) -> None:
