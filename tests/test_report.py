@@ -454,3 +454,103 @@ def test_pfs_table_notes_are_shown_escaped(tmp_path):
     assert "PFS table notes" in text and html.escape(note, quote=True) in text
     assert "<b>X</b>" not in text
     assert parse(text).problems == []
+
+
+# --------------------------------------------------------------------------------------------
+# Kaplan-Meier medians as cohort.json has them
+
+
+def test_fmt_days_is_the_stored_value_unrounded():
+    from cnsvol.report.fmt import NA, fmt_days
+
+    assert fmt_days(250.5) == "250.5"
+    assert fmt_days(250.0) == "250" and fmt_days(250) == "250"
+    assert fmt_days(183.25) == "183.25"
+    assert fmt_days(0.1 + 0.2) == "0.30000000000000004"  # what json.dumps writes
+    assert float(fmt_days(1234.5678)) == 1234.5678
+    assert fmt_days(None) == NA and fmt_days(float("nan")) == NA
+
+
+def test_median_midpoint_read_off_the_curve():
+    """4 progressions at 100, 224, 277, 300: S = 0.75, 0.5, 0.25, 0; S is exactly 0.5 from day
+    224 to 277, so the median is (224 + 277) / 2 = 250.5 (midpoint rule). 3 progressions at
+    30.5, 183.25, 200.75: S = 2/3, 1/3, 0, the median is the first day with S <= 0.5."""
+    from cnsvol.cohort.stats import KaplanMeier
+    from cnsvol.report.fmt import median_midpoint
+
+    mid = KaplanMeier.from_dict({**km([100, 224, 277, 300], [True] * 4), "median_days": 250.5})
+    assert median_midpoint(mid) == (224.0, 277.0)
+    first = KaplanMeier.from_dict(km([30.5, 183.25, 200.75], [True] * 3))
+    assert first.median_days == 183.25 and median_midpoint(first) is None
+    # a median that is not the midpoint of the plateau is not called one
+    assert median_midpoint(KaplanMeier.from_dict(km([100, 224, 277, 300], [True] * 4))) is None
+    assert median_midpoint(KaplanMeier.from_dict(km([10, 20], [True, False]))) is None
+
+
+def _medians_folder(out: Path) -> None:
+    """make_folder, with the naive responders' median 250.5 (midpoint rule, CI 100-NR) and the
+    landmark non-responders' median 183.25 (first day with S <= 0.5, CI 30.5-200.75)."""
+    make_folder(out)
+    cohort = json.loads((out / "cohort.json").read_text(encoding="utf-8"))
+    cohort["pfs"]["naive"]["groups"]["responder"] = {
+        **km([100, 224, 277, 300], [True] * 4), "median_days": 250.5, "median_ci_low": 100.0,
+        "median_ci_high": None}
+    cohort["pfs"]["landmark"]["groups"]["non_responder"] = {
+        **km([30.5, 183.25, 200.75], [True] * 3), "median_ci_low": 30.5,
+        "median_ci_high": 200.75}
+    (out / "cohort.json").write_text(json.dumps(cohort), encoding="utf-8")
+
+
+def test_report_prints_km_median_exactly_and_its_rule(tmp_path):
+    """250.5 is printed as 250.5 (it used to be "250"), marked as given by the midpoint rule,
+    with the two days; 183.25 as 183.25; the rule and the Cox tie method are stated."""
+    _medians_folder(tmp_path)
+    text = build_report(tmp_path).read_text(encoding="utf-8")
+    assert parse(text).problems == []
+    cells = re.findall(r"<td>([^<]*)</td>", text)
+    assert "250.5\u2020 (100\u2013NR)" in cells
+    assert "183.25 (30.5\u2013200.75)" in cells
+    assert not any(c.startswith(("250 ", "250\u2020", "183 ")) for c in cells)
+    plain_text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    assert "first day t with S(t) \u2264 0.5" in plain_text
+    assert "exactly 0.5" in plain_text and "midpoint" in plain_text
+    assert ("\u2020 naive (biased), responders: S(t) = 0.5 from day 224 to day 277, median "
+            "(224 + 277) / 2 = 250.5.") in plain_text
+    assert plain_text.count("\u2020") == 3  # the rule, the cell and its note; 183.25 unmarked
+    assert "Efron's handling of tied event times" in plain_text
+    assert "Breslow" not in plain_text
+
+
+def test_km_figure_median_exact_and_title_inside(tmp_path, monkeypatch):
+    """The legend gives the median as stored (250.5 d); the long naive title (objective
+    response: the longest responder words) is wrapped and ends inside the figure."""
+    from cnsvol.report import km as km_module
+
+    drawn = []
+
+    def keep(fig, stem, formats):
+        fig.canvas.draw()
+        drawn.append(fig)
+        return []
+
+    monkeypatch.setattr(km_module, "save", keep)
+    data = analysis("baseline", 1)
+    data["groups"]["responder"] = {**km([100, 224, 277, 300], [True] * 4), "median_days": 250.5,
+                                   "median_ci_low": 100.0, "median_ci_high": None}
+    title = ("PFS by objective response (CR or PR), from baseline (naive analysis: "
+             "guarantee-time biased)")
+    km_plot(PfsAnalysis.from_dict(data), tmp_path / "km", title)
+    fig = drawn[0]
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("median 250.5 d, 95% CI 100\u2013NR" in t for t in labels), labels
+    from matplotlib.text import Text
+
+    shown = ax.get_title(loc="left")
+    assert shown.replace("\n", " ") == title and "\n" in shown
+    (artist,) = [t for t in fig.findobj(Text) if t.get_text() == shown]
+    box = artist.get_window_extent(fig.canvas.get_renderer())
+    assert box.x1 <= fig.bbox.x1 and box.y1 <= fig.bbox.y1 and box.x0 >= fig.bbox.x0
+    # a short title stays on one line
+    km_plot(PfsAnalysis.from_dict(data), tmp_path / "km2", "PFS")
+    assert drawn[1].axes[0].get_title(loc="left") == "PFS"

@@ -4,7 +4,8 @@ Every golden value names the code or the derivation that produced it. The implem
 test are statsmodels (Clopper-Pearson, SurvfuncRight, survdiff, PHReg) and scipy (Fisher,
 chi-square, log-log band); the references are other implementations (scipy.stats.binomtest,
 scipy.stats.hypergeom, scipy.stats.ecdf, scipy.stats.logrank, a numpy Newton-Raphson on the
-Breslow partial likelihood) or hand arithmetic with exact fractions.
+Efron partial likelihood, ``efron_newton`` of tests/test_cox_efron.py, itself checked against
+lifelines there) or hand arithmetic with exact fractions.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
+from test_cox_efron import efron_newton  # pytest puts tests/ on sys.path (as for helpers)
 
 from cnsvol.cohort import stats as _stats
 from cnsvol.cohort.stats import hazards
@@ -82,31 +84,6 @@ def median_r_convention(times, surv, tol=math.sqrt(np.finfo(float).eps)):
                 return (times[i] + later[0]) / 2 if later else times[i]
             return times[i]
     return None
-
-
-def breslow_newton(time, event, x):
-    """Independent Cox fit: Newton-Raphson on the Breslow log partial likelihood (numpy only).
-
-    l(b) = sum over events i of [b x_i - log sum_{j: t_j >= t_i} exp(b x_j)]   (Breslow ties:
-    every tied event sees the whole risk set). Score U(b) = sum_i (x_i - S1/S0), information
-    I(b) = sum_i (S2/S0 - (S1/S0)^2), with Sk = sum_{j in R_i} x_j^k exp(b x_j).
-    Returns (beta, se) with se = I(beta)^-1/2.
-    """
-    time, event, x = (np.asarray(a, dtype=float) for a in (time, event, x))
-    beta = 0.0
-    for _ in range(100):
-        score = info = 0.0
-        for i in np.flatnonzero(event):
-            r = time >= time[i]
-            w = np.exp(beta * x[r])
-            s0, s1, s2 = w.sum(), (w * x[r]).sum(), (w * x[r] ** 2).sum()
-            score += x[i] - s1 / s0
-            info += s2 / s0 - (s1 / s0) ** 2
-        step = score / info
-        beta += step
-        if abs(step) < 1e-13:
-            break
-    return beta, 1.0 / math.sqrt(info)
 
 
 def assert_no_nan(obj):
@@ -409,10 +386,10 @@ def cox_data(seed: int, n: int = 70):
 
 
 def test_cox_binary_covariate_against_newton_raphson():
-    """HR responder vs non-responder = exp(beta) from breslow_newton(); 95% CI exp(beta +/-
+    """HR responder vs non-responder = exp(beta) from efron_newton(); 95% CI exp(beta +/-
     1.959964 se) and Wald p = 2 (1 - Phi(|beta| / se)), all to 1e-6."""
     time, event, responder, _ = cox_data(10)
-    beta, se = breslow_newton(time, event, responder.astype(float))
+    beta, se = efron_newton(time, event, responder.astype(float))
     result = stats.cox(time, event, responder.astype(float), stats.UNIT_RESPONDER)
     z = sps.norm.ppf(0.975)
     assert set(result) == COX_KEYS
@@ -429,7 +406,7 @@ def test_cox_per_10_points_against_newton_raphson():
     """Fit on the raw percent change by Newton-Raphson: HR per +10 points = exp(10 beta_raw);
     pfs_analysis scales the covariate by 1/10 and must agree."""
     time, event, responder, pct = cox_data(11)
-    beta_raw, se_raw = breslow_newton(time, event, pct)
+    beta_raw, se_raw = efron_newton(time, event, pct)
     df = pd.DataFrame({"r": responder, "pfs_days": time, "pfs_event": event,
                        "best_percent_change": pct})
     result = stats.pfs_analysis(df, "r")["cox_percent_change"]
@@ -454,7 +431,7 @@ def test_cox_not_estimable_returns_none():
     assert stats.cox(time, separated, -responder, "u") is None
     nearly = separated.copy()
     nearly[4] = True  # subject 5 (a responder) progresses at day 5
-    beta, _ = breslow_newton(time, nearly, responder)
+    beta, _ = efron_newton(time, nearly, responder)
     assert stats.cox(time, nearly, responder, "u")["hr"] == pytest.approx(math.exp(beta),
                                                                           rel=1e-6)
 
@@ -493,9 +470,9 @@ def test_cox_fit_warning_gives_none(monkeypatch):
 
 
 def test_cox_alpha_sets_the_interval_level():
-    """alpha = 0.1: 90% Wald limits exp(beta -/+ 1.644854 se) from breslow_newton()."""
+    """alpha = 0.1: 90% Wald limits exp(beta -/+ 1.644854 se) from efron_newton()."""
     time, event, responder, _ = cox_data(12)
-    beta, se = breslow_newton(time, event, responder.astype(float))
+    beta, se = efron_newton(time, event, responder.astype(float))
     result = stats.cox(time, event, responder.astype(float), "u", alpha=0.1)
     z = sps.norm.ppf(0.95)
     assert result["ci_low"] == pytest.approx(math.exp(beta - z * se), rel=1e-6)

@@ -3,6 +3,8 @@ percentages with a true minus sign, p-values, rates with their exact intervals."
 
 from __future__ import annotations
 
+import math
+import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "NA",
     "iter_rows",
+    "fmt_days",
     "fmt_int",
     "fmt_num",
     "fmt_p",
@@ -22,6 +25,7 @@ __all__ = [
     "fmt_rate",
     "id_list",
     "median_ci",
+    "median_midpoint",
     "responder_words",
     "yes_no",
 ]
@@ -98,10 +102,43 @@ def responder_words(col: str | None, pct: Any = 20) -> str:
     return f"\u2265{fmt_num(pct, 0)}% volumetric reduction"
 
 
+def fmt_days(value: Any) -> str:
+    """A time in days exactly as ``cohort.json`` has it, never rounded: the shortest text that
+    reads back as the same float (what JSON writes), without a trailing ``.0`` (250.5 is
+    "250.5", 250.0 is "250")."""
+    x = number(value)
+    if x is None:
+        return NA
+    return repr(x).removesuffix(".0")
+
+
 def median_ci(km: KaplanMeier) -> str:
-    """`` (lo\u2013hi)``; a missing upper limit is "NR" (not reached); nothing when both are
-    missing."""
+    """`` (lo\u2013hi)``, the limits as :func:`fmt_days`; a missing upper limit is "NR" (not
+    reached); nothing when both are missing."""
     lo, hi = km.median_ci_low, km.median_ci_high
     if lo is None and hi is None:
         return ""
-    return f" ({fmt_num(lo, 0)}\u2013{'NR' if hi is None else f'{hi:.0f}'})"
+    return f" ({fmt_days(lo)}\u2013{'NR' if hi is None else fmt_days(hi)})"
+
+
+_HALF_TOLERANCE = math.sqrt(sys.float_info.epsilon)  # as cnsvol.cohort.stats.survival
+
+
+def median_midpoint(km: KaplanMeier) -> tuple[float, float] | None:
+    """``(t, u)`` when the stored median is the midpoint rule's (t + u) / 2: the Kaplan-Meier
+    curve is exactly 0.5 (within sqrt(machine epsilon)) from day ``t``, the first day it is
+    <= 0.5, until it drops at the next event day ``u``. ``None`` when the median is the
+    first day with S(t) <= 0.5 itself, or is not reached. Read off the curve stored with the
+    median (``cohort.json`` records the median, not which rule gave it)."""
+    med = number(km.median_days)
+    times, surv = km.curve.time, km.curve.survival
+    if med is None or not times or len(times) != len(surv):
+        return None
+    first = next((i for i, s in enumerate(surv) if s < 0.5 + _HALF_TOLERANCE), None)
+    if first is None or abs(surv[first] - 0.5) >= _HALF_TOLERANCE:
+        return None
+    later = next((i for i, s in enumerate(surv) if s < surv[first] - _HALF_TOLERANCE), None)
+    if later is None:
+        return None
+    t, u = float(times[first]), float(times[later])
+    return (t, u) if math.isclose(med, (t + u) / 2, rel_tol=1e-12, abs_tol=1e-9) else None

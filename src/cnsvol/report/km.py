@@ -8,12 +8,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .fmt import fmt_days
 from .style import KM_COLOURS, figure, plain, save, style
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..cohort.stats.types import Cox, Curve, KaplanMeier, PfsAnalysis
 
-__all__ = ["at_risk", "km_plot"]
+__all__ = ["at_risk", "fit_title", "km_plot"]
 
 _GROUPS = ("responder", "non_responder")
 _NAMES = {"responder": "responders", "non_responder": "non-responders"}
@@ -25,7 +26,9 @@ def km_plot(analysis: PfsAnalysis, stem: str | Path, title: str) -> list[Path]:
     Step curves for ``responder`` and ``non_responder`` with censoring ticks, dashed median
     lines when the median is reached, the log-rank p and the Cox hazard ratio in a box, and the
     numbers at risk under the axis at the x ticks. The time axis is in days from the analysis's
-    time origin (baseline, or the landmark).
+    time origin (baseline, or the landmark). Medians and their limits are written as
+    ``cohort.json`` has them (250.5, not 250). A title too long for the figure is wrapped
+    (:func:`fit_title`).
 
     Numbers at risk are read from the curve arrays: at time ``T``, ``at_risk`` of the first
     curve time >= T (the arrays list every event and censoring time, each ``at_risk`` counting
@@ -59,7 +62,7 @@ def km_plot(analysis: PfsAnalysis, stem: str | Path, title: str) -> list[Path]:
         if landmark and analysis.landmark_days is not None:
             xlabel += f" (landmark = day {analysis.landmark_days:g} from baseline)"
         ax.set_xlabel(xlabel)
-        ax.set_title(plain(title), loc="left")
+        fit_title(fig, ax, plain(title))
         if curves:
             ax.plot([], [], ls="", marker="|", ms=9, mew=1.4, color="black", label="censored")
             ax.legend(loc="upper right", frameon=True, framealpha=0.9, fontsize=7.5)
@@ -82,7 +85,7 @@ def _draw_group(ax, key: str, km: KaplanMeier, c: dict[str, np.ndarray]) -> None
     else:
         lo, hi = km.median_ci_low, km.median_ci_high
         ci = f", 95% CI {_days(lo)}\u2013{_days(hi)}" if lo is not None or hi is not None else ""
-        label += f"median {med:.0f} d{ci}"
+        label += f"median {fmt_days(med)} d{ci}"
     ax.step(c["time"], c["survival"], where="post", color=colour, lw=1.8, label=label)
     cens = c["censored"] > 0
     if cens.any():
@@ -145,6 +148,8 @@ def _stats_text(analysis: PfsAnalysis) -> str:
     cox = analysis.cox_percent_change
     if cox is not None:
         lines.append(f"Cox HR per +10 points of best % change {_hr(cox)}")
+    if analysis.cox_responder is not None or cox is not None:
+        lines.append("Cox model: Efron's method for tied event times; Wald CI and p")
     if analysis.time_origin == "landmark":
         lm = analysis.landmark_days
         lines.append(f"Landmark day {lm:g}" if lm is not None else "Landmark day unknown")
@@ -157,7 +162,38 @@ def _stats_text(analysis: PfsAnalysis) -> str:
 
 
 def _days(value: float | None) -> str:
-    return "NR" if value is None else f"{value:.0f}"
+    return "NR" if value is None else fmt_days(value)
+
+
+def fit_title(fig, ax, title: str, margin: float = 0.015) -> None:
+    """``title`` left-aligned over ``ax``, wrapped at spaces onto as few lines as make it end
+    inside the figure (``margin``: the fraction of the figure width kept free at the right
+    edge), the lines as even as that number allows; when it takes more than one line, the
+    top of the axes is lowered so that the first line stays inside the figure too."""
+    import textwrap
+
+    artist = ax.set_title(title, loc="left")
+    renderer = fig.canvas.get_renderer()
+    room = fig.bbox.x1 - margin * fig.bbox.width - ax.bbox.x0
+    width = artist.get_window_extent(renderer).width
+    if width > room:
+        def wrap(chars: int) -> list[str]:
+            return textwrap.wrap(title, chars, break_long_words=False, break_on_hyphens=False)
+
+        chars = max(int(len(title) * room / width), 20)
+        while True:
+            artist.set_text("\n".join(wrap(chars)))
+            if chars <= 20 or artist.get_window_extent(renderer).width <= room:
+                break
+            chars -= 1
+        lines = len(wrap(chars))  # then as even as the same number of lines allows
+        while chars > 20 and len(wrap(chars - 1)) == lines:
+            chars -= 1
+        artist.set_text("\n".join(wrap(chars)))
+    over = artist.get_window_extent(renderer).y1 - (fig.bbox.y1 - margin * fig.bbox.height)
+    if over > 0:
+        x0, y0, w, h = ax.get_position().bounds
+        ax.set_position((x0, y0, w, h - over / fig.bbox.height))
 
 
 def _p_text(p: float | None) -> str:

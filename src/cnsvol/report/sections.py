@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .fmt import (
-    NA, fmt_int, fmt_num, fmt_p, fmt_rate, id_list, iter_rows, median_ci, responder_words,
+    NA, fmt_days, fmt_int, fmt_num, fmt_p, fmt_rate, id_list, iter_rows, median_ci,
+    median_midpoint, responder_words,
 )
 from .markup import Markup, el, join, kv_table, sep, table
 from .style import text
@@ -208,17 +209,39 @@ def pfs_section(out: Path, cohort: CohortSummary | None, criteria: Criteria | No
         parts.append(figure_block(out, "km_landmark", "Kaplan-Meier, PFS from the landmark"))
     parts.append(el("h3", "Naive analysis from baseline (guarantee-time biased)"))
     parts.append(figure_block(out, "km_naive", "Kaplan-Meier, PFS from baseline (biased)"))
-    rows = []
+    rows: list[list[Any]] = []
+    midpoints: list[str] = []
     for label, analysis in (("landmark", landmark), ("naive (biased)", naive)):
         if analysis is not None:
-            rows += _pfs_rows(label, analysis)
+            rows += _pfs_rows(label, analysis, midpoints)
     parts.append(el("h3", "Summary"))
     parts.append(table(["Analysis", "Group", "n", "Events", "Median PFS, days (95% CI)",
                         "Log-rank p", "Cox HR responder vs non-responder (95% CI)"], rows))
+    parts.append(el("p", MEDIAN_RULE, *(" " + m for m in midpoints), class_="muted"))
+    parts.append(el("p", COX_METHOD, class_="muted"))
     return el("section", parts, id="pfs")
 
 
-def _pfs_rows(label: str, analysis: PfsAnalysis) -> list[list[Any]]:
+MEDIAN_RULE = (
+    "Median PFS: the Kaplan-Meier median in days as cohort.json has it (not rounded): the "
+    "first day t with S(t) \u2264 0.5; when S(t) is exactly 0.5 from t until the next "
+    "progression, the midpoint of t and that day (the R survival and SAS convention; without "
+    "censoring it is the sample median), marked \u2020. 95% CI: Brookmeyer-Crowley with the "
+    "log-log transform; NR = upper limit not reached."
+)
+
+COX_METHOD = (
+    "Hazard ratio: Cox proportional-hazards model with one covariate (responder vs "
+    "non-responder), fitted with Efron's handling of tied event times (the default of R's "
+    "survival::coxph and of lifelines; PFS seen at scheduled scans gives many patients the "
+    "same day), Wald 95% CI and p. \u2014 = not estimable (e.g. no progression, or every "
+    "progression in one group)."
+)
+
+
+def _pfs_rows(label: str, analysis: PfsAnalysis, midpoints: list[str]) -> list[list[Any]]:
+    """The summary rows of one analysis; a note for each median given by the midpoint rule is
+    appended to ``midpoints``."""
     lr, cox = analysis.logrank, analysis.cox_responder
     hr = NA if cox is None else (
         f"{fmt_num(cox.hr, 2)} ({fmt_num(cox.ci_low, 2)}\u2013"
@@ -227,8 +250,17 @@ def _pfs_rows(label: str, analysis: PfsAnalysis) -> list[list[Any]]:
     rows = []
     for i, key in enumerate(("responder", "non_responder")):
         km = analysis.groups.get(key)
-        med = km.median_days if km else None
-        median = "not reached" if med is None else f"{med:.0f}" + median_ci(km)  # type: ignore[arg-type]
+        if km is None or km.median_days is None:
+            median = "not reached"
+        else:
+            median = value = fmt_days(km.median_days)
+            mid = median_midpoint(km)
+            if mid is not None:
+                median += "\u2020"
+                t, u = fmt_days(mid[0]), fmt_days(mid[1])
+                midpoints.append(f"\u2020 {label}, {key.replace('_', '-')}s: S(t) = 0.5 from "
+                                 f"day {t} to day {u}, median ({t} + {u}) / 2 = {value}.")
+            median += median_ci(km)
         rows.append([label if i == 0 else "", key.replace("_", "-"),
                      fmt_int(km.n if km else None), fmt_int(km.events if km else None), median,
                      fmt_p(lr.p_value if lr else None) if i == 0 else "", hr if i == 0 else ""])

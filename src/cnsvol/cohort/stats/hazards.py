@@ -1,10 +1,17 @@
 """Cox proportional hazards with one covariate.
 
-One covariate, Breslow ties: ``statsmodels.duration.hazard_regression.PHReg``. ``hr`` is
-exp(beta), ``ci_low``/``ci_high`` the Wald limits exp(beta -/+ z * se), ``p_value`` the Wald
-p. ``None`` when not estimable: no event, a constant covariate, or *monotone likelihood*
-(every event happens to the subject with the largest, or every one to the subject with the
-smallest, covariate in its risk set, e.g. all progressions among non-responders; the partial
+One covariate, Efron's handling of tied event times (Efron, JASA 1977):
+``statsmodels.duration.hazard_regression.PHReg(..., ties="efron")``, the default of R's
+``survival::coxph`` and of lifelines. Visit-based PFS times are heavily tied (progression is
+only seen at a scan: days 56, 112, 168, ...). Breslow's approximation lets every event of a
+tied day see the whole risk set and tends to pull the log HR towards 0 when ties are many
+(Hertz-Picciotto & Rockhill, Biometrics 1997); Efron's removes the tied events from the risk
+set a fraction at a time and is close to the exact partial likelihood. Without ties the two
+are the same. ``hr`` is exp(beta), ``ci_low``/``ci_high`` the Wald limits
+exp(beta -/+ z * se) with se from the observed information, ``p_value`` the Wald p. ``None``
+when not estimable: no event, a constant covariate, or *monotone likelihood* (every event
+happens to the subject with the largest, or every one to the subject with the smallest,
+covariate in its risk set, e.g. all progressions among non-responders; the partial
 likelihood then increases forever and the maximiser would return an arbitrary huge HR,
 Heinze & Schemper, Biometrics 2001). This condition is checked before fitting, and any
 ``ConvergenceWarning``, ``HessianInversionWarning`` or numerical ``RuntimeWarning`` from the
@@ -56,7 +63,7 @@ def cox(
     unit: str,
     alpha: float = 0.05,
 ) -> Cox | None:
-    """Cox model with one covariate (statsmodels ``PHReg``, Breslow ties).
+    """Cox model with one covariate (statsmodels ``PHReg``, Efron ties).
 
     ``hr`` is the hazard ratio per unit of ``covariate`` (scale it first: the per-10-points HR
     takes ``best_percent_change / 10``); ``unit`` is stored as given. ``None`` when not
@@ -77,7 +84,7 @@ def cox(
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            model = PHReg(times, x[:, None], status=events.astype("float64"), ties="breslow")
+            model = PHReg(times, x[:, None], status=events.astype("float64"), ties="efron")
             result = model.fit()
             beta = float(np.asarray(result.params)[0])
             low, high = (float(v) for v in np.asarray(result.conf_int(alpha=alpha))[0])
