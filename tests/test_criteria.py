@@ -19,6 +19,82 @@ def test_presets_carry_the_published_thresholds():
     assert all(c.progression_reference == "nadir" for c in PRESETS.values())
 
 
+def test_issue_11_rules_per_preset():
+    """Measurability, new-lesion floor, non-target rule, radiotherapy window, compartments."""
+    table = {  # slices, perpendicular mm, new-lesion floor mm, RT window days, compartments
+        "lin2009": (1, 0.0, 5.0, None, None),
+        "tbcrc022": (1, 0.0, 6.0, None, None),
+        "rano-bm-vol": (2, 5.0, 5.0, None, None),
+        "rano2-vol": (2, 10.0, 10.0, 84, ("enhancing",)),
+    }
+    assert set(table) == set(PRESETS)
+    for name, expected in table.items():
+        c = PRESETS[name]
+        got = (c.measurable_min_slices, c.measurable_min_perpendicular_mm,
+               c.new_lesion_min_diameter_mm, c.radiotherapy_confirmation_days,
+               c.response_compartments)
+        assert got == expected, name
+        assert (c.nontarget_progression_growth_mm, c.nontarget_progression_small_below_mm,
+                c.nontarget_progression_small_reach_mm) == (5.0, 6.0, 10.0), name
+    r2 = PRESETS["rano2-vol"]
+    assert (r2.response_decrease_pct, r2.progression_increase_pct) == (65.0, 40.0)
+    assert r2.confirmation_min_days == 28 and r2.cr_requires_off_steroids
+    assert r2.extracns_is_progression is False and r2.neuro_worse_is_progression is True
+
+
+@pytest.mark.parametrize("body, message", [
+    ("measurable_min_slices = 0", "measurable_min_slices must be >= 1"),
+    ("measurable_min_slices = 1.5", "measurable_min_slices must be a whole number"),
+    ("measurable_min_perpendicular_mm = -1", "measurable_min_perpendicular_mm must be >= 0"),
+    ("nontarget_progression_small_below_mm = 12", r"must be >= 0 and <= "
+                                                  r"nontarget_progression_small_reach_mm \(10.0\)"),
+    ("radiotherapy_confirmation_days = -3", "radiotherapy_confirmation_days must be >= 0"),
+    ('response_compartments = ["tumour"]', "response_compartments must list compartments"),
+    ('response_compartments = "enhancing"', "response_compartments must be a list"),
+])
+def test_new_fields_are_validated(tmp_path, body, message):
+    path = tmp_path / "c.toml"
+    path.write_text(f'extends = "rano-bm-vol"\n{body}\n')
+    with pytest.raises(CriteriaError, match=message):
+        load_criteria_file(path)
+
+
+def test_a_criteria_file_sets_the_new_fields(tmp_path):
+    path = tmp_path / "nonenhancing.toml"
+    path.write_text('extends = "rano2-vol"\nresponse_compartments = ["nonenhancing"]\n'
+                    'radiotherapy_confirmation_days = "none"\nmeasurable_min_slices = 3\n')
+    c = load_criteria_file(path)
+    assert c.response_compartments == ("nonenhancing",)
+    assert c.radiotherapy_confirmation_days is None and c.measurable_min_slices == 3
+    # a file written before these fields existed still loads, with cnsvol's defaults
+    old = tmp_path / "old.toml"
+    old.write_text("".join(f"{k} = {_toml(v)}\n" for k, v in PRESETS["lin2009"].to_dict().items()
+                           if k in _BEFORE))
+    c = load_criteria_file(old)
+    assert (c.measurable_min_slices, c.nontarget_progression_growth_mm) == (1, 5.0)
+
+
+def _toml(value):
+    if value is None:
+        return '"none"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):  # enums included
+        return f'"{value}"'
+    return repr(value)
+
+
+_BEFORE = (
+    "name", "title", "source", "response_decrease_pct", "progression_increase_pct",
+    "progression_reference", "progression_min_lesion_growth_mm", "measurable_min_diameter_mm",
+    "max_target_lesions", "target_lesions", "new_lesion_is_progression",
+    "new_lesion_min_diameter_mm", "confirmation_min_days", "cr_requires_off_steroids",
+    "steroid_increase_blocks_response", "steroid_increase_is_progression",
+    "neuro_worse_blocks_response", "neuro_worse_is_progression", "extracns_blocks_response",
+    "extracns_is_progression", "responder_reduction_pct",
+)
+
+
 def test_rano_volume_thresholds_are_the_sphere_equivalents_of_the_diameter_rules():
     # 30% diameter decrease -> 1 - 0.7**3 = 65.7% volume decrease; 20% increase -> 72.8%
     rano = PRESETS["rano-bm-vol"]
