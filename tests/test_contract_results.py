@@ -440,28 +440,73 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
     assert {t["status"] for t in tracks} == {"baseline", "matched", "resolved", "new"}
 
 
-# SHA-256 of the demo cohort's tables as written by the last commit before the redesign
-# (ea4baa5), with the demo folder's absolute path replaced by "<DEMO>". Produced with:
+# SHA-256 of the demo cohort's tables, with the demo folder's absolute path replaced by
+# "<DEMO>". Produced with:
 #   cnsvol run fixtures/demo/manifest.csv --out OUT --pfs fixtures/demo/pfs.csv --jobs 1 \
 #       --no-qc --quiet        (same bytes with --jobs 2 and with QC pictures)
 #   hashlib.sha256(OUT/name bytes .replace(b"<abs path of fixtures/demo>", b"<DEMO>"))
-PRE_REDESIGN_SHA256 = {
-    "subjects.csv": "a280bb9237524d284f5ccf51f2b42ddfbb1383edd6f44778b0e6bbc45392db12",
-    "timepoints.csv": "95e4f4b43ae4744dc261149f32aa0bd8a4c068da02faf6cc0a2c432cef52f2cf",
-    "tracks.csv": "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578",
-    "lesions.csv": "82dd178c883c96d59c16039390137159f48609fd34a6d92be38c7ce3bb1d4b9b",
-    "cohort.json": "290293eebf50ea620cfcc168569792c6f15a1838bdc76da7200168ab85e59ff5",
+# tracks.csv is byte-identical to the last commit before the redesign (ea4baa5). The other
+# tables changed with the response rules of the criteria issue, and were checked value by value
+# against ea4baa5's output: lesions.csv and timepoints.csv only gained columns (perpendicular
+# diameter, slice count, non-target / post-progression flags, compartment volumes); every old
+# cell is equal except the categories the new rules change: S10 and S25 week8 PD -> SD (a single
+# 12 mm3 voxel is now an equivocal new lesion), S05 week24 SD -> PD post_progression, and the
+# reason/reason_code of every timepoint after a first PD (post_progression); subjects.csv: S10
+# and S25 best response PD -> SD, progression_days 56 -> empty; cohort.json: the naive Cox fit's
+# p and upper limit in the last binary digit (Efron ties; the demo's PFS times are untied).
+PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
+DEMO_SHA256 = {
+    "subjects.csv": "ddbc7d58260e53b74a3503f8c4f87cd95d31a7ae0e8caad0895c8b839d2e03ad",
+    "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
+    "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
+    "lesions.csv": "0f71bf1346ab5e2fff560d9da685724ff6956620f3a976474e3a0adf3356f372",
 }
+# cohort.json by value: its floats to 12 significant digits (the Cox fit's last binary digits
+# depend on the BLAS threading of the process), as canonical JSON
+COHORT_SHA256 = "3084c06f90bc29c5f794036a449062599f7cf3b2c68fadfb5d6707bbab0ee7e5"
+
+
+def canonical(value):
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [canonical(v) for v in value]
+    return value
 
 
 @pytest.mark.slow
-def test_demo_tables_are_byte_identical_to_the_pre_redesign_outputs(demo_run):
+def test_demo_tables_are_byte_identical_to_the_checked_outputs(demo_run):
     import hashlib
 
     _, out = demo_run
     changed = {}
-    for name, digest in PRE_REDESIGN_SHA256.items():
+    for name, digest in DEMO_SHA256.items():
         data = (out / name).read_bytes().replace(str(DEMO).encode("utf-8"), b"<DEMO>")
         if hashlib.sha256(data).hexdigest() != digest:
             changed[name] = hashlib.sha256(data).hexdigest()
+    cohort = json.loads((out / "cohort.json").read_text("utf-8").replace(str(DEMO), "<DEMO>"))
+    text = json.dumps(canonical(cohort), sort_keys=True)
+    if hashlib.sha256(text.encode("utf-8")).hexdigest() != COHORT_SHA256:
+        changed["cohort.json"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
     assert not changed, f"outputs changed bytes: {sorted(changed)}"
+
+
+@pytest.mark.slow
+def test_demo_categories_the_criteria_rules_changed(demo_run):
+    _, out = demo_run
+    tp = pd.read_csv(out / "timepoints.csv", dtype={"subject_id": str})
+    at = tp.set_index(["subject_id", "timepoint"])
+    for sid in ("S10", "S25"):  # one 12 mm3 voxel at week8: equivocal, not progression
+        row = at.loc[(sid, "week8")]
+        assert (row["category"], row["equivocal_new_lesions"]) == ("SD", 1)
+    row = at.loc[("S05", "week24")]
+    assert (row["category"], row["reason_code"]) == ("PD", "post_progression")
+    assert "this scan alone: SD" in row["reason"]
+    # after the first PD of a subject, every timepoint is PD post_progression
+    for sid, rows in tp.groupby("subject_id"):
+        cats = list(rows["category"].fillna(""))
+        if "PD" in cats:
+            first = cats.index("PD")
+            assert set(rows["reason_code"].iloc[first + 1:]) <= {"post_progression"}, sid
