@@ -26,6 +26,15 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     add_criteria_option(p)
     add_mask_options(p)
     p.add_argument(
+        "--days", type=float, default=None, metavar="D",
+        help="the follow-up's day from baseline (for rules that depend on time)",
+    )
+    p.add_argument(
+        "--radiotherapy-end-days", type=float, default=None, metavar="D",
+        help="the day radiotherapy ended, from baseline (negative: before it); rano2-vol "
+        "asks the next scan to confirm a progression within 84 days after it",
+    )
+    p.add_argument(
         "--format", choices=("table", "json"), default="table",
         help="output format (default: table)",
     )
@@ -36,7 +45,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def command(args: argparse.Namespace) -> str:
     from cnsvol.pipeline import compare
 
-    result = compare(args.baseline, args.followup, criteria=args.criteria, options=measure_options(args))
+    result = compare(args.baseline, args.followup, criteria=args.criteria,
+                     options=measure_options(args), days=args.days,
+                     radiotherapy_end_days=args.radiotherapy_end_days)
     if args.format == "json":
         return F.to_json(result.to_dict())
     d = result.to_dict()
@@ -52,9 +63,13 @@ def command(args: argparse.Namespace) -> str:
         f"follow-up         {f['path']}",
         f"                  {f['total_volume_mm3']:.2f} mm3 in {f['lesion_count']} lesion(s)",
         f"change            {d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])}",
+        f"new lesions       {d['new_lesions']} ({d['equivocal_new_lesions']} equivocal, below "
+        f"the {result.criteria.new_lesion_min_diameter_mm:g} mm floor)",
         f">=20% reduction   {F.fmt(d['responder_20pct'])}",
         f"category          {d['category']}: {d['reason']}",
         f"grids             {grids}",
+        *([f"compartments      {_compartments(b)} -> {_compartments(f)} mm3"]
+          if "compartment_volumes_mm3" in b else []),
         "",
         "tracks",
         F.table(
@@ -72,3 +87,7 @@ def command(args: argparse.Namespace) -> str:
         ),
     ]
     return "\n".join(lines)
+
+
+def _compartments(side: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in side["compartment_volumes_mm3"].items())

@@ -42,6 +42,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="improved, stable or worse per timepoint (optional)")
     p.add_argument("--extracns-progression", type=str_list, metavar="E0,E1,...",
                    help="yes or no per timepoint (optional)")
+    p.add_argument(
+        "--radiotherapy-end-days", type=float, default=None, metavar="D",
+        help="the day radiotherapy ended, from baseline (negative: before it); rano2-vol "
+        "asks the next scan to confirm a progression within 84 days after it",
+    )
     add_criteria_option(p)
     add_mask_options(p)
     p.add_argument(
@@ -87,13 +92,15 @@ def command(args: argparse.Namespace) -> str:
         args.masks, args.days, timepoints=args.timepoints,
         clinical=_clinical_records(args, len(args.masks)),
         criteria=args.criteria, options=measure_options(args),
+        radiotherapy_end_days=args.radiotherapy_end_days,
     )
     if args.format == "json":
         return F.to_json(result.to_dict())
     tp_cols = [
         "timepoint", "days_from_baseline", "total_volume_mm3", "target_volume_mm3",
-        "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions", "category",
-        "confirmed", "within_measurement_error", "reason",
+        "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions",
+        "equivocal_new_lesions", "nontarget_progression", "category", "confirmed",
+        "within_measurement_error", "reason",
     ]
     tr_cols = [
         "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status", "volume_mm3",

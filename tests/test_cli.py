@@ -166,3 +166,49 @@ def test_track_argument_errors(capsys):
     assert code == EXIT_INPUT_ERROR and "neuro_status" in err
     code, out, _ = run(capsys, "track", BASE, FOLLOW, "--days", "0,56")
     assert code == EXIT_OK and "best overall response" in out
+
+
+def _write(path, data, spacing=(1.0, 1.0, 1.0)):
+    import nibabel as nib
+    import numpy as np
+
+    nib.save(nib.Nifti1Image(data, np.diag([*spacing, 1.0])), str(path))
+    return str(path)
+
+
+def test_compare_speck_radiotherapy_window_and_compartments(capsys, tmp_path):
+    import numpy as np
+
+    cube = np.zeros((40, 40, 40), np.uint8)
+    cube[10:20, 10:20, 10:20] = 1
+    speck = cube.copy()
+    speck[35, 35, 35] = 1
+    grown = np.zeros_like(cube)
+    grown[10:24, 10:20, 10:20] = 1  # +40%
+    a, b, c = (_write(tmp_path / f"{n}.nii.gz", d) for n, d in
+               (("cube", cube), ("speck", speck), ("grown", grown)))
+    code, out, err = run(capsys, "compare", a, b, "--format", "json")
+    doc = json.loads(out)
+    assert code == EXIT_OK and doc["category"] == "SD"
+    assert (doc["new_lesions"], doc["equivocal_new_lesions"]) == (1, 1)
+    assert doc["nontarget_progression"] is False
+    # 70 days after radiotherapy: rano2-vol waits for the next scan; 90 days: PD
+    code, out, err = run(capsys, "compare", a, c, "--criteria", "rano2-vol", "--days", "56",
+                         "--radiotherapy-end-days", "-14", "--format", "json")
+    doc = json.loads(out)
+    assert (doc["category"], doc["reason_code"]) == ("SD", "progression_unconfirmed")
+    code, out, err = run(capsys, "compare", a, c, "--criteria", "rano2-vol", "--days", "56",
+                         "--radiotherapy-end-days", "-34")
+    assert "category          PD" in out
+    # compartments: the table prints them, the JSON carries them per side
+    glioma = np.zeros((30, 30, 12), np.uint8)
+    glioma[5:25, 5:25, 2:10] = 2
+    glioma[10:20, 10:20, 4:8] = 4
+    glioma[13:17, 13:17, 5:7] = 1
+    g = _write(tmp_path / "g.nii.gz", glioma)
+    code, out, err = run(capsys, "compare", g, g, "--compartments", "brats2021",
+                         "--criteria", "rano2-vol", "--format", "json")
+    side = json.loads(out)["baseline"]
+    assert side["compartment_volumes_mm3"] == {
+        "enhancing": 400.0 - 32.0, "nonenhancing": 32.0, "edema": 3200.0 - 400.0}
+    assert side["target_volume_mm3"] == 368.0

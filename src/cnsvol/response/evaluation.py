@@ -275,6 +275,8 @@ class CompareResult:
                 "target_volume_mm3": tp.target_volume_mm3,
                 "lesion_count": ls.lesion_count,
                 "measurable_lesion_count": sum(les.measurable for les in ls.lesions),
+                **({"compartment_volumes_mm3": dict(ls.compartment_volumes_mm3)}
+                   if ls.compartments else {}),
             }
 
         return {
@@ -288,6 +290,9 @@ class CompareResult:
             "reason": self.reason,
             "reason_code": self.reason_code,
             "within_measurement_error": self._tp.within_measurement_error,
+            "new_lesions": self._tp.new_lesions,
+            "equivocal_new_lesions": self._tp.equivocal_new_lesions,
+            "nontarget_progression": self._tp.nontarget_progression,
             "criteria": self.criteria.name,
             "same_grid": self.same_grid,
             "tracks": self.track_pairs(),
