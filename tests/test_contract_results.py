@@ -32,7 +32,8 @@ DOCUMENTED_COLUMNS = {
         "subject_id", "status", "error", "n_timepoints", "arm", "best_response",
         "best_percent_change", "responder_20pct", "objective_response", "time_to_response_days",
         "time_to_responder_20pct_days", "progression_days", "first_followup_days",
-        "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions", "has_pfs",
+        "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions",
+        "equivocal_new_lesions", "has_pfs",
         "pfs_days", "pfs_event",
     ],
     "timepoints": [
@@ -65,7 +66,7 @@ BOOLEAN_COLUMNS = {
     "lesions": ["measurable"],
 }
 INTEGER_COLUMNS = {
-    "subjects": ["n_timepoints", "new_lesions"],
+    "subjects": ["n_timepoints", "new_lesions", "equivocal_new_lesions"],
     "timepoints": ["lesion_count", "new_lesions", "equivocal_new_lesions"],
     "tracks": ["track_id"],
     "lesions": ["lesion_id", "voxel_count", "axial_slice_count", "bbox_i_start", "bbox_i_stop", "bbox_j_start",
@@ -452,11 +453,12 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # cell is equal except the categories the new rules change: S10 and S25 week8 PD -> SD (a single
 # 12 mm3 voxel is now an equivocal new lesion), S05 week24 SD -> PD post_progression, and the
 # reason/reason_code of every timepoint after a first PD (post_progression); subjects.csv: S10
-# and S25 best response PD -> SD, progression_days 56 -> empty; cohort.json: the naive Cox fit's
+# and S25 best response PD -> SD, progression_days 56 -> empty, a new equivocal_new_lesions
+# column (1 for S10 and S25, else 0); cohort.json: the naive Cox fit's
 # p and upper limit in the last binary digit (Efron ties; the demo's PFS times are untied).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
-    "subjects.csv": "ddbc7d58260e53b74a3503f8c4f87cd95d31a7ae0e8caad0895c8b839d2e03ad",
+    "subjects.csv": "c5d61e53355a2ae53a4b66ba2d24c4ff8511cf46fb342edc505416e245f2ba02",
     "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
     "lesions.csv": "0f71bf1346ab5e2fff560d9da685724ff6956620f3a976474e3a0adf3356f372",

@@ -554,3 +554,21 @@ def test_km_figure_median_exact_and_title_inside(tmp_path, monkeypatch):
     # a short title stays on one line
     km_plot(PfsAnalysis.from_dict(data), tmp_path / "km2", "PFS")
     assert drawn[1].axes[0].get_title(loc="left") == "PFS"
+
+
+def test_every_criteria_field_has_a_meaning_in_the_report():
+    from dataclasses import fields
+
+    from cnsvol.report.sections_subjects import _CRITERIA_HELP
+    from cnsvol.response.criteria import Criteria
+
+    assert [f.name for f in fields(Criteria) if not _CRITERIA_HELP.get(f.name)] == []
+
+
+def test_waterfall_marks_equivocal_only_new_lesions_apart():
+    from cnsvol.report.waterfall_plot import _new_kind
+
+    assert _new_kind({"new_lesions": 0, "equivocal_new_lesions": 0}) == ""
+    assert _new_kind({"new_lesions": 1, "equivocal_new_lesions": 1}) == "equivocal"
+    assert _new_kind({"new_lesions": 2, "equivocal_new_lesions": 1}) == "unequivocal"
+    assert _new_kind({"new_lesions": 1}) == "unequivocal"  # older tables: no equivocal column

@@ -107,6 +107,14 @@ _CRITERIA_HELP = {
     "extracns_blocks_response": "extra-CNS progression prevents a response",
     "extracns_is_progression": "extra-CNS progression is progression",
     "responder_reduction_pct": "exploratory responder: reduction vs baseline of at least (%)",
+    "measurable_min_perpendicular_mm": "measurable lesion: perpendicular diameter \u2265 (mm)",
+    "measurable_min_slices": "measurable lesion: on at least this many axial slices",
+    "nontarget_progression_growth_mm": "non-target progression: a lesion grows by at least (mm)",
+    "nontarget_progression_small_below_mm": "... or, for a non-target smaller than this (mm),",
+    "nontarget_progression_small_reach_mm": "... reaches at least this diameter (mm)",
+    "radiotherapy_confirmation_days": "PD within this many days after radiotherapy needs the "
+                                      "next scan to confirm it",
+    "response_compartments": "compartments measured (with a compartment convention)",
 }
 
 
@@ -118,6 +126,7 @@ def criteria_section(criteria: Criteria | None, source: str) -> Markup:
     rows = []
     for key, value in criteria.to_dict().items():
         shown = "none" if value is None else ("yes" if value is True else "no" if value is False
+                                               else ", ".join(value) if isinstance(value, tuple)
                                                else value)
         rows.append([el("code", key), _CRITERIA_HELP.get(key, ""), shown])
     parts.append(table(["Field", "Meaning", "Value"], rows))

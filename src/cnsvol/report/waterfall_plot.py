@@ -40,7 +40,9 @@ def waterfall(
     "category"``) or by ``arm`` (``"arm"``). Dashed lines mark the criteria's response
     (-``response_decrease_pct``) and progression (+``progression_increase_pct``, which the
     criteria apply vs the nadir) thresholds, a dash-dot line the exploratory responder threshold
-    (-``responder_reduction_pct``); a triangle above a bar marks a subject with new lesions.
+    (-``responder_reduction_pct``); a filled triangle above a bar marks a subject with new
+lesions at or above the criteria's new-lesion floor, an open one a subject whose only new
+lesions were equivocal (below the floor).
     Bars above +100% are drawn at +100% with their value written on them.
 
     Writes ``<stem>.png`` and ``<stem>.svg``; returns both paths.
@@ -58,6 +60,13 @@ def waterfall(
         return save(fig, stem, ("png", "svg"))
 
 
+def _new_kind(rec: dict[str, Any]) -> str:
+    """``"unequivocal"``, ``"equivocal"`` (only new lesions below the floor) or ``""``."""
+    new = number(rec.get("new_lesions")) or 0
+    equivocal = number(rec.get("equivocal_new_lesions")) or 0
+    return "" if new <= 0 else "equivocal" if 0 < new <= equivocal else "unequivocal"
+
+
 def _waterfall_rows(subjects: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for rec in records(subjects):
@@ -71,7 +80,7 @@ def _waterfall_rows(subjects: pd.DataFrame) -> list[dict[str, Any]]:
             "value": value,
             "category": category(rec.get("best_response")),
             "arm": text(rec.get("arm")),
-            "new": (number(rec.get("new_lesions")) or 0) > 0,
+            "new": _new_kind(rec),
         })
     # largest increase on the left, deepest reduction on the right; ties by id (stable)
     rows.sort(key=lambda r: (-r["value"], r["id"]))
@@ -119,12 +128,19 @@ def _draw_waterfall(ax: Axes, rows: list[dict[str, Any]], criteria: Criteria, co
             ax.text(xi, CLAMP_PCT - 0.02 * span, f"+{r['value']:.0f}%", rotation=90,
                     ha="center", va="top", fontsize=6.5, zorder=4,
                     bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
-    new_x = [xi for xi, r in zip(x, rows) if r["new"]]
-    if new_x:
-        new_y = [max(min(r["value"], CLAMP_PCT), 0.0) + 0.035 * span for r in rows if r["new"]]
-        ax.scatter(new_x, new_y, marker="v", s=22, color="black", zorder=5)
-        handles.append(Line2D([], [], ls="", marker="v", color="black", ms=5,
-                              label="new lesion(s) on follow-up"))
+    for kind, face, label in (
+        ("unequivocal", "black", "new lesion(s) on follow-up"),
+        ("equivocal", "none", "equivocal new lesion(s) only (below the floor)"),
+    ):
+        new_x = [xi for xi, r in zip(x, rows) if r["new"] == kind]
+        if not new_x:
+            continue
+        new_y = [max(min(r["value"], CLAMP_PCT), 0.0) + 0.035 * span
+                 for r in rows if r["new"] == kind]
+        ax.scatter(new_x, new_y, marker="v", s=22, facecolors=face, edgecolors="black",
+                   linewidths=0.8, zorder=5)
+        handles.append(Line2D([], [], ls="", marker="v", markerfacecolor=face,
+                              markeredgecolor="black", color="black", ms=5, label=label))
     ax.axhline(0, color="black", lw=0.8, zorder=3)
     handles += threshold_lines(ax, criteria)
     ax.set_ylim(y_bottom, y_top)

@@ -98,7 +98,8 @@ class SubjectResult:
         base = self.timepoints[0]
         row.update(baseline_total_volume_mm3=base.total_volume_mm3,
                    baseline_target_volume_mm3=base.target_volume_mm3,
-                   new_lesions=sum(t.new_lesions for t in self.timepoints))
+                   new_lesions=sum(t.new_lesions for t in self.timepoints),
+                   equivocal_new_lesions=sum(t.equivocal_new_lesions for t in self.timepoints))
         return row
 
     def timepoint_rows(self) -> list[dict[str, Any]]:
@@ -164,4 +165,7 @@ BASELINE_COLUMNS: tuple[Column, ...] = (
     Column("baseline_total_volume_mm3", "float64", "mm3", "volume of every lesion at baseline"),
     Column("baseline_target_volume_mm3", "float64", "mm3", "the target sum at baseline"),
     Column("new_lesions", "Int64", None, "new lesions (tracks) over all follow-ups"),
+    Column("equivocal_new_lesions", "Int64", None, "of these, the new lesions below the "
+           "criteria's new-lesion floor when they appeared (equivocal; progression only where a "
+           "later scan confirmed them)"),
 )
