@@ -352,3 +352,31 @@ def test_audit_brats2024_compartment_volumes_equal_the_reference_counts(realdata
     # no voxel is given to two lesions
     for name, total in (("nonenhancing", nec), ("edema", ede)):
         assert sum(les.compartment_volumes_mm3[name] for les in ls.lesions) <= total
+
+
+def test_perpendicular_chord_equals_a_linear_programme_on_random_outlines():
+    """Independent check: at abscissa x along the diameter, the chord of the convex hull is
+    max - min of the across-coordinate over convex combinations of the points whose
+    along-coordinate is x (two linear programmes); the longest chord is at a hull vertex."""
+    from scipy.optimize import linprog
+    from scipy.spatial import ConvexHull
+    from scipy.spatial.distance import cdist
+
+    from cnsvol.lesions.diameters import _perpendicular
+
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        pts = rng.normal(size=(int(rng.integers(5, 40)), 2)) * rng.uniform(0.5, 5, size=2)
+        hull = pts[ConvexHull(pts).vertices]
+        d = cdist(hull, hull)
+        a, b = np.unravel_index(np.argmax(d), d.shape)
+        u = (hull[b] - hull[a]) / d[a, b]
+        t, h = hull @ u, hull @ np.array([-u[1], u[0]])
+        best = 0.0
+        for x in t:
+            eq = np.vstack([t, np.ones_like(t)])
+            rhs = [x, 1.0]
+            top = linprog(-h, A_eq=eq, b_eq=rhs, bounds=(0, None))
+            bottom = linprog(h, A_eq=eq, b_eq=rhs, bounds=(0, None))
+            best = max(best, -top.fun - bottom.fun)
+        assert _perpendicular(pts) == pytest.approx(best, rel=1e-7, abs=1e-9)

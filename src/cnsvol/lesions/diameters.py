@@ -172,7 +172,8 @@ def feret_in_slices(ends: LineEnds, linear: np.ndarray, slice_of: np.ndarray,
     the slice, equal to ``slice_of``); rows are sorted by (group, slice). With ``corners`` the
     points are the outer voxel corners, otherwise the voxel centres. The perpendicular
     diameter is the longest chord of the slice's convex hull perpendicular to the longest
-    diameter (as a reader draws the second axis across the lesion).
+    diameter (as a reader draws the second axis across the lesion); when several slices have
+    the longest diameter, the one with the largest cross-section (most voxels) is measured.
     """
     zeros = np.zeros(n_groups)
     if not len(ends.group):
@@ -199,43 +200,47 @@ def feret_in_slices(ends: LineEnds, linear: np.ndarray, slice_of: np.ndarray,
     # its best exact diameter
     order = np.lexsort((-upper, group))
     best = np.zeros(n_groups)
-    perp = np.zeros(n_groups)
+    area = np.add.reduceat(ends.last - ends.first + 1, starts)  # voxels per (group, slice)
+    at: dict[int, tuple[int, np.ndarray]] = {}  # group -> (area, hull) of its best slice
     for s in order:
         g = group[s]
         if upper[s] <= best[g]:
             continue
-        pts = y[2 * starts[s]:2 * stops[s]]
-        pts = np.vstack([pts, pts + shift]) if corners else pts
-        d, p = _diameter_and_perpendicular(pts)
-        if d > best[g] + 1e-9 or (abs(d - best[g]) <= 1e-9 and p > perp[g]):
-            best[g], perp[g] = max(d, best[g]), p
+        y_s = _hull(y[2 * starts[s]:2 * stops[s]])
+        d = _max_sq_distance(y_s, [shift]) ** 0.5
+        if d > best[g] + 1e-9 or (d >= best[g] - 1e-9 and area[s] > at[g][0]):
+            best[g], at[g] = max(d, best[g]), (int(area[s]), y_s)
+    perp = np.zeros(n_groups)
+    for g, (_, y_s) in at.items():
+        perp[g] = _perpendicular(np.vstack([y_s, y_s + shift]) if corners else y_s)
     return SliceDiameters(best, perp, np.bincount(group, minlength=n_groups))
 
 
-def _diameter_and_perpendicular(pts: np.ndarray) -> tuple[float, float]:
-    """Diameter of 2D points and the longest chord of their convex hull perpendicular to it."""
+def _perpendicular(pts: np.ndarray) -> float:
+    """The longest chord of the convex hull of 2D ``pts`` perpendicular to their diameter."""
     from scipy.spatial import ConvexHull, QhullError
     from scipy.spatial.distance import cdist
 
     try:
-        hull = pts[ConvexHull(pts).vertices]  # counter-clockwise
-    except (QhullError, ValueError):  # collinear (centres of a line): no width
-        dist = cdist(pts, pts)
-        return float(dist.max()), 0.0
+        hull = pts[ConvexHull(pts).vertices]
+    except (QhullError, ValueError):  # collinear (the centres of one line): no width
+        return 0.0
     dist = cdist(hull, hull)
     a, b = np.unravel_index(int(np.argmax(dist)), dist.shape)
-    diameter = float(dist[a, b])
-    u = (hull[b] - hull[a]) / diameter
-    n = np.array([-u[1], u[0]])
-    t, h = hull @ u, hull @ n  # along the diameter, across it
-    t_next, h_next = np.roll(t, -1), np.roll(h, -1)
-    best = 0.0
-    for x in t:  # the chord length is piecewise linear in x: its maximum is at a vertex
-        lo_t, hi_t = np.minimum(t, t_next), np.maximum(t, t_next)
-        on = (lo_t <= x + 1e-12) & (hi_t >= x - 1e-12)
-        span = t_next - t
-        frac = np.where(np.abs(span) > 1e-12, (x - t) / np.where(span == 0, 1, span), 0.0)
-        cross = h + frac * (h_next - h)
-        vals = np.r_[cross[on], h[np.abs(t - x) <= 1e-12]]
-        best = max(best, float(vals.max() - vals.min()))
-    return diameter, best
+    u = (hull[b] - hull[a]) / dist[a, b]
+    t, h = hull @ u, hull @ np.array([-u[1], u[0]])  # along the diameter, across it
+    t1, h1 = np.roll(t, -1), np.roll(h, -1)  # each edge i -> i + 1
+    # the chord length across the hull is concave along t: its maximum is at a vertex. At each
+    # vertex abscissa x (rows), where every edge (columns) crosses the line t = x
+    x = t[:, None]
+    span = t1 - t
+    flat = np.abs(span) <= 1e-12
+    frac = (x - t) / np.where(flat, 1.0, span)
+    on = ~flat & (frac >= -1e-12) & (frac <= 1 + 1e-12)
+    cross = h + np.clip(frac, 0.0, 1.0) * (h1 - h)
+    at_vertex = np.abs(x - t) <= 1e-12  # the vertex itself (covers edges across the line)
+    hi = np.maximum(np.where(on, cross, -np.inf).max(axis=1),
+                    np.where(at_vertex, h, -np.inf).max(axis=1))
+    lo = np.minimum(np.where(on, cross, np.inf).min(axis=1),
+                    np.where(at_vertex, h, np.inf).min(axis=1))
+    return float(np.max(hi - lo))
