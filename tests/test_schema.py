@@ -130,3 +130,12 @@ def test_a_table_that_is_not_of_its_schema_is_refused_with_the_file(tmp_path):
                     encoding="utf-8")
     with pytest.raises(cnsvol.ResultsError, match=r"row 2, column track_id: 'one'"):
         read_table(path, table)
+
+
+@pytest.mark.parametrize("value", ["'=", "''=x", "'-1", "'+", "'@a", "'", "'a", "=", "-1"])
+def test_text_that_already_looks_guarded_reads_back_exactly(tmp_path, value):
+    """A text starting with quotes before a formula character gets one more quote when written,
+    so that reading removes exactly one (found by the property test above: "'=" read as "=")."""
+    table = SCHEMAS["lesions"]
+    write_table(tmp_path / "t.csv", table, [{"subject_id": value}])
+    assert read_table(tmp_path / "t.csv", table)["subject_id"][0] == value

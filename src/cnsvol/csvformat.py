@@ -28,7 +28,11 @@ def safe_cell(value: Any) -> Any:
         if not math.isfinite(value):
             raise ValueError(f"refusing to write a non-finite number ({value}) to a table")
         return repr(value)
-    if isinstance(value, str) and value.startswith(FORMULA_START) and not _is_number(value):
+    if isinstance(value, str) and (
+        (value.startswith(FORMULA_START) and not _is_number(value))
+        or (value.startswith("'") and value.lstrip("'").startswith(FORMULA_START))
+    ):  # a text already starting with quotes before a formula character gets one more, so
+        # that reading removes exactly one
         return "'" + value
     return value
 
@@ -87,6 +91,6 @@ def plain_value(value: Any) -> Any:
 
 def unguard(text: str) -> str:
     """A cell as it was before :func:`safe_cell` guarded it against formula execution."""
-    if len(text) > 1 and text[0] == "'" and text[1:].startswith(FORMULA_START):
+    if len(text) > 1 and text[0] == "'" and text.lstrip("'").startswith(FORMULA_START):
         return text[1:]
     return text

@@ -133,7 +133,8 @@ _CHUNK_ROWS = 4096  # rows parsed at a time: the parser's buffers stay small for
 
 
 def _unguard_column(values):  # pandas Series of dtype "string"
-    guarded = values.str.startswith("'", na=False) & values.str[1:2].isin(FORMULA_START)
+    guarded = (values.str.startswith("'", na=False)
+               & values.str.lstrip("'").str[:1].isin(FORMULA_START))
     if guarded.any():
         values = values.copy()
         values[guarded] = values[guarded].str[1:]
