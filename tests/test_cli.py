@@ -212,3 +212,15 @@ def test_compare_speck_radiotherapy_window_and_compartments(capsys, tmp_path):
     assert side["compartment_volumes_mm3"] == {
         "enhancing": 400.0 - 32.0, "nonenhancing": 32.0, "edema": 3200.0 - 400.0}
     assert side["target_volume_mm3"] == 368.0
+
+
+def test_help_starts_without_numpy():
+    """`cnsvol --help` (and every subcommand's parser) is built without importing numpy, so the
+    command answers at once."""
+    code = ("import sys\nfrom cnsvol_cli.main import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "for sub in ('volumes', 'compare', 'track', 'run'):\n"
+            "    try:\n        main([sub, '--help'])\n    except SystemExit:\n        pass\n"
+            "print('numpy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"

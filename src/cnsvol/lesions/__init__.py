@@ -5,7 +5,8 @@ lesion volume, centroid, bounding box, Feret diameters, measurability and measur
 * :mod:`.lesion`: :class:`Lesion`, :class:`LesionSet` and :data:`LESION_COLUMNS`;
 * :mod:`.runs`: runs of foreground voxels and their connectivity graph;
 * :mod:`.diameters`: exact voxel-corner Feret diameters;
-* :mod:`.geometry`: small geometric helpers (voxel to world, the axial axis).
+* :mod:`.geometry`: small geometric helpers (voxel to world, the axial axis);
+* :mod:`.compartments`: tumour-compartment label conventions and compartment volumes.
 """
 
 from __future__ import annotations

@@ -36,12 +36,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from ..columns import Column
 from ..errors import MaskError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy is imported where it is used: the command line's --help needs the
+    import numpy as np  # convention names only, and starts without numpy
+
     from .lesion import LesionSet
 
 __all__ = [
@@ -126,6 +126,8 @@ def compartment_cells(volumes: dict[str, float]) -> dict[str, float | None]:
 
 def check_labels(data: np.ndarray, convention: CompartmentConvention, where: object) -> None:
     """Refuse a mask holding labels the convention does not define."""
+    import numpy as np
+
     present = np.unique(data)
     present = present[present > 0]
     extra = sorted(set(present.tolist()) - set(convention.labels))
@@ -143,6 +145,8 @@ def check_labels(data: np.ndarray, convention: CompartmentConvention, where: obj
 def mask_volumes(data: np.ndarray, convention: CompartmentConvention,
                  voxel_volume_mm3: float) -> dict[str, float]:
     """Volume of every compartment of the convention in the whole mask (mm3)."""
+    import numpy as np
+
     counts = np.bincount(data.reshape(-1), minlength=max(convention.labels) + 1)
     out = {c: 0.0 for c in COMPARTMENTS if c in convention.labels.values()}
     for value, name in convention.labels.items():
@@ -155,6 +159,8 @@ def lesion_volumes(data: np.ndarray, lesion_image: np.ndarray, lesion_ids: list[
                    voxel_volume_mm3: float, connectivity: int) -> dict[int, dict[str, float]]:
     """Per lesion, the volume of every compartment in its share of the whole tumour (module
     docstring): compartment voxels go to the nearest lesion of their whole-tumour component."""
+    import numpy as np
+
     from scipy import ndimage
 
     names = sorted(set(convention.labels.values()), key=COMPARTMENTS.index)
