@@ -26,6 +26,18 @@ commented with its source in the preset's file):
     (30% decrease -> 65%, 20% increase -> 73%); up to 5 targets >=10 mm; PR/CR sustained >=28
     days; PD also needs one lesion growing >=5 mm; new lesions <5 mm equivocal until confirmed;
     CR off corticosteroids; neurologic worsening is progression; extracranial disease ignored.
+    Measurable: >= 10 mm longest, on >= 2 axial slices, perpendicular >= 5 mm.
+
+``rano2-vol``
+    Wen PY et al., J Clin Oncol 2023;41(33):5187-99 (RANO 2.0), volumetric: PR >= 65% decrease,
+    PD >= 40% increase vs nadir; CR/PR confirmed >= 28 days later, CR off steroids; measurable
+    10 x 10 mm on >= 2 slices; a PD within 12 weeks after radiotherapy needs the next scan to
+    confirm it; the response measure is the enhancing compartment.
+
+Under every preset: non-target lesions that progress unequivocally are PD, new lesions below the
+preset's floor are equivocal until a later scan confirms them, and timepoints after the first PD
+are post-progression (:mod:`cnsvol.response.series`). ``docs/criteria.md`` lists every rule with
+its source, its field and its test.
 
 The >=20% volumetric reduction flag (``responder_reduction_pct``) is reported under every
 preset.
@@ -220,7 +232,8 @@ def _validate(c: Criteria) -> None:
 
 
 def get_criteria(spec: str | Path | Criteria) -> Criteria:
-    """A preset by name (``lin2009``, ``tbcrc022``, ``rano-bm-vol``) or a TOML criteria file."""
+    """A preset by name (``lin2009``, ``tbcrc022``, ``rano-bm-vol``, ``rano2-vol``) or a TOML
+    criteria file."""
     if isinstance(spec, Criteria):
         return spec
     text = str(spec)
@@ -282,7 +295,7 @@ def _from_document(doc: dict[str, Any], where: str) -> Criteria:
     if missing:
         problems.append(
             f"missing field(s) {', '.join(missing)}. Give them, or start from a preset "
-            f"with extends = \"lin2009\" (or tbcrc022, rano-bm-vol)"
+            f"with extends = \"lin2009\" (or {', '.join(_PRESET_NAMES[1:])})"
         )
     doc = {n: v for n, v in doc.items() if n in known}
     if "name" in doc:
