@@ -773,3 +773,15 @@ def test_sums_over_no_lesion_are_float_zeros():
                 assert isinstance(d[key], float), (key, d[key])
     assert empty_base.timepoints[0].to_dict()["target_volume_mm3"] == 0.0
     assert gone.timepoints[1].to_dict()["target_volume_mm3"] == 0.0
+
+
+def test_an_equivocal_speck_one_voxel_larger_is_not_confirmed():
+    # 1 x 1 x 2 voxels (band: 10 exposed faces x half a voxel = 5 voxel volumes) -> 1 x 2 x 2
+    # (+2 voxels, inside the band; 2.24 mm, below the floor): not growth, not PD
+    grown = np.s_[28:29, 30:32, 20:22]
+    res = run([(T, new_box(1, 1)), (T, grown)], criteria="lin2009")
+    assert [t.category for t in res.timepoints[1:]] == ["SD", "SD"]
+    assert res.subject.progression_days is None
+    # 1 x 1 x 2 -> 2 x 3 x 2 (+10 voxels, beyond the band; 3.6 mm, still below 5 mm): confirmed
+    res = run([(T, new_box(1, 1)), (T, np.s_[28:30, 30:33, 20:22])], criteria="lin2009")
+    assert res.timepoints[1].category == "PD" and res.subject.progression_days == 56

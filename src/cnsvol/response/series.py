@@ -15,10 +15,11 @@ Definitions (every threshold inclusive, see :mod:`cnsvol.response.criteria`):
   (even if a later scan shows them merging into an older lesion). One whose longest diameter
   reaches ``new_lesion_min_diameter_mm`` (the new-lesion floor) is unequivocal; a smaller one is
   *equivocal* and is listed, not counted as progression. An equivocal lesion is followed
-  forward; it is confirmed by the first later scan on which it is larger than when first seen
-  (its volume grew) or reaches the floor, and progression is then dated back to the scan that
-  first showed it (RANO-BM). One that stays unchanged stays equivocal; one that is gone was not
-  progression.
+  forward; it is confirmed by the first later scan on which it reaches the floor or has grown
+  by more than its measurement band when first seen (its half-voxel shell: a single voxel must
+  grow by more than 3 voxels, so that a boundary voxel more is not growth), and progression is
+  then dated back to the scan that first showed it (RANO-BM). One that stays unchanged stays
+  equivocal; one that is gone was not progression.
 * **Non-target lesions** are the baseline lesions that are not targets (not measurable, or
   beyond ``max_target_lesions``), followed forward like targets. A non-target progresses
   unequivocally when, against its smallest longest diameter so far (baseline included), a
@@ -232,8 +233,8 @@ def _target_lesion_ids(base: LesionSet, c: Criteria) -> set[int]:
 def _equivocal_confirmed(new_at: list[list[Lesion]], matchings: list[Matching],
                          by_id: list[dict[int, Lesion]], floor: float) -> dict[int, int]:
     """Timepoints with an equivocal new lesion that a later scan confirms -> that scan: the
-    first later scan on which the lesion (what it corresponds to) is larger than when first
-    seen, or reaches the floor."""
+    first later scan on which the lesion (what it corresponds to) reaches the floor, or has
+    grown by more than its measurement band when first seen (its half-voxel shell)."""
     out: dict[int, int] = {}
     n = len(new_at)
     for t in range(1, n - 1):
@@ -245,7 +246,8 @@ def _equivocal_confirmed(new_at: list[list[Lesion]], matchings: list[Matching],
                 now = [by_id[t + u][i] for i in ids_at[u]]
                 if not now:
                     break
-                if (sum(x.volume_mm3 for x in now) > les.volume_mm3
+                volume = sum(x.volume_mm3 for x in now)
+                if (volume - les.volume_mm3 > les.min_detectable_change_mm3
                         or max(x.longest_diameter_mm for x in now) >= floor):
                     out[t] = min(out.get(t, n), t + u)
                     break
