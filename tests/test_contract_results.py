@@ -461,7 +461,7 @@ DEMO_SHA256 = {
     "subjects.csv": "c5d61e53355a2ae53a4b66ba2d24c4ff8511cf46fb342edc505416e245f2ba02",
     "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
-    "lesions.csv": "0f71bf1346ab5e2fff560d9da685724ff6956620f3a976474e3a0adf3356f372",
+    "lesions.csv": "0a6e39d47aa3868f38ce5d32c3ae4708cf07dfce2cddbd7794135ed1c80bd29f",
 }
 # cohort.json by value: its floats to 12 significant digits (the Cox fit's last binary digits
 # depend on the BLAS threading of the process), as canonical JSON
