@@ -82,6 +82,7 @@ def _clinical_records(args: argparse.Namespace, n: int) -> list[dict[str, Any]] 
 
 
 def command(args: argparse.Namespace) -> str:
+    from cnsvol.lesions.compartments import compartment_cells
     from cnsvol.pipeline import evaluate_series
 
     if len(args.masks) < 2:
@@ -106,7 +107,10 @@ def command(args: argparse.Namespace) -> str:
         "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status", "volume_mm3",
         "percent_change_vs_baseline", "within_measurement_error", "is_target",
     ]
-    tps = [t.to_dict() for t in result.timepoints]
+    if result.lesion_sets[0].compartments:  # one column per compartment of the convention
+        tp_cols[-1:-1] = [f"{c}_volume_mm3" for c in result.timepoints[0].compartment_volumes_mm3]
+    tps = [{**t.to_dict(), **compartment_cells(t.compartment_volumes_mm3)}
+           for t in result.timepoints]
     trs = [r.to_dict() for r in result.tracks]
     for r in trs:
         r["lesion_ids"] = " ".join(map(str, r["lesion_ids"]))

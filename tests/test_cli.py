@@ -224,3 +224,26 @@ def test_help_starts_without_numpy():
             "print('numpy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_track_and_compare_report_compartments_per_lesion_and_timepoint(capsys, tmp_path):
+    import numpy as np
+
+    glioma = np.zeros((30, 30, 12), np.uint8)
+    glioma[5:25, 5:25, 2:10] = 2  # oedema 20 x 20 x 8 = 3200 voxels (1 mm3)
+    glioma[10:20, 10:20, 4:8] = 4  # enhancing 400 - necrosis 32
+    glioma[13:17, 13:17, 5:7] = 1
+    g = _write(tmp_path / "g.nii.gz", glioma)
+    want = {"enhancing": 368.0, "nonenhancing": 32.0, "edema": 2800.0}
+    code, out, err = run(capsys, "track", g, g, "--days", "0,56", "--compartments", "brats2021",
+                         "--criteria", "rano2-vol", "--format", "json")
+    doc = json.loads(out)
+    assert code == EXIT_OK and doc["timepoints"][1]["compartment_volumes_mm3"] == want
+    assert [les["compartment_volumes_mm3"] for les in doc["lesions"]] == [want, want]
+    code, out, err = run(capsys, "track", g, g, "--days", "0,56", "--compartments", "brats2021",
+                         "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out.split("\n\n")[0])))
+    assert [float(r["edema_volume_mm3"]) for r in rows] == [2800.0, 2800.0]
+    code, out, err = run(capsys, "compare", g, g, "--compartments", "brats2021", "--format", "json")
+    side = json.loads(out)["followup"]
+    assert side["lesions"][0]["compartment_volumes_mm3"] == want  # whole tumour: one lesion

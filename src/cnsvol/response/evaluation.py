@@ -53,6 +53,9 @@ class SeriesResult:
             "criteria": self.criteria.name,
             "timepoints": [t.to_dict() for t in self.timepoints],
             "tracks": [r.to_dict() for r in self.tracks],
+            "lesions": [{"timepoint": tp.timepoint, **les}
+                        for tp, ls in zip(self.timepoints, self.lesion_sets)
+                        for les in ls.to_dict()["lesions"]],
             "subject": self.subject.to_dict(),
         }
 
@@ -277,6 +280,7 @@ class CompareResult:
                 "measurable_lesion_count": sum(les.measurable for les in ls.lesions),
                 **({"compartment_volumes_mm3": dict(ls.compartment_volumes_mm3)}
                    if ls.compartments else {}),
+                "lesions": ls.to_dict()["lesions"],
             }
 
         return {
