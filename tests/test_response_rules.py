@@ -380,3 +380,31 @@ def test_perpendicular_chord_equals_a_linear_programme_on_random_outlines():
             bottom = linprog(h, A_eq=eq, b_eq=rhs, bounds=(0, None))
             best = max(best, -top.fun - bottom.fun)
         assert _perpendicular(pts) == pytest.approx(best, rel=1e-7, abs=1e-9)
+
+
+def test_brats2015_multiclass_float_labels_from_realdata(realdata):
+    """BRATS 2015 OTMultiClass (float32 labels 0-4, 1 mm voxels): 26371 necrosis, 53050 oedema,
+    818 non-enhancing, 31485 enhancing voxels (counted with nibabel + numpy), 111724 in all as
+    the realdata README lists; the 2021 convention has no label 3 and refuses the file."""
+    path = realdata / "deepmedic_brats2015" / "pat0001" / "OTMultiClass.nii.gz"
+    ls = measure(path, MeasureOptions(compartments="brats2015"))
+    assert ls.compartment_volumes_mm3 == {"enhancing": 31485.0, "nonenhancing": 26371.0 + 818.0,
+                                          "edema": 53050.0}
+    assert sum(ls.compartment_volumes_mm3.values()) == ls.total_volume_mm3 == 111724.0
+    assert sum(sum(les.compartment_volumes_mm3.values()) for les in ls.lesions) == 111724.0
+    with pytest.raises(MaskError, match="labels 3 are not in the brats2021"):
+        measure(path, MeasureOptions(compartments="brats2021"))
+
+
+def test_a_glioma_without_enhancing_tumour_has_no_rano2_lesion(realdata):
+    """PED-00266 holds label 2 only (AUDIT numbering: necrosis, 21897 voxels): no enhancing
+    lesion to measure under rano2-vol, and its compartments are still reported."""
+    path = (realdata / "audit_brats2024" / "PED" / "BraTS2024_PED-00266-000"
+            / "BraTS2024_PED-00266-000_seg.nii.gz")
+    ls = measure(path, MeasureOptions(compartments="audit"), "rano2-vol")
+    assert ls.lesion_count == 0
+    assert ls.compartment_volumes_mm3 == {"enhancing": 0.0, "nonenhancing": 21897.0,
+                                          "edema": 0.0}
+    r = compare(path, path, criteria="rano2-vol", options=MeasureOptions(compartments="audit"))
+    assert (r.category, r.reason_code) == ("NE", "no_baseline_disease")
+    assert "the mask holds nonenhancing 21897.0 mm3" in r.reason

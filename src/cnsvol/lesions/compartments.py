@@ -4,6 +4,9 @@ A compartment convention says which stored label is which tissue. The compartmen
 ``enhancing`` (enhancing tumour), ``nonenhancing`` (non-enhancing tumour core / necrosis),
 ``edema`` (surrounding FLAIR hyperintensity) and ``cavity`` (resection cavity):
 
+``brats2015``
+    BraTS 2012-2016 glioma: 1 necrosis, 2 oedema, 3 non-enhancing tumour, 4 enhancing tumour
+    (labels 1 and 3 are both the non-enhancing compartment).
 ``brats2021``
     BraTS 2017-2021 glioma: 1 necrotic / non-enhancing tumour core (NCR), 2 peritumoural
     oedema (ED), 4 enhancing tumour (ET).
@@ -89,6 +92,10 @@ _BRATS23 = {1: "nonenhancing", 2: "edema", 3: "enhancing", 4: "cavity"}
 _LUMIERE = {1: "enhancing", 2: "nonenhancing", 3: "edema"}
 
 CONVENTIONS: dict[str, CompartmentConvention] = {
+    "brats2015": CompartmentConvention(
+        "brats2015", {1: "nonenhancing", 2: "edema", 3: "nonenhancing", 4: "enhancing"},
+        "Menze BH et al., IEEE Trans Med Imaging 2015;34(10):1993-2024 (BraTS 2012-2016): "
+        "1 necrosis, 2 oedema, 3 non-enhancing tumour, 4 enhancing tumour"),
     "brats2021": CompartmentConvention(
         "brats2021", {1: "nonenhancing", 2: "edema", 4: "enhancing"},
         "Baid U et al., arXiv:2107.02314 (BraTS 2021): 1 NCR, 2 ED, 4 ET"),
@@ -137,8 +144,9 @@ def check_labels(data: np.ndarray, convention: CompartmentConvention, where: obj
             f"labels {', '.join(map(str, extra))} are not in the {convention.name} compartment "
             f"convention ({convention.describe()}); labels present: "
             f"{', '.join(map(str, present.tolist()))}",
-            "give the convention the mask was made with (--compartments brats2021, brats2023, "
-            "brats-mets or lumiere), or select the labels to measure with --labels",
+            "give the convention the mask was made with (--compartments "
+            f"{', '.join(sorted(set(CONVENTIONS) - {convention.name}))}), or select the labels "
+            "to measure with --labels",
         )
 
 

@@ -90,6 +90,11 @@ def no_targets(w: Work, base: LesionSet, n_new: int) -> None:
     elif base_total == 0:
         w.code = ReasonCode.NO_BASELINE_DISEASE
         w.reason = "no evaluable disease at baseline (total 0 mm3)"
+        other = {k: v for k, v in base.compartment_volumes_mm3.items() if v > 0}
+        if other:  # the measured compartment is empty, others are not
+            shown = ", ".join(f"{k} {v:.1f} mm3" for k, v in other.items())
+            w.reason += (f"; the mask holds {shown}: for a tumour without this compartment, "
+                         "measure another (criteria response_compartments, or --labels)")
     else:
         w.code = ReasonCode.NO_MEASURABLE_DISEASE
         w.reason = f"no target lesion at baseline ({base.lesion_count} non-measurable lesion(s))"
