@@ -408,3 +408,17 @@ def test_a_glioma_without_enhancing_tumour_has_no_rano2_lesion(realdata):
     r = compare(path, path, criteria="rano2-vol", options=MeasureOptions(compartments="audit"))
     assert (r.category, r.reason_code) == ("NE", "no_baseline_disease")
     assert "the mask holds nonenhancing 21897.0 mm3" in r.reason
+
+
+def test_a_pd_scan_whose_targets_shrank_is_not_a_responder():
+    # targets -75% but a non-target grows to PD on the same scan: PD, and not a >=20% responder
+    res = evaluate_series([mask(TARGET, nontarget(4)), mask(SHRUNK, nontarget(13))], [0, 56])
+    assert res.timepoints[1].category == "PD"
+    assert res.subject.best_percent_change == pytest.approx(-75.0)  # the waterfall bar
+    assert res.subject.responder_20pct is False
+    assert res.subject.time_to_responder_20pct_days is None
+    # the same shrinkage a scan earlier counts
+    res = evaluate_series([mask(TARGET, nontarget(4)), mask(SHRUNK, nontarget(4)),
+                           mask(SHRUNK, nontarget(13))], [0, 56, 112])
+    assert res.subject.responder_20pct is True
+    assert res.subject.time_to_responder_20pct_days == 56

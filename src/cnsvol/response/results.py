@@ -187,8 +187,8 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("best_response", "string", None, "best overall response: CR, PR, SD, PD or NE"),
     Column("best_percent_change", "float64", "%", "most negative change of the target sum vs "
            "baseline, up to the first PD"),
-    Column("responder_20pct", "boolean", None, "ever a >=20% reduction of the target sum "
-           "(up to the first PD); empty if undefined"),
+    Column("responder_20pct", "boolean", None, "a >=20% reduction of the target sum on a "
+           "scan before the first PD (a PD scan never counts); empty if undefined"),
     Column("objective_response", "boolean", None, "best response CR or PR (confirmed where "
            "the criteria need it)"),
     Column("time_to_response_days", "float64", "days", "day of the first counted PR/CR"),

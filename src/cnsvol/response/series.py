@@ -62,8 +62,10 @@ confirms responses and gives the best overall response.
 
 * **Best overall response**: the best category (CR > PR > SD > PD > NE) over the timepoints up
   to and including the first PD, unconfirmed responses counting as SD. ``best_percent_change``
-  and ``responder_20pct`` look at the same timepoints; ``time_to_responder_20pct_days`` is the
-  first of them with a >=20% reduction (used by the landmark PFS analysis).
+  looks at the same timepoints; ``responder_20pct`` at those before the first PD (a PD scan
+  whose targets shrank, e.g. PD by a new or non-target lesion, is no response);
+  ``time_to_responder_20pct_days`` is the first of them with a >=20% reduction (used by the
+  landmark PFS analysis).
 """
 
 from __future__ import annotations

@@ -59,7 +59,8 @@ def _counted(r: TimepointResult) -> Category:
 
 def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
     """Best overall response, best % change, the responder flag and the times to response and
-    progression, over the follow-ups up to and including the first PD."""
+    progression, over the follow-ups up to and including the first PD (the responder flag
+    leaves the PD scan out)."""
     follow = results[1:]
     if not follow:
         return SubjectSummary(Category.NE, None, None, False, None, None, "no follow-up timepoint")
@@ -73,21 +74,19 @@ def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
     pcts = [r.percent_change_vs_baseline for r in upto if r.percent_change_vs_baseline is not None]
     first_pd = next((r for r in follow if r.category == Category.PD), None)
     resp = next((r for r, cat in zip(upto, counted) if cat.is_response), None)
+    # the >=20% flag: a reduction on a scan that is not progression (a PD scan whose targets
+    # shrank, e.g. PD by a new lesion, is not a response of any kind)
+    reducing = [r for r in upto if r.category != Category.PD
+                and r.percent_change_vs_baseline is not None
+                and reached_decrease(r.percent_change_vs_baseline, c.responder_reduction_pct)]
     return SubjectSummary(
         best_response=best,
         best_percent_change=min(pcts) if pcts else None,
-        responder_20pct=(
-            any(reached_decrease(p, c.responder_reduction_pct) for p in pcts) if pcts else None
-        ),
+        responder_20pct=bool(reducing) if pcts else None,
         objective_response=best.is_response,
         time_to_response_days=resp.days_from_baseline if resp else None,
         progression_days=first_pd.days_from_baseline if first_pd else None,
         reason=next((r.reason for r, cat in zip(upto, counted) if cat == best), ""),
-        time_to_responder_20pct_days=next(
-            (r.days_from_baseline for r in upto
-             if r.percent_change_vs_baseline is not None
-             and reached_decrease(r.percent_change_vs_baseline, c.responder_reduction_pct)),
-            None,
-        ),
+        time_to_responder_20pct_days=reducing[0].days_from_baseline if reducing else None,
         first_followup_days=follow[0].days_from_baseline,
     )
