@@ -45,6 +45,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def command(args: argparse.Namespace) -> str:
     from cnsvol.pipeline import compare
 
+    if args.radiotherapy_end_days is not None:
+        _check_radiotherapy(args.criteria, args.days is not None)
     result = compare(args.baseline, args.followup, criteria=args.criteria,
                      options=measure_options(args), days=args.days,
                      radiotherapy_end_days=args.radiotherapy_end_days)
@@ -91,3 +93,18 @@ def command(args: argparse.Namespace) -> str:
 
 def _compartments(side: dict) -> str:
     return ", ".join(f"{k} {v:.1f}" for k, v in side["compartment_volumes_mm3"].items())
+
+
+def _check_radiotherapy(criteria: str, has_days: bool) -> None:
+    """``--radiotherapy-end-days`` must be able to act: the criteria have the rule, and the
+    follow-up's day is known."""
+    from cnsvol.response.criteria import get_criteria
+
+    crit = get_criteria(criteria)
+    if crit.radiotherapy_confirmation_days is None:
+        raise ValueError(f"--radiotherapy-end-days: criteria {crit.name} have no radiotherapy "
+                         "rule (radiotherapy_confirmation_days); use rano2-vol, or a criteria "
+                         "file that sets it")
+    if not has_days:
+        raise ValueError("--radiotherapy-end-days needs --days (the follow-up's day from "
+                         "baseline) to place the scan against the end of radiotherapy")

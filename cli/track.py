@@ -89,6 +89,10 @@ def command(args: argparse.Namespace) -> str:
         raise ValueError("track needs at least two masks: the baseline and a follow-up")
     if len(args.days) != len(args.masks):
         raise ValueError(f"--days has {len(args.days)} values for {len(args.masks)} masks")
+    if args.radiotherapy_end_days is not None:
+        from .compare import _check_radiotherapy
+
+        _check_radiotherapy(args.criteria, True)
     result = evaluate_series(
         args.masks, args.days, timepoints=args.timepoints,
         clinical=_clinical_records(args, len(args.masks)),
@@ -100,8 +104,8 @@ def command(args: argparse.Namespace) -> str:
     tp_cols = [
         "timepoint", "days_from_baseline", "total_volume_mm3", "target_volume_mm3",
         "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions",
-        "equivocal_new_lesions", "nontarget_progression", "category", "confirmed",
-        "within_measurement_error", "reason",
+        "equivocal_new_lesions", "nontarget_progression", "post_progression", "category",
+        "confirmed", "within_measurement_error", "reason_code", "reason",
     ]
     tr_cols = [
         "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status", "volume_mm3",

@@ -247,3 +247,12 @@ def test_track_and_compare_report_compartments_per_lesion_and_timepoint(capsys, 
     code, out, err = run(capsys, "compare", g, g, "--compartments", "brats2021", "--format", "json")
     side = json.loads(out)["followup"]
     assert side["lesions"][0]["compartment_volumes_mm3"] == want  # whole tumour: one lesion
+
+
+def test_radiotherapy_end_days_must_be_able_to_act(capsys):
+    code, out, err = run(capsys, "compare", BASE, FOLLOW, "--criteria", "rano2-vol",
+                         "--radiotherapy-end-days", "-10")
+    assert code == EXIT_INPUT_ERROR and "needs --days" in err
+    code, out, err = run(capsys, "compare", BASE, FOLLOW, "--days", "56",
+                         "--radiotherapy-end-days", "-10")
+    assert code == EXIT_INPUT_ERROR and "lin2009 have no radiotherapy rule" in err

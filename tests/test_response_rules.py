@@ -280,10 +280,18 @@ def test_brats2021_compartment_volumes_sum_to_the_whole_tumour():
     assert ls.compartment_volumes_mm3 == pytest.approx(
         {"enhancing": n4 * vv, "nonenhancing": n1 * vv, "edema": n2 * vv})
     assert sum(ls.compartment_volumes_mm3.values()) == pytest.approx((data > 0).sum() * vv)
-    # every lesion (whole tumour here) carries its compartments; the speck is its own lesion
-    big = ls.lesions[0]
-    assert big.compartment_volumes_mm3["edema"] == pytest.approx((n2 - 1) * vv)
-    assert sum(big.compartment_volumes_mm3.values()) == pytest.approx(big.volume_mm3)
+    # the lesions are the tumour core (enhancing + necrosis: one lesion here), never oedema;
+    # the lesion carries the oedema of its whole-tumour component, the far speck is nobody's
+    (big,) = ls.lesions
+    assert big.volume_mm3 == pytest.approx((n4 + n1) * vv)
+    assert big.compartment_volumes_mm3 == pytest.approx(
+        {"enhancing": n4 * vv, "nonenhancing": n1 * vv, "edema": (n2 - 1) * vv})
+    # with --labels, the labels chosen form the lesions (here the whole tumour, speck included)
+    whole = measure(mask_from_array(data, AFFINE),
+                    MeasureOptions(compartments="brats2021", labels="1,2,4"))
+    assert whole.lesion_count == 2
+    assert sum(whole.lesions[0].compartment_volumes_mm3.values()) == pytest.approx(
+        whole.lesions[0].volume_mm3)
     # under rano2-vol the lesions are the enhancing components; the necrosis and oedema of the
     # same whole-tumour component are the lesion's, the distant speck is nobody's
     rano = measure(mask_from_array(data, AFFINE), MeasureOptions(compartments="brats2021"),
@@ -390,8 +398,11 @@ def test_brats2015_multiclass_float_labels_from_realdata(realdata):
     ls = measure(path, MeasureOptions(compartments="brats2015"))
     assert ls.compartment_volumes_mm3 == {"enhancing": 31485.0, "nonenhancing": 26371.0 + 818.0,
                                           "edema": 53050.0}
-    assert sum(ls.compartment_volumes_mm3.values()) == ls.total_volume_mm3 == 111724.0
-    assert sum(sum(les.compartment_volumes_mm3.values()) for les in ls.lesions) == 111724.0
+    assert sum(ls.compartment_volumes_mm3.values()) == 111724.0
+    assert ls.total_volume_mm3 == 31485.0 + 26371.0 + 818.0  # the tumour core
+    # every voxel of a whole-tumour component holding a core lesion is given to one lesion
+    assigned = sum(sum(les.compartment_volumes_mm3.values()) for les in ls.lesions)
+    assert 58674.0 <= assigned <= 111724.0
     with pytest.raises(MaskError, match="labels 3 are not in the brats2021"):
         measure(path, MeasureOptions(compartments="brats2021"))
 
@@ -422,3 +433,35 @@ def test_a_pd_scan_whose_targets_shrank_is_not_a_responder():
                            mask(SHRUNK, nontarget(13))], [0, 56, 112])
     assert res.subject.responder_20pct is True
     assert res.subject.time_to_responder_20pct_days == 56
+
+
+def test_rano2_refuses_a_multi_label_mask_without_a_convention():
+    data = brats2021_mask()
+    with pytest.raises(MaskError, match=r"rano2-vol measures the enhancing compartment but the "
+                                        r"mask holds 3 labels \(1, 2, 4\).*--compartments"):
+        measure(mask_from_array(data, AFFINE), criteria="rano2-vol")
+    # a binary (enhancing-only) mask, or labels chosen by hand, are measured as they are
+    assert measure(mask_from_array((data == 4).astype(np.uint8), AFFINE),
+                   criteria="rano2-vol").lesion_count == 1
+    assert measure(mask_from_array(data, AFFINE), MeasureOptions(labels="4"),
+                   "rano2-vol").lesion_count == 1
+
+
+def test_cr_of_the_enhancing_compartment_says_what_remains():
+    data = brats2021_mask()
+    after = np.where(data == 4, 0, data).astype(np.uint8)  # enhancing gone, necrosis + oedema left
+    res = evaluate_series([mask_from_array(data, AFFINE), mask_from_array(after, AFFINE)],
+                          [0, 56], criteria="rano2-vol",
+                          options=MeasureOptions(compartments="brats2021"))
+    t1 = res.timepoints[1]
+    assert t1.category == "CR"
+    assert "no lesion left in the measured compartment(s); the mask still holds nonenhancing" \
+        in t1.reason
+
+
+def test_a_scan_during_radiotherapy_is_worded_so():
+    res = rano2([mask(TARGET), mask(GROWN)], [0, 30], radiotherapy_end_days=60)
+    assert "during radiotherapy (30 days before its end)" in res.timepoints[1].reason
+    res = rano2([mask(TARGET), mask(GROWN)], None, radiotherapy_end_days=60)
+    assert res.timepoints[1].category == "PD"
+    assert "radiotherapy confirmation rule not applied" in res.timepoints[1].reason

@@ -78,8 +78,9 @@ def measure(
     """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is.
 
     ``criteria`` gives the measurability rule (longest and perpendicular diameter, slices) and,
-    with ``options.compartments``, the compartments that form the lesions
-    (``response_compartments``; without it the labels selected, or every non-zero label).
+    with ``options.compartments``, the compartments that form the lesions (the labels selected,
+    else the criteria's ``response_compartments``, else :data:`TUMOUR_CORE`). Criteria with
+    response compartments refuse a multi-label mask given without a convention.
     """
     opts = options or MeasureOptions()
     crit = get_criteria(criteria)
@@ -90,6 +91,13 @@ def measure(
     mask = source if isinstance(source, Mask) else read_mask(
         source, labels=read_labels, threshold=opts.threshold, max_bytes=opts.max_bytes
     )
+    if isinstance(source, Mask) and read_labels is not None:  # a file applies them when read
+        sel = parse_labels(read_labels)
+        data = np.where(np.isin(mask.data, sel), mask.data, 0).astype(mask.data.dtype, copy=False)
+        mask = replace(mask, data=data, labels=sel)
+    if (convention is None and opts.labels is None and not opts.instance_labels
+            and crit.response_compartments):
+        _refuse_unlabelled_compartments(mask, crit)
     full = None
     if convention is not None:
         full = mask.data
@@ -113,14 +121,37 @@ def measure(
     return lesions
 
 
+def _refuse_unlabelled_compartments(mask: Mask, crit: Criteria) -> None:
+    """Criteria that measure compartments (``rano2-vol``: enhancing) on a multi-label mask
+    without a convention would measure every label: refused, with the fix."""
+    from .errors import MaskError
+
+    present = np.unique(mask.data)
+    present = present[present > 0]
+    if len(present) > 1:
+        raise MaskError(
+            mask.path,
+            f"{crit.name} measures the {' and '.join(crit.response_compartments or ())} "
+            f"compartment but the mask holds {len(present)} labels "
+            f"({', '.join(map(str, present.tolist()))}) and no compartment convention was given",
+            "name the mask's label convention (--compartments brats2021, brats2023, brats-mets, "
+            "lumiere, ...; MeasureOptions(compartments=...)), or select the labels to measure "
+            "with --labels",
+        )
+
+
+TUMOUR_CORE = ("enhancing", "nonenhancing")
+"""The compartments that form the lesions under a compartment convention when the criteria name
+none: the contrast-enhancing lesion with its necrotic / non-enhancing core, as a reader measures
+it on post-contrast T1; never the surrounding oedema or a resection cavity."""
+
+
 def _region(opts: MeasureOptions, crit: Criteria, convention: Any) -> tuple[int, ...] | None:
     """The label values that form the lesions under a compartment convention: the labels
-    selected, else the criteria's response compartments, else every label (``None``)."""
+    selected, else the criteria's response compartments, else the tumour core."""
     if opts.labels is not None:
         return parse_labels(opts.labels)
-    if crit.response_compartments:
-        return convention.labels_of(tuple(crit.response_compartments))
-    return None
+    return convention.labels_of(tuple(crit.response_compartments or TUMOUR_CORE))
 
 
 def evaluate_series(

@@ -330,11 +330,12 @@ def _type_error(name: str, value: Any) -> str | None:
         return None if isinstance(value, bool) else f"{name} must be true or false, got {value!r}"
     if name in _STR_FIELDS:
         return None if isinstance(value, str) else f"{name} must be a string, got {value!r}"
+    none = ' (or "none")' if name in _NULLABLE else ""
     if name in _INT_FIELDS:
         ok = isinstance(value, int) and not isinstance(value, bool)
-        return None if ok else f"{name} must be a whole number, got {value!r}"
+        return None if ok else f"{name} must be a whole number{none}, got {value!r}"
     ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return None if ok else f"{name} must be a number, got {value!r}"
+    return None if ok else f"{name} must be a number{none}, got {value!r}"
 
 
 def with_overrides(criteria: Criteria, **changes: Any) -> Criteria:

@@ -116,6 +116,10 @@ def categorise(w: Work, cur_set: LesionSet, pct_b: float, unequivocal: list[Lesi
     blockers = _blockers(cur_clin, base_clin, c)
     if cur_set.total_volume_mm3 == 0 and not unequivocal:
         level, why = Category.CR, "all lesions resolved"
+        rest = {k: v for k, v in cur_set.compartment_volumes_mm3.items() if v > 0}
+        if rest:  # other compartments remain: say that CR is of the measured one(s)
+            why = ("no lesion left in the measured compartment(s); the mask still holds "
+                   + ", ".join(f"{k} {v:.1f} mm3" for k, v in rest.items()))
         if c.cr_requires_off_steroids and cur_clin.steroid_dose_mg:
             level = Category.PR
             why = f"all lesions resolved but on steroids ({cur_clin.steroid_dose_mg:g} mg)"

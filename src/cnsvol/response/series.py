@@ -147,9 +147,14 @@ def _radiotherapy_window(s: _Series, work: list[Work]) -> None:
     n = len(work)
     for t in range(1, n):
         w, day = work[t], s.days[t]
+        if w.category == Category.PD and day is None:
+            w.notes.append("radiotherapy confirmation rule not applied: the scan's day is "
+                           "unknown")
+            continue
         if w.category != Category.PD or day is None or not day - end <= window:
             continue
-        since = f"{day - end:g} days after the end of radiotherapy (<= {window} days)"
+        since = (f"{day - end:g} days after the end of radiotherapy (<= {window} days)"
+                 if day >= end else f"during radiotherapy ({end - day:g} days before its end)")
         if t + 1 < n and work[t + 1].category == Category.PD:
             w.notes.append(f"{since}: confirmed by the next scan ({s.labels[t + 1]})")
             continue
