@@ -79,7 +79,8 @@ def command(args: argparse.Namespace) -> str:
                 (
                     t["track_id"], t["status"], " ".join(map(str, t["baseline_lesion_ids"])),
                     " ".join(map(str, t["followup_lesion_ids"])), t["baseline_volume_mm3"],
-                    t["followup_volume_mm3"], F.pct(t["percent_change"]),
+                    t["followup_volume_mm3"],
+                    F.pct(t["percent_change"]) if t["baseline_volume_mm3"] else "n/a (new)",
                     t["within_measurement_error"], t["is_target"],
                 )
                 for t in d["tracks"]

@@ -32,6 +32,7 @@ DOCUMENTED_COLUMNS = {
         "subject_id", "status", "error", "n_timepoints", "arm", "best_response",
         "best_percent_change", "responder_20pct", "objective_response", "time_to_response_days",
         "time_to_responder_20pct_days", "progression_days", "first_followup_days",
+        "progression_reason",
         "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions",
         "equivocal_new_lesions", "has_pfs",
         "pfs_days", "pfs_event",
@@ -454,11 +455,11 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # 12 mm3 voxel is now an equivocal new lesion), S05 week24 SD -> PD post_progression, and the
 # reason/reason_code of every timepoint after a first PD (post_progression); subjects.csv: S10
 # and S25 best response PD -> SD, progression_days 56 -> empty, a new equivocal_new_lesions
-# column (1 for S10 and S25, else 0); cohort.json: the naive Cox fit's
+# column (1 for S10 and S25, else 0) and progression_reason (the first PD's findings); cohort.json: the naive Cox fit's
 # p and upper limit in the last binary digit (Efron ties; the demo's PFS times are untied).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
-    "subjects.csv": "c5d61e53355a2ae53a4b66ba2d24c4ff8511cf46fb342edc505416e245f2ba02",
+    "subjects.csv": "122ad36e5bf9a01f4ec326c17ba12e174a077c8c6a54908a8b75ef9eb12d428e",
     "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
     "lesions.csv": "0a6e39d47aa3868f38ce5d32c3ae4708cf07dfce2cddbd7794135ed1c80bd29f",

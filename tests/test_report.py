@@ -572,3 +572,23 @@ def test_waterfall_marks_equivocal_only_new_lesions_apart():
     assert _new_kind({"new_lesions": 1, "equivocal_new_lesions": 1}) == "equivocal"
     assert _new_kind({"new_lesions": 2, "equivocal_new_lesions": 1}) == "unequivocal"
     assert _new_kind({"new_lesions": 1}) == "unequivocal"  # older tables: no equivocal column
+
+
+def test_subjects_table_says_what_made_the_first_pd_and_lists_equivocal_lesions():
+    from cnsvol.report.sections_subjects import _short_reason, _subject_cells
+
+    row = {"subject_id": "S1", "status": "ok", "best_response": "SD", "progression_days": 112,
+           "progression_reason": "target sum +63.8% vs nadir (5772.0 -> 9456.0 mm3) (within "
+                                 "measurement error, +/-4896.0 mm3)",
+           "equivocal_new_lesions": 1}
+    cells = [str(c) for c in _subject_cells(Path("/nonexistent"), row)]
+    assert "112<br><span class=\"muted\">target sum +63.8% vs nadir (within measurement " \
+           "error)</span>" in cells
+    assert "1 equivocal new lesion(s)" in cells[2]
+    assert _short_reason("1 new lesion(s) (largest 14.1 mm); non-target progression: 1 "
+                         "lesion(s) grew (5.7 -> 17.0 mm)") == (
+        "1 new lesion(s); non-target progression: 1 lesion(s) grew (5.7 -> 17.0 mm)")
+    # a folder written before these columns existed still renders
+    old = [str(c) for c in _subject_cells(Path("/nonexistent"), {"subject_id": "S2",
+                                                                   "progression_days": 56})]
+    assert old[5] == "56"

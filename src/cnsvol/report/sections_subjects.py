@@ -4,6 +4,7 @@ pictures, failed subjects, the criteria definition and the run's provenance."""
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 from collections.abc import Iterator
@@ -38,7 +39,12 @@ def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
         yield el("tr", [el("td", cell) for cell in _subject_cells(out, s)])
     yield join(Markup("</tbody></table>"), el(
         "p", "Best % change: most negative change of the target sum vs baseline up to the first "
-        "progression. QC pictures open from the figures/qc folder beside this file.",
+        "progression. \u226520% reduction: on a scan before the first progression. "
+        "Progression: the first PD, with what made it (target sum, a new lesion at or above the "
+        "criteria's floor or a smaller one confirmed by growth, unequivocal growth of a "
+        "non-target lesion, a clinical modifier); every later scan is PD post-progression in "
+        "timepoints.csv. Equivocal new lesions (below the floor, never confirmed) are listed "
+        "but are not progression. QC pictures open from the figures/qc folder beside this file.",
         class_="muted"), Markup("</section>"))
 
 
@@ -57,11 +63,26 @@ def _subject_cells(out: Path, s: dict[str, Any]) -> list[Any]:
             "progressed/died" if event else "censored" if event is False else "event unknown"
         )
     best = el("span", "failed", class_="failed") if failed else text(s.get("best_response")) or NA
+    progression: Any = fmt_int(s.get("progression_days"))
+    why = _short_reason(text(s.get("progression_reason")))
+    if why and number(s.get("progression_days")) is not None:
+        progression = join(progression, el("br"), el("span", why, class_="muted"))
+    equivocal = number(s.get("equivocal_new_lesions")) or 0
+    if equivocal and not failed:
+        best = join(best, el("br"), el("span", f"{equivocal:g} equivocal new lesion(s)",
+                                       class_="muted"))
     return [
         el("code", sid), text(s.get("arm")) or NA, best,
         fmt_pct_change(s.get("best_percent_change")), yes_no(s.get("responder_20pct")),
-        fmt_int(s.get("progression_days")), pfs, qc,
+        progression, pfs, qc,
     ]
+
+
+def _short_reason(reason: str) -> str:
+    """A PD reason for the table: the findings without their volumes (kept in subjects.csv),
+    keeping a measurement-error warning."""
+    out = re.sub(r" \((?:\d[^()]*->[^()]*mm3|largest [^()]*)\)", "", reason)
+    return re.sub(r" \(within measurement error, [^()]*\)", " (within measurement error)", out)
 
 
 def failed_section(subjects: Any, cohort: CohortSummary | None) -> Markup:

@@ -119,13 +119,14 @@ class SubjectSummary:
     reason: str = ""
     time_to_responder_20pct_days: float | None = None
     first_followup_days: float | None = None
+    progression_reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SubjectSummary:
-        values = {f.name: d[f.name] for f in fields(cls)}
+        values = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         values["best_response"] = Category(d["best_response"])
         return cls(**values)
 
@@ -197,4 +198,6 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("progression_days", "float64", "days", "day of the first PD (dated back for "
            "confirmed equivocal new lesions)"),
     Column("first_followup_days", "float64", "days", "day of the first follow-up scan"),
+    Column("progression_reason", "string", None, "what made the first PD (target sum, new or "
+           "non-target lesion, clinical modifier), as in that timepoint's reason"),
 )

@@ -89,4 +89,13 @@ def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
         reason=next((r.reason for r, cat in zip(upto, counted) if cat == best), ""),
         time_to_responder_20pct_days=reducing[0].days_from_baseline if reducing else None,
         first_followup_days=follow[0].days_from_baseline,
+        progression_reason=_pd_reason(first_pd.reason) if first_pd else "",
     )
+
+
+def _pd_reason(reason: str) -> str:
+    """A PD timepoint's findings, without its trailing notes and the volumetric-only remark."""
+    for tail in (" (volumetric-only", " ["):
+        if tail in reason:
+            reason = reason[:reason.index(tail)]
+    return reason
