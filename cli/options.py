@@ -71,6 +71,17 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         help="refuse a mask whose decoded data would exceed G GiB (default: 4)",
     )
     p.add_argument(
+        "--mask-kind", choices=("auto", "labels", "probability"), default="auto",
+        help="what the mask's values are: auto (integer labels, or a map in [0, 1]; more than "
+        "256 distinct labels is refused as an image), labels (any number of labels, e.g. an "
+        "instance mask) or probability (a map in [0, 1], thresholded); default: auto",
+    )
+    p.add_argument(
+        "--allow-large-lesions", action="store_true",
+        help="accept a lesion foreground above 1.5 L or a quarter of a head-sized field of view "
+        "(refused by default: an image or a brain mask given as a lesion mask)",
+    )
+    p.add_argument(
         "--diameter-convention", choices=("corners", "centres"), default="corners",
         help="diameters between outer voxel corners (edge to edge, as calipers are placed; "
         "default) or between voxel centres",
@@ -103,4 +114,6 @@ def measure_options(args: argparse.Namespace) -> Any:
         max_bytes=int(args.max_gib * 1024**3),
         diameter_convention=args.diameter_convention,
         compartments=args.compartments,
+        mask_kind=args.mask_kind,
+        allow_large_lesions=args.allow_large_lesions,
     )

@@ -39,7 +39,8 @@ MaskSource = str | Path | Mask | LesionSet
 class MeasureOptions:
     """How masks become lesion sets and are matched (shared by every timepoint).
 
-    ``labels``, ``threshold``, ``max_bytes``: reading (:func:`cnsvol.read_mask`);
+    ``labels``, ``threshold``, ``max_bytes``, ``mask_kind``, ``allow_large_lesions``: reading
+    and the plausibility checks (:func:`cnsvol.read_mask`);
     ``connectivity``, ``min_volume_mm3``, ``instance_labels``, ``diameter_convention``:
     finding and measuring lesions (:func:`cnsvol.find_lesions`); ``compartments``: the label
     convention of a multi-label tumour mask (:mod:`cnsvol.lesions.compartments`: ``brats2021``,
@@ -58,6 +59,8 @@ class MeasureOptions:
     centroid_fallback: bool = True
     diameter_convention: DiameterConvention = "corners"
     compartments: str | None = None
+    mask_kind: str = "auto"
+    allow_large_lesions: bool = False
 
     def __post_init__(self) -> None:
         if self.diameter_convention not in ("corners", "centres"):
@@ -65,6 +68,9 @@ class MeasureOptions:
                              f"{self.diameter_convention!r}")
         if self.compartments is not None:
             object.__setattr__(self, "compartments", get_convention(self.compartments).name)
+        if self.mask_kind not in ("auto", "labels", "probability"):
+            raise ValueError("mask_kind must be 'auto', 'labels' or 'probability', got "
+                             f"{self.mask_kind!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""
@@ -89,7 +95,9 @@ def measure(
     convention = get_convention(opts.compartments) if opts.compartments else None
     read_labels = None if convention else opts.labels
     mask = source if isinstance(source, Mask) else read_mask(
-        source, labels=read_labels, threshold=opts.threshold, max_bytes=opts.max_bytes
+        source, labels=read_labels, threshold=opts.threshold, max_bytes=opts.max_bytes,
+        mask_kind="labels" if opts.instance_labels and opts.mask_kind == "auto" else opts.mask_kind,
+        allow_large_lesions=opts.allow_large_lesions,
     )
     if isinstance(source, Mask) and read_labels is not None:  # a file applies them when read
         sel = parse_labels(read_labels)

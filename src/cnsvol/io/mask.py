@@ -25,6 +25,7 @@ __all__ = [
     "Mask",
     "Storage",
     "check_affine",
+    "check_lesion_extent",
     "check_not_all_foreground",
     "mask_from_array",
     "parse_labels_for",
@@ -132,15 +133,29 @@ def parse_labels_for(path: Path | None, labels: object) -> tuple[int, ...] | Non
         raise MaskError(path, str(exc), "use e.g. --labels 1,3 or --labels brats-wt") from None
 
 
+MAX_DISTINCT_LABELS = 256
+"""A label mask with more distinct non-zero values than this is refused unless
+``mask_kind="labels"`` (an image stored as integers has thousands)."""
+
+
 def to_labels(
     raw: np.ndarray,
     path: Path | None,
     threshold: float,
     selection: tuple[int, ...] | None,
+    mask_kind: str = "auto",
 ) -> tuple[np.ndarray, Storage, float | None]:
-    """Turn stored voxel values into a non-negative integer label array (see module doc)."""
+    """Turn stored voxel values into a non-negative integer label array (see module doc).
+
+    ``mask_kind``: ``"auto"`` (integer labels, or a fractional map in [0, 1]; more than
+    :data:`MAX_DISTINCT_LABELS` distinct labels is refused as an image), ``"labels"`` (as many
+    labels as stored) or ``"probability"`` (a map in [0, 1], thresholded)."""
+    if mask_kind not in ("auto", "labels", "probability"):
+        raise ValueError(f"mask_kind must be 'auto', 'labels' or 'probability', got {mask_kind!r}")
     if raw.dtype == np.bool_:
         raw = raw.view(np.uint8)
+    if mask_kind == "probability":
+        return _probability(raw, path, threshold, selection)
     if raw.dtype.kind == "f":
         data, storage, used = _float_to_labels(raw, path, threshold, selection)
     elif raw.dtype.kind in "iu":
@@ -154,9 +169,45 @@ def to_labels(
                 )
     else:
         raise MaskError(path, f"unsupported voxel type {raw.dtype}", "save integer or float labels")
+    if mask_kind == "auto":
+        _check_distinct(data, path)
     if selection is not None:
         data = np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
     return data, storage, used
+
+
+def _check_distinct(data: np.ndarray, path: Path | None) -> None:
+    """Refuse integer data with more distinct non-zero values than a label mask has (checked
+    only when the largest value allows it, so a normal mask costs a max())."""
+    if not data.size or int(data.max()) <= MAX_DISTINCT_LABELS:
+        return
+    values = np.unique(data[data != 0])
+    if len(values) > MAX_DISTINCT_LABELS:
+        raise MaskError(
+            path,
+            f"{len(values):,} distinct voxel values ({int(values[0])} to {int(values[-1])}): "
+            f"a lesion mask holds a few labels, this looks like an intensity image, not a "
+            f"plausible lesion mask",
+            "give the segmentation, not the image (check mask_path and image_path in the "
+            "manifest); for an instance-labelled mask with that many lesions use --mask-kind "
+            "labels (or --instance-labels)",
+        )
+
+
+def _probability(raw: np.ndarray, path: Path | None, threshold: float,
+                 selection: tuple[int, ...] | None) -> tuple[np.ndarray, Storage, float | None]:
+    """``mask_kind="probability"``: values in [0, 1], lesion where ``value >= threshold``."""
+    if selection is not None:
+        raise MaskError(path, "a probability map cannot be label-selected",
+                        "drop --labels, or drop --mask-kind probability for a label map")
+    if raw.dtype.kind == "f" and not np.all(np.isfinite(raw)):
+        raise MaskError(path, "NaN or infinite voxel values",
+                        "replace them with 0 (e.g. numpy.nan_to_num) and save the mask again")
+    lo, hi = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 0.0)
+    if lo < 0 or hi > 1:
+        raise MaskError(path, f"values in [{lo:g}, {hi:g}] with --mask-kind probability",
+                        "a probability map lies in [0, 1]: rescale it, or drop --mask-kind")
+    return (raw >= threshold).astype(np.uint8), Storage.FLOAT_THRESHOLDED, float(threshold)
 
 
 def _float_to_labels(
@@ -185,10 +236,43 @@ def _float_to_labels(
             path, f"fractional float values in [{lo:g}, {hi:g}] cannot be label-selected",
             "drop --labels (the map is thresholded at --threshold), or save an integer label map",
         )
-    if lo < 0:
-        raise MaskError(path, f"negative value {lo:g} in a fractional mask",
-                        "save a probability map in [0, 1] or an integer label map")
+    if lo < 0 or hi > 1 + INTEGRAL_TOLERANCE:
+        raise MaskError(
+            path,
+            f"fractional values in [{lo:g}, {hi:g}]: neither integer labels nor a probability "
+            "map in [0, 1]; this looks like an intensity image, not a plausible lesion mask",
+            "give the segmentation, not the image (check mask_path and image_path in the "
+            "manifest); save a probability map in [0, 1] or an integer label map",
+        )
     return (raw >= threshold).astype(np.uint8), Storage.FLOAT_THRESHOLDED, float(threshold)
+
+
+MAX_LESION_VOLUME_MM3 = 1.5e6
+"""Total lesion volume above which a mask is refused unless ``allow_large_lesions`` (1.5 L:
+more than a whole brain's worth of lesion is an image or a head mask, not lesions)."""
+MAX_FIELD_OF_VIEW_FRACTION = 0.25
+"""Fraction of the field of view above which a mask is refused unless ``allow_large_lesions``,
+when the field of view is head-sized (at least :data:`HEAD_FIELD_OF_VIEW_MM3`): a mask cropped
+around its lesion, or a phantom, fills its small field of view legitimately."""
+HEAD_FIELD_OF_VIEW_MM3 = 1.0e6
+
+
+def check_lesion_extent(data: np.ndarray, voxel_volume_mm3: float, path: Path | None) -> None:
+    """Refuse a mask whose foreground is not plausibly lesion tissue: more than 1.5 L, or more
+    than a quarter of a head-sized field of view (``allow_large_lesions`` skips this check)."""
+    n = int(np.count_nonzero(data))
+    volume, fraction = n * voxel_volume_mm3, n / max(data.size, 1)
+    head_sized = data.size * voxel_volume_mm3 >= HEAD_FIELD_OF_VIEW_MM3
+    if volume > MAX_LESION_VOLUME_MM3 or (head_sized and fraction > MAX_FIELD_OF_VIEW_FRACTION):
+        raise MaskError(
+            path,
+            f"its foreground is {volume / 1e6:.2f} L ({n:,} voxels, {fraction:.0%} of the field "
+            f"of view): lesions are a small part of the head, so this is not a plausible lesion "
+            f"mask (limits: {MAX_LESION_VOLUME_MM3 / 1e6:g} L, and "
+            f"{MAX_FIELD_OF_VIEW_FRACTION:.0%} of a field of view of 1 L or more)",
+            "give the segmentation, not the image or a brain mask (check mask_path and "
+            "image_path in the manifest); for a real lesion this large use --allow-large-lesions",
+        )
 
 
 def check_not_all_foreground(data: np.ndarray, path: Path) -> None:

@@ -23,7 +23,8 @@ from ..errors import MaskError
 from .files import DEFAULT_MAX_BYTES, check_file
 from .itk import read_sitk
 from .mask import (
-    DEFAULT_THRESHOLD, Mask, check_affine, check_not_all_foreground, parse_labels_for, to_labels,
+    DEFAULT_THRESHOLD, Mask, check_affine, check_lesion_extent, check_not_all_foreground,
+    parse_labels_for, to_labels,
 )
 from .nifti import read_nifti
 
@@ -53,6 +54,8 @@ def read_mask(
     labels: str | tuple[int, ...] | list[int] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    mask_kind: str = "auto",
+    allow_large_lesions: bool = False,
 ) -> Mask:
     """Read a lesion mask file into a :class:`Mask` in RAS+ millimetres.
 
@@ -62,6 +65,10 @@ def read_mask(
             a preset name (see :mod:`cnsvol.labelsets`), ``"1,3"`` or a sequence of ints.
         threshold: foreground threshold for fractional float masks (``value >= threshold``).
         max_bytes: refuse, before reading any voxel, a file whose data would need more memory.
+        mask_kind: ``"auto"``, ``"labels"`` or ``"probability"`` (:func:`~cnsvol.io.mask.to_labels`):
+            what the stored values are; ``"auto"`` refuses more than 256 distinct labels.
+        allow_large_lesions: accept a foreground above 1.5 L or a quarter of the field of view
+            (refused by default: an image or a head mask given as a lesion mask).
 
     Raises:
         MaskError: the file is missing, unreadable, not a regular file, not 3D, truncated,
@@ -76,9 +83,11 @@ def read_mask(
         raw, affine, fmt, notes = read_nifti(path, max_bytes)
     else:
         raw, affine, fmt, notes = read_sitk(path, max_bytes)
-    data, storage, used_threshold = to_labels(raw, path, threshold, selection)
+    data, storage, used_threshold = to_labels(raw, path, threshold, selection, mask_kind)
     check_not_all_foreground(data, path)
     check_affine(affine, path)
+    if not allow_large_lesions:
+        check_lesion_extent(data, float(abs(np.linalg.det(affine[:3, :3]))), path)
     return Mask(
         data=data,
         affine=affine,
