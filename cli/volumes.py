@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from . import render as F
@@ -34,6 +35,11 @@ def command(args: argparse.Namespace) -> str:
 
     opts = measure_options(args)
     sets = [measure(path, opts, args.criteria) for path in args.masks]
+    for ls in sets:  # a label selection that matches nothing is never silent
+        if ls.mask.labels_found is not None:
+            found = ", ".join(map(str, ls.mask.labels_found)) or "none"
+            sys.stderr.write(f"cnsvol volumes: warning: {ls.mask.name}: none of the labels "
+                             f"{args.labels} is in this mask (labels present: {found})\n")
     if args.format == "json":
         docs = [ls.to_dict() for ls in sets]
         return F.to_json(docs[0] if len(docs) == 1 else docs)

@@ -132,3 +132,65 @@ def test_a_manifest_with_image_and_mask_swapped_fails_those_subjects(realdata, t
     shown = "".join(capsys.readouterr())
     assert code == 3  # finished, one subject failed
     assert "failed B" in shown and "not a plausible lesion mask" in shown
+
+
+# --------------------------------------------------------------------------------------------
+# labels that exist nowhere
+
+
+def two_label_mask(path, labels=(2, 3)):
+    data = np.zeros((30, 30, 10), np.uint8)
+    data[2:14, 2:14, 2:5] = labels[0]  # 12 x 12 mm: measurable
+    if len(labels) > 1:
+        data[20:24, 20:24, 2:5] = labels[1]
+    return str(save(path, data))
+
+
+def test_volumes_warns_with_the_labels_present(tmp_path, capsys):
+    path = two_label_mask(tmp_path / "m.nii.gz")
+    assert main(["volumes", path, "--labels", "brats-et"]) == EXIT_OK
+    out, err = capsys.readouterr()
+    assert "0 lesion(s)" in out
+    assert "none of the labels brats-et is in this mask (labels present: 2, 3)" in err
+    assert main(["volumes", path, "--labels", "3"]) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
+
+
+def manifest_of(tmp_path, rows):
+    path = tmp_path / "manifest.csv"
+    path.write_text("subject_id,timepoint,days_from_baseline,mask_path\n"
+                    + "".join(f"{s},{t},{d},{m}\n" for s, t, d, m in rows))
+    return str(path)
+
+
+def test_a_run_whose_labels_no_mask_holds_is_refused_before_any_work(tmp_path, capsys):
+    a, b = two_label_mask(tmp_path / "a.nii.gz"), two_label_mask(tmp_path / "b.nii.gz")
+    man = manifest_of(tmp_path, [("S1", "base", 0, a), ("S1", "wk8", 56, b)])
+    out = tmp_path / "out"
+    assert main(["run", man, "--out", str(out), "--labels", "4", "--no-qc", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "--labels 4: none of the 2 masks of the manifest holds these labels (labels found: " \
+           "2, 3)" in err
+    assert not out.exists()
+
+
+def test_a_subject_whose_masks_lack_the_labels_fails_and_a_vanished_label_is_a_response(
+        tmp_path, capsys):
+    import pandas as pd
+
+    with_4 = two_label_mask(tmp_path / "with4.nii.gz", (4, 2))
+    only_2 = two_label_mask(tmp_path / "only2.nii.gz", (2,))
+    other = two_label_mask(tmp_path / "other.nii.gz", (1, 2))
+    man = manifest_of(tmp_path, [
+        ("S1", "base", 0, with_4), ("S1", "wk8", 56, only_2),  # label 4 gone: a response
+        ("S2", "base", 0, other), ("S2", "wk8", 56, other),  # never label 4: fails
+    ])
+    out = tmp_path / "out"
+    code = main(["run", man, "--out", str(out), "--labels", "4", "--no-qc", "--quiet"])
+    capsys.readouterr()
+    assert code == 3
+    subjects = pd.read_csv(out / "subjects.csv").set_index("subject_id")
+    assert subjects.loc["S1", "status"] == "ok" and subjects.loc["S1", "best_response"] == "CR"
+    assert subjects.loc["S2", "status"] == "failed"
+    assert "none of its 2 masks holds the labels 4 (labels found: 1, 2)" in \
+        subjects.loc["S2", "error"]

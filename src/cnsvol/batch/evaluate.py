@@ -5,17 +5,19 @@ error, never an exception: one bad subject must never stop the cohort."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from ..cohort.manifest import SubjectPlan
-from ..errors import CnsvolError
+from ..errors import CnsvolError, ManifestError
+from ..io.read import read_mask
 from ..pipeline import evaluate_series
 from ..report.names import safe_filename
 from ..response.evaluation import SeriesResult
 from ..response.subject import SubjectResult
 from .config import RunConfig
 
-__all__ = ["evaluate_subject", "timed_evaluation"]
+__all__ = ["check_labels_in_cohort", "evaluate_subject", "timed_evaluation"]
 
 
 class _PlanError(CnsvolError):
@@ -47,6 +49,7 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
             options=config.options,
             radiotherapy_end_days=plan.radiotherapy_end_days,
         )
+        _check_labels_found(series, config)
     except Exception as exc:  # noqa: BLE001 - one bad subject must never stop the cohort
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
         message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
@@ -56,6 +59,53 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
         note = _draw_qc(plan, series, qc_dir)
         notes = (note,) if note else ()
     return SubjectResult.from_series(plan.subject_id, series, notes)
+
+
+def _check_labels_found(series: SeriesResult, config: RunConfig) -> None:
+    """A subject none of whose masks holds a label asked for fails, naming the labels found (a
+    label gone at a follow-up is a response, and fine)."""
+    found = [ls.mask.labels_found for ls in series.lesion_sets]
+    if config.options.labels is None or any(f is None for f in found):
+        return
+    present = sorted({v for f in found for v in (f or ())})
+    raise _PlanError(
+        f"none of its {len(found)} masks holds the labels {config.options.labels} (labels "
+        f"found: {', '.join(map(str, present)) or 'none'}). Fix: check --labels against the "
+        "masks' label convention"
+    )
+
+
+def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> None:
+    """Refuse, before any work, a run whose ``--labels`` no mask holds: masks are read one by
+    one until one holds a label asked for (the first, in a right run); masks that cannot be
+    read are left to their subject's evaluation."""
+    labels = config.options.labels
+    if labels is None or config.options.compartments is not None:
+        return
+    present: set[int] = set()
+    checked = 0
+    for plan in plans:
+        if plan.error:
+            continue
+        for scan in plan.scans:
+            try:
+                mask = read_mask(scan.mask, labels=labels, threshold=config.options.threshold,
+                                 max_bytes=config.options.max_bytes,
+                                 mask_kind=config.options.mask_kind,
+                                 allow_large_lesions=config.options.allow_large_lesions)
+            except (CnsvolError, OSError, ValueError):
+                continue
+            checked += 1
+            if mask.labels_found is None:
+                return
+            present.update(mask.labels_found)
+    if checked:
+        raise ManifestError(
+            f"--labels {labels}: none of the {checked} masks of the manifest holds these labels "
+            f"(labels found: {', '.join(map(str, sorted(present))) or 'none'}). Fix: give the "
+            "labels of the masks' convention (e.g. --labels brats-mets-et for BraTS-METS "
+            "enhancing tumour), or leave --labels out to measure every label"
+        )
 
 
 def _draw_qc(plan: SubjectPlan, series: SeriesResult, qc_dir: Path) -> str:

@@ -27,7 +27,7 @@ from ..report.names import safe_filename
 from ..response.criteria import Criteria
 from ..response.subject import SubjectResult
 from .config import RunConfig
-from .evaluate import timed_evaluation
+from .evaluate import check_labels_in_cohort, timed_evaluation
 from .executors import Executor, make_executor
 from .lock import FolderLock
 from .outputs import draw_figures_and_report, write_cohort_json, write_json, write_tables
@@ -102,6 +102,7 @@ def run_cohort(
     config = config if isinstance(config, RunConfig) else (
         RunConfig() if config is None else RunConfig(criteria=config))
     plans = _manifest(manifest)
+    check_labels_in_cohort(plans, config)
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
     parameters = _parameters(plans, out_dir, config, pfs_table, landmark_days, jobs, scheduler,
                              dask_local, force)

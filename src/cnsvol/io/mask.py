@@ -62,6 +62,8 @@ class Mask:
         threshold: the threshold used for a fractional float mask, else ``None``.
         notes: human-readable remarks about assumptions made while reading (e.g. units assumed
             to be millimetres because the header says "unknown").
+        labels_found: when ``labels`` selected nothing, the labels the file holds (empty when it
+            holds none); ``None`` otherwise.
     """
 
     data: np.ndarray
@@ -72,6 +74,7 @@ class Mask:
     labels: tuple[int, ...] | None = None
     threshold: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    labels_found: tuple[int, ...] | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:

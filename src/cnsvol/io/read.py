@@ -84,6 +84,13 @@ def read_mask(
     else:
         raw, affine, fmt, notes = read_sitk(path, max_bytes)
     data, storage, used_threshold = to_labels(raw, path, threshold, selection, mask_kind)
+    found, notes = None, list(notes)
+    if selection is not None and not data.any():  # the labels asked for are not in this file
+        full, _, _ = to_labels(raw, path, threshold, None, mask_kind)
+        values = np.unique(full)
+        found = tuple(int(v) for v in values[values > 0])
+        notes.append(f"none of the labels {', '.join(map(str, selection))} is in this mask; "
+                     f"labels present: {', '.join(map(str, found)) or 'none'}")
     check_not_all_foreground(data, path)
     check_affine(affine, path)
     if not allow_large_lesions:
@@ -97,6 +104,7 @@ def read_mask(
         labels=selection,
         threshold=used_threshold,
         notes=tuple(notes),
+        labels_found=found,
     )
 
 
