@@ -68,6 +68,13 @@ def _add_pfs_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arm-col", default="arm", help="treatment arm column (default: arm)")
     p.add_argument("--time-unit", choices=("days", "weeks", "months"), default="days",
                    help="unit of the PFS time column (default: days; months = 30.4375 days)")
+    p.add_argument("--delimiter", default=None, metavar="C", type=_delimiter,
+                   help="CSV delimiter of the manifest and the PFS table: ',', ';' or tab "
+                   "(default: detected from the header)")
+    p.add_argument("--decimal", default=".", choices=(".", ","),
+                   help="decimal mark of numbers in the manifest and the PFS table "
+                   "(default: '.'; ',' reads 409,5 as 409.5, with --delimiter ';' or a "
+                   "detected semicolon)")
     p.add_argument("--landmark-days", type=non_negative, default=None, metavar="N",
                    help="landmark for the PFS analysis, days (default: median first "
                    "follow-up day)")
@@ -79,12 +86,14 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     from .progress import Progress
 
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
-    manifest = read_manifest(args.manifest, skip_missing=args.skip_missing)
+    manifest = read_manifest(args.manifest, skip_missing=args.skip_missing,
+                             delimiter=args.delimiter, decimal=args.decimal)
     pfs = None
     if args.pfs:
         pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
                        event_col=args.pfs_event_col, arm_col=args.arm_col,
-                       time_unit=args.time_unit)
+                       time_unit=args.time_unit, delimiter=args.delimiter,
+                       decimal=args.decimal)
         for note in pfs.notes:
             print(f"cnsvol run: warning: {note}", file=sys.stderr)
     summary = run_cohort(
@@ -109,3 +118,10 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     lines.append(f"results: {summary.out_dir}")
     lines.append(f"report:  {summary.files['report']}")
     return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)
+
+
+def _delimiter(text: str) -> str:
+    value = {"tab": "\t", "\\t": "\t"}.get(text, text)
+    if value not in (",", ";", "\t"):
+        raise argparse.ArgumentTypeError(f"must be ',', ';' or tab, got {text!r}")
+    return value

@@ -44,7 +44,9 @@ from typing import Any
 
 from ..errors import ManifestError
 from ..response.clinical import NEURO_STATES, NOT_RECORDED, ClinicalStatus
-from .tabular import read_table, show_undecodable, undecodable_bytes
+from .tabular import (
+    DECIMAL_COMMA_HINT, looks_like_decimal_comma, read_table, show_undecodable, undecodable_bytes,
+)
 from .vocabulary import parse_yes_no
 
 __all__ = ["KNOWN_COLUMNS", "Manifest", "Scan", "SubjectPlan", "read_manifest"]
@@ -55,6 +57,7 @@ OPTIONAL = (
     "extracns_progression", "radiotherapy_end_days",
 )
 KNOWN_COLUMNS = REQUIRED + OPTIONAL
+_NUMERIC = ("days_from_baseline", "steroid_dose_mg", "radiotherapy_end_days")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +120,14 @@ class Manifest:
                 f"subject(s), {scans} scan(s), {failing} that cannot be run)")
 
 
-def read_manifest(path: str | Path, *, skip_missing: bool = False) -> Manifest:
-    """Read and validate a manifest (CSV or TSV); see the module docstring."""
+def read_manifest(path: str | Path, *, skip_missing: bool = False, delimiter: str | None = None,
+                  decimal: str = ".") -> Manifest:
+    """Read and validate a manifest (CSV or TSV); see the module docstring. ``delimiter``
+    (default: detected) and ``decimal`` (``","`` for ``56,5``) as for
+    :func:`~cnsvol.cohort.tabular.read_table`."""
     path = Path(path).resolve()
-    frame = read_table(path, "manifest", ManifestError, undecodable="mark")
+    frame = read_table(path, "manifest", ManifestError, undecodable="mark", delimiter=delimiter,
+                       decimal=decimal, numeric=_NUMERIC)
     _check_columns(path, frame)
     per_subject, subject_problems, problems = _group_rows(frame)
     plans: list[SubjectPlan] = []
@@ -287,7 +294,8 @@ def _radiotherapy_end(sid: str, rows: list[tuple[int, _Row]],
         except ValueError:
             value = float("nan")
         if value != value or value in (float("inf"), float("-inf")):
-            problems.append(f"row {n}: radiotherapy_end_days {text!r} is not a number of days")
+            problems.append(f"row {n}: radiotherapy_end_days {text!r} is not a number of days"
+                            + _comma_hint(text))
             continue
         values.setdefault(value, n)
     if len(values) > 1:
@@ -350,7 +358,8 @@ def _days(
     try:
         days = float(text)
     except ValueError:
-        problems.append(f"row {n}: days_from_baseline {text!r} is not a number")
+        problems.append(f"row {n}: days_from_baseline {text!r} is not a number"
+                        + _comma_hint(text))
         return None
     if not days >= 0:
         problems.append(f"row {n}: days_from_baseline {text!r} is negative")
@@ -374,7 +383,8 @@ def _clinical(row: _Row, n: int, problems: list[str]) -> ClinicalStatus | None:
             if not dose >= 0:
                 raise ValueError
         except ValueError:
-            problems.append(f"row {n}: steroid_dose_mg {dose_text!r} is not a number >= 0")
+            problems.append(f"row {n}: steroid_dose_mg {dose_text!r} is not a number >= 0"
+                            + _comma_hint(dose_text))
             ok = False
     if neuro is not None and neuro not in NEURO_STATES:
         problems.append(f"row {n}: neuro_status {neuro!r} is not one of {', '.join(NEURO_STATES)}")
@@ -389,3 +399,7 @@ def _clinical(row: _Row, n: int, problems: list[str]) -> ClinicalStatus | None:
         return None
     return NOT_RECORDED if (dose, neuro, extra) == (None, None, None) else ClinicalStatus(
         dose, neuro, extra)
+
+
+def _comma_hint(text: str) -> str:
+    return DECIMAL_COMMA_HINT if looks_like_decimal_comma(text) else ""

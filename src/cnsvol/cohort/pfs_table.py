@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ClinicalError
-from .tabular import read_table
+from .tabular import DECIMAL_COMMA_HINT, looks_like_decimal_comma, read_table
 from .vocabulary import EVENT_WORDS, parse_event
 
 __all__ = ["TIME_UNITS_DAYS", "PfsTable", "read_pfs"]
@@ -73,8 +73,13 @@ def read_pfs(
     event_col: str = "pfs_event",
     arm_col: str | None = "arm",
     time_unit: str = "days",
+    delimiter: str | None = None,
+    decimal: str = ".",
 ) -> PfsTable:
-    """Read and validate a PFS table (CSV, TSV, .xlsx or Parquet); see the module docstring."""
+    """Read and validate a PFS table (CSV, TSV, .xlsx or Parquet); see the module docstring.
+
+    ``delimiter`` (default: detected) and ``decimal`` (``","`` for ``409,5``) as for
+    :func:`~cnsvol.cohort.tabular.read_table`."""
     import pandas as pd
 
     path = Path(path)
@@ -82,7 +87,8 @@ def read_pfs(
         raise ClinicalError(
             f"{path}: unknown time unit {time_unit!r}. Fix: use one of {', '.join(TIME_UNITS_DAYS)}"
         )
-    raw = read_table(path, "PFS table", ClinicalError)
+    raw = read_table(path, "PFS table", ClinicalError, delimiter=delimiter, decimal=decimal,
+                     numeric=(time_col,))
     missing = [c for c in (id_col, time_col, event_col) if c not in raw.columns]
     if missing:
         raise ClinicalError(
@@ -174,9 +180,10 @@ class _RowProblems:
         self.flag(f"missing {time_col} for ", [
             (i, f"{ids[i]} (row {rows[i]})") for i in range(n)
             if pd.isna(times.iloc[i]) and raw_time[i] == ""])
-        self.flag(f"non-numeric {time_col}: ", [
-            (i, f"{ids[i]}={raw_time[i]!r} (row {rows[i]})") for i in range(n)
-            if pd.isna(times.iloc[i]) and raw_time[i] != ""])
+        bad = [i for i in range(n) if pd.isna(times.iloc[i]) and raw_time[i] != ""]
+        hint = DECIMAL_COMMA_HINT if any(looks_like_decimal_comma(raw_time[i]) for i in bad) else ""
+        self.flag(f"non-numeric {time_col}{hint}: ", [
+            (i, f"{ids[i]}={raw_time[i]!r} (row {rows[i]})") for i in bad])
         self.flag(f"negative {time_col}: ", [
             (i, f"{ids[i]}={times.iloc[i]:g} (row {rows[i]})") for i in range(n)
             if not pd.isna(times.iloc[i]) and times.iloc[i] < 0])

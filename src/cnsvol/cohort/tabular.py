@@ -11,13 +11,16 @@ rows concerned and keep the others.
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
-__all__ = ["read_table", "show_undecodable", "undecodable_bytes"]
+__all__ = ["DECIMAL_COMMA_HINT", "looks_like_decimal_comma", "read_table", "show_undecodable",
+           "undecodable_bytes"]
 
 
 def read_table(
-    path: str | Path, what: str, error: type[Exception], *, undecodable: str = "error"
+    path: str | Path, what: str, error: type[Exception], *, undecodable: str = "error",
+    delimiter: str | None = None, decimal: str = ".", numeric: tuple[str, ...] = (),
 ):  # -> pandas.DataFrame
     """Read a table with every cell as a Python string (object dtype; empty cells as ``""``),
     stripped of surrounding whitespace.
@@ -26,7 +29,14 @@ def read_table(
     class raised (with the file name, the problem and the fix). ``undecodable``: ``"error"``
     refuses a CSV/TSV that is not UTF-8; ``"mark"`` refuses it only when the header row is not
     UTF-8, and otherwise keeps each non-UTF-8 byte of a data cell as a marker character.
+
+    A CSV's delimiter (comma, semicolon or tab) is detected from its first lines unless
+    ``delimiter`` is given; a header holding more than one of them is refused, naming the
+    options. With ``decimal=","`` the cells of the ``numeric`` columns written with a decimal
+    comma (``409,5``) read as ``409.5``.
     """
+    if decimal not in (".", ","):
+        raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
     if undecodable not in ("error", "mark"):
         raise ValueError(f"undecodable must be 'error' or 'mark', not {undecodable!r}")
     import pandas as pd
@@ -50,7 +60,11 @@ def read_table(
         else:
             raw = path.read_bytes()
             text = _decode(raw, path, what, error, undecodable)
-            sep = "\t" if name.endswith((".tsv", ".tab")) else _sniff(text)
+            sep = delimiter or ("\t" if name.endswith((".tsv", ".tab"))
+                                else _sniff(text, path, what, error))
+            if sep == decimal:
+                raise error(f"{path}: the {what}'s delimiter and decimal mark are both {sep!r}. "
+                            "Fix: give --delimiter ';' with --decimal ,")
             frame = _csv_frame(text, sep)
             bad_header = [str(c) for c in frame.columns if undecodable_bytes(str(c))]
             if bad_header:
@@ -76,7 +90,27 @@ def read_table(
     frame.columns = [str(c).strip() for c in frame.columns]
     if name.endswith((".xlsx", ".xlsm", ".parquet")):  # CSV/TSV cells are stripped as read
         frame = frame.apply(lambda col: col.map(lambda v: str(v).strip()).astype(object))
+    if decimal == ",":
+        for col in numeric:
+            if col in frame.columns:
+                frame[col] = frame[col].map(_decimal_comma).astype(object)
     return frame
+
+
+_COMMA_NUMBER = re.compile(r"[+-]?[0-9]*,[0-9]+(?:[eE][+-]?[0-9]+)?")
+
+
+def _decimal_comma(cell: str) -> str:
+    """``409,5`` -> ``409.5``; any other text as it is."""
+    return cell.replace(",", ".") if _COMMA_NUMBER.fullmatch(cell) else cell
+
+
+DECIMAL_COMMA_HINT = " (a decimal comma? give --decimal ,)"
+
+
+def looks_like_decimal_comma(cell: str) -> bool:
+    """A number written with a decimal comma (for the hint of a non-numeric message)."""
+    return bool(_COMMA_NUMBER.fullmatch(cell.strip()))
 
 
 def _csv_frame(text: str, sep: str):  # -> pandas.DataFrame
@@ -166,8 +200,21 @@ def show_undecodable(text: str) -> str:
     return "".join(f"\\x{ord(c) - _MARK_BASE:02x}" if _is_mark(c) else c for c in text)
 
 
-def _sniff(text: str) -> str:
+_DELIMITERS = {",": "comma", ";": "semicolon", "\t": "tab"}
+
+
+def _sniff(text: str, path: Path, what: str, error: type[Exception]) -> str:
+    """The delimiter of a CSV: the one character among comma, semicolon and tab that the header
+    holds (a header of one column: comma). A header holding several is refused."""
     first = text.splitlines()[0] if text else ""
-    return "\t" if first.count("\t") > first.count(",") else ","
+    found = [d for d in _DELIMITERS if d in first]
+    if len(found) > 1:
+        names = " and ".join(f"{_DELIMITERS[d]}s" for d in found)
+        raise error(
+            f"{path}: cannot tell the {what}'s delimiter: its header holds {names} "
+            f"({first[:120]!r}). Fix: give --delimiter (e.g. --delimiter ';'), and --decimal , "
+            "if numbers are written with a decimal comma"
+        )
+    return found[0] if found else ","
 
 
