@@ -15,7 +15,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="compare a follow-up mask with its baseline",
         description=(
             "Measure the summed lesion volume at baseline and follow-up (each on its own grid), "
-            "the change, the >=20%% volumetric reduction flag and the response category."
+            "the change, the >=20% volumetric reduction flag and the response category."
         ),
         epilog=UNITS + "\n\npercent change = (follow-up - baseline) / baseline x 100; "
         "undefined (n/a) when the baseline total is 0.",
@@ -35,7 +35,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "asks the next scan to confirm a progression within 84 days after it",
     )
     p.add_argument(
-        "--format", choices=("table", "json"), default="table",
+        "--format", choices=("table", "json", "csv"), default="table",
         help="output format (default: table)",
     )
     p.set_defaults(func=command)
@@ -52,6 +52,11 @@ def command(args: argparse.Namespace) -> str:
                      radiotherapy_end_days=args.radiotherapy_end_days)
     if args.format == "json":
         return F.to_json(result.to_dict())
+    if args.format == "csv":  # one row per timepoint, the columns of timepoints.csv
+        from cnsvol.response.results import TIMEPOINT_COLUMNS
+
+        rows = [t.to_row() for t in result.series.timepoints]
+        return F.to_csv(rows, [c.name for c in TIMEPOINT_COLUMNS]).rstrip("\n")
     d = result.to_dict()
     b, f = d["baseline"], d["followup"]
     grids = (
@@ -64,7 +69,12 @@ def command(args: argparse.Namespace) -> str:
         f"{b['measurable_lesion_count']} measurable",
         f"follow-up         {f['path']}",
         f"                  {f['total_volume_mm3']:.2f} mm3 in {f['lesion_count']} lesion(s)",
-        f"change            {d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])}",
+        f"target sum        {b['target_volume_mm3']:.2f} -> {f['target_volume_mm3']:.2f} mm3: "
+        f"{d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])} (what the criteria "
+        "evaluate)",
+        f"total             {b['total_volume_mm3']:.2f} -> {f['total_volume_mm3']:.2f} mm3: "
+        f"{f['total_volume_mm3'] - b['total_volume_mm3']:+.2f} mm3, "
+        f"{F.pct(d['total_percent_change'])} (every lesion)",
         f"new lesions       {d['new_lesions']} ({d['equivocal_new_lesions']} equivocal, below "
         f"the {result.criteria.new_lesion_min_diameter_mm:g} mm floor)",
         f">=20% reduction   {F.fmt(d['responder_20pct'])}",

@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for module in COMMANDS:
-        module.add_parser(sub)
+        p = module.add_parser(sub)
+        # --debug also after the command (its default must not hide one given before it)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback when an error occurs")
     return parser
 
 
@@ -72,8 +75,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = EXIT_OK
     if isinstance(out, tuple):
         out, code = out
-    print(out)
+    try:
+        print(out)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (e.g. `| head`) closed the pipe: stop quietly
+        _silence_stdout()
     return code
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's final flush does not raise again
+    (the recipe of the Python documentation on SIGPIPE)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (tests): nothing to do
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -19,7 +19,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="evaluate one subject's series of masks (baseline first)",
         description=(
             "Follow every lesion from baseline through each follow-up in world space and "
-            "classify each timepoint and the subject (best overall response, >=20%% flag, "
+            "classify each timepoint and the subject (best overall response, >=20% flag, "
             "time to response and to progression)."
         ),
         epilog=UNITS + "\n\npercent changes are of the target sum (the lesions the criteria "

@@ -7,7 +7,9 @@ import sys
 from typing import Any
 
 from . import render as F
-from .options import UNITS, add_criteria_option, add_mask_options, measure_options
+from .options import (
+    EXIT_INPUT_ERROR, EXIT_OK, UNITS, add_criteria_option, add_mask_options, measure_options,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -29,12 +31,30 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def command(args: argparse.Namespace) -> str:
-    from cnsvol.lesions import LESION_COLUMNS
+def command(args: argparse.Namespace) -> tuple[str, int]:
+    from cnsvol.errors import CnsvolError
     from cnsvol.pipeline import measure
 
     opts = measure_options(args)
-    sets = [measure(path, opts, args.criteria) for path in args.masks]
+    sets, failed = [], 0
+    for path in args.masks:  # every good file is measured; each bad one is reported
+        try:
+            sets.append(measure(path, opts, args.criteria))
+        except (CnsvolError, OSError, ValueError) as exc:
+            if len(args.masks) == 1:
+                raise
+            failed += 1
+            sys.stderr.write(f"cnsvol volumes: error: {exc}\n")
+    if not sets:
+        raise ValueError(f"none of the {len(args.masks)} masks could be measured (each error "
+                         "is above)")
+    code = EXIT_INPUT_ERROR if failed else EXIT_OK
+    return _render(args, sets), code
+
+
+def _render(args: argparse.Namespace, sets: list) -> str:
+    from cnsvol.lesions import LESION_COLUMNS
+
     for ls in sets:  # a label selection that matches nothing is never silent
         if ls.mask.labels_found is not None:
             found = ", ".join(map(str, ls.mask.labels_found)) or "none"

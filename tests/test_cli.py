@@ -256,3 +256,41 @@ def test_radiotherapy_end_days_must_be_able_to_act(capsys):
     code, out, err = run(capsys, "compare", BASE, FOLLOW, "--days", "56",
                          "--radiotherapy-end-days", "-10")
     assert code == EXIT_INPUT_ERROR and "lin2009 have no radiotherapy rule" in err
+
+
+def test_volumes_prints_every_good_file_and_reports_each_bad_one(capsys, tmp_path):
+    missing = str(tmp_path / "missing.nii.gz")
+    code, out, err = run(capsys, "volumes", BASE, missing, FOLLOW, "--format", "csv")
+    assert code == EXIT_INPUT_ERROR
+    paths = {row["path"] for row in csv.DictReader(io.StringIO(out))}
+    assert paths == {BASE, FOLLOW}
+    assert f"{missing}: file not found" in err
+
+
+def test_piping_into_head_prints_no_traceback():
+    cmd = (f"{sys.executable} -m cnsvol_cli volumes {BASE} {FOLLOW} {BASE} {FOLLOW} | head -1")
+    out = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    assert out.stdout.strip() == BASE
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
+
+
+def test_compare_prints_target_and_total_and_takes_csv(capsys):
+    code, out, err = run(capsys, "compare", BASE, FOLLOW)
+    assert code == EXIT_OK
+    assert "target sum " in out and "(what the criteria evaluate)" in out
+    assert "total " in out and "(every lesion)" in out
+    code, out, err = run(capsys, "compare", BASE, FOLLOW, "--format", "csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert code == EXIT_OK and [r["timepoint"] for r in rows] == ["baseline", "followup"]
+
+
+def test_no_double_percent_in_any_help_and_debug_after_the_command(capsys):
+    for sub in ("volumes", "compare", "track", "run", "report", "manifest"):
+        run(capsys, sub, "--help")  # argparse exits 0
+    code, out, err = run(capsys, "--help")
+    assert "%%" not in out
+    for sub in ("compare", "track"):
+        main([sub, "--help"])
+        assert "%%" not in capsys.readouterr().out
+    code, out, err = run(capsys, "volumes", "/nonexistent.nii.gz", "--debug")
+    assert code == EXIT_INPUT_ERROR and "Traceback" in err
