@@ -191,12 +191,16 @@ def test_4d_examples_are_refused(realdata, name):
 
 def test_big_endian_anatomical_image_is_not_a_mask(realdata):
     """A real big-endian int16 MRI (not a mask): read through the byte-order path and refused
-    because of its negative values, with the file named."""
+    as an intensity image (9,842 distinct values, from -610: the byte order is right, or the
+    range would be garbage), with the file named; as labels, for its negative values."""
     path = realdata / "nibabel" / "anatomical.nii"
     assert nib.load(path).header.endianness == ">"
     with pytest.raises(MaskError) as ei:
         read_mask(path)
-    assert "anatomical.nii" in str(ei.value) and "negative" in str(ei.value)
+    assert "anatomical.nii" in str(ei.value)
+    assert "9,842 distinct voxel values (-610 to 30393)" in str(ei.value)
+    with pytest.raises(MaskError, match="negative label value -610"):
+        read_mask(path, mask_kind="labels")
 
 
 def test_open_ms_raw_grid(realdata):

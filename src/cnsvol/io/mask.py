@@ -159,6 +159,8 @@ def to_labels(
         raw = raw.view(np.uint8)
     if mask_kind == "probability":
         return _probability(raw, path, threshold, selection)
+    if mask_kind == "auto" and raw.dtype.kind in "iu":  # an image first, before its values
+        _check_distinct(raw, path)
     if raw.dtype.kind == "f":
         data, storage, used = _float_to_labels(raw, path, threshold, selection)
     elif raw.dtype.kind in "iu":
@@ -182,7 +184,7 @@ def to_labels(
 def _check_distinct(data: np.ndarray, path: Path | None) -> None:
     """Refuse integer data with more distinct non-zero values than a label mask has (checked
     only when the largest value allows it, so a normal mask costs a max())."""
-    if not data.size or int(data.max()) <= MAX_DISTINCT_LABELS:
+    if not data.size or int(data.max()) - min(int(data.min()), 0) <= MAX_DISTINCT_LABELS:
         return
     values = np.unique(data[data != 0])
     if len(values) > MAX_DISTINCT_LABELS:
