@@ -75,6 +75,9 @@ def _add_pfs_options(p: argparse.ArgumentParser) -> None:
                    help="decimal mark of numbers in the manifest and the PFS table "
                    "(default: '.'; ',' reads 409,5 as 409.5, with --delimiter ';' or a "
                    "detected semicolon)")
+    p.add_argument("--pfs-tolerance-days", type=non_negative, default=14.0, metavar="N",
+                   help="days between an imaging progression and the PFS record that are not a "
+                   "discrepancy (pfs_reconciliation.csv; default: 14)")
     p.add_argument("--landmark-days", type=non_negative, default=None, metavar="N",
                    help="landmark for the PFS analysis, days (default: median first "
                    "follow-up day)")
@@ -93,7 +96,7 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
         pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
                        event_col=args.pfs_event_col, arm_col=args.arm_col,
                        time_unit=args.time_unit, delimiter=args.delimiter,
-                       decimal=args.decimal)
+                       decimal=args.decimal, tolerance_days=args.pfs_tolerance_days)
         for note in pfs.notes:
             print(f"cnsvol run: warning: {note}", file=sys.stderr)
     summary = run_cohort(

@@ -457,16 +457,19 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # and S25 best response PD -> SD, progression_days 56 -> empty, a new equivocal_new_lesions
 # column (1 for S10 and S25, else 0) and progression_reason (the first PD's findings); cohort.json: the naive Cox fit's
 # p and upper limit in the last binary digit (Efron ties; the demo's PFS times are untied).
+# Then the demo's PFS table was made to follow its imaging (fixtures/make_fixtures.py
+# _pfs_rows): subjects.csv changed in pfs_days only (26 rows; every other cell equal), and
+# cohort.json in its PFS numbers and the new reconciliation (two deliberate discrepancies).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
-    "subjects.csv": "122ad36e5bf9a01f4ec326c17ba12e174a077c8c6a54908a8b75ef9eb12d428e",
+    "subjects.csv": "fb2d62a371cdc6a358c5a00a3d9a60cf9cd220c01f4a67ab510f14278731afb6",
     "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
     "lesions.csv": "0a6e39d47aa3868f38ce5d32c3ae4708cf07dfce2cddbd7794135ed1c80bd29f",
 }
 # cohort.json by value: its floats to 12 significant digits (the Cox fit's last binary digits
 # depend on the BLAS threading of the process), as canonical JSON
-COHORT_SHA256 = "3084c06f90bc29c5f794036a449062599f7cf3b2c68fadfb5d6707bbab0ee7e5"
+COHORT_SHA256 = "ea68bf1db7d5a16b857ad4abccc2912cbbb5860cbe56887866443325065ece01"
 
 
 def canonical(value):

@@ -59,7 +59,8 @@ ANALYSIS_KEYS = {"label", "time_origin", "groups", "logrank", "cox_responder",
                  "cox_percent_change"}
 COX_KEYS = {"hr", "ci_low", "ci_high", "p_value", "n", "events", "unit"}
 COHORT_KEYS = {"criteria", "n_subjects", "n_failed", "n_evaluable", "ids_without_pfs",
-               "ids_without_masks", "failed_ids", "rates", "arm_comparison", "pfs", "pfs_table"}
+               "ids_without_masks", "failed_ids", "rates", "arm_comparison", "pfs", "pfs_table",
+               "pfs_imaging_discrepancies", "pfs_tolerance_days"}
 
 # Freireich et al. (1963) 6-MP arm, the Kaplan-Meier example of Kleinbaum & Klein and of
 # Collett: 21 remission times in weeks, 9 relapses (event) and 12 censored ("+").

@@ -15,6 +15,8 @@ from ..atomic import atomic_writer
 from ..cohort.join import join_ids
 from ..cohort.pfs_table import PfsTable
 from ..cohort.stats.cohort import cohort_statistics
+from ..cohort.stats.reconcile import DEFAULT_TOLERANCE_DAYS, RECONCILIATION_COLUMNS
+from ..csvformat import write_csv
 from ..cohort.stats.types import CohortSummary
 from ..errors import CnsvolError
 from ..results.csvtable import read_table, render_rows, table_writer
@@ -80,7 +82,8 @@ def _render_chunk(chunk: tuple[int, Sequence[tuple[str, str]], dict[str, Any] | 
 
 def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None,
                       pfs: PfsTable | None) -> CohortSummary:
-    """The cohort statistics of the subjects table written in ``out`` -> ``cohort.json``."""
+    """The cohort statistics of the subjects table written in ``out`` -> ``cohort.json``, and
+    with PFS data the reconciliation of imaging with it -> ``pfs_reconciliation.csv``."""
     subjects = read_table(out / SUBJECTS.filename, SUBJECTS)
     ids = subjects["subject_id"].tolist()
     without_pfs, without_masks = join_ids(ids, pfs) if pfs is not None else ([], [])
@@ -88,9 +91,18 @@ def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None
         subjects, criteria_name=criteria_name, landmark_days=landmark_days,
         ids_without_pfs=without_pfs, ids_without_masks=without_masks,
         pfs_table=None if pfs is None else {"path": str(pfs.path), "notes": list(pfs.notes)},
+        pfs_tolerance_days=DEFAULT_TOLERANCE_DAYS if pfs is None else pfs.tolerance_days,
     )
     write_json(out / "cohort.json", summary.to_dict())
+    reconciliation = out / RECONCILIATION_FILE
+    if summary.pfs_imaging_discrepancies is not None:
+        write_csv(reconciliation, summary.pfs_imaging_discrepancies, RECONCILIATION_COLUMNS)
+    else:
+        reconciliation.unlink(missing_ok=True)  # a run without PFS data leaves none behind
     return summary
+
+
+RECONCILIATION_FILE = "pfs_reconciliation.csv"
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -49,6 +49,9 @@ class PfsTable:
     set_aside: dict[str, str] = field(default_factory=dict)
     """Ids left out of ``frame`` because of a problem in their rows: id -> the problem(s)."""
     columns: dict[str, str | None] = field(default_factory=dict)
+    tolerance_days: float = 14.0
+    """Days between an imaging progression and this record's date that are not a discrepancy
+    (:mod:`cnsvol.cohort.stats.reconcile`): how precisely the record follows the scans."""
 
     @property
     def ids(self) -> list[str]:
@@ -75,11 +78,13 @@ def read_pfs(
     time_unit: str = "days",
     delimiter: str | None = None,
     decimal: str = ".",
+    tolerance_days: float = 14.0,
 ) -> PfsTable:
     """Read and validate a PFS table (CSV, TSV, .xlsx or Parquet); see the module docstring.
 
     ``delimiter`` (default: detected) and ``decimal`` (``","`` for ``409,5``) as for
-    :func:`~cnsvol.cohort.tabular.read_table`."""
+    :func:`~cnsvol.cohort.tabular.read_table`; ``tolerance_days`` the gap between an imaging
+    progression and the record that is not a discrepancy (the reconciliation of a run)."""
     import pandas as pd
 
     path = Path(path)
@@ -125,8 +130,10 @@ def read_pfs(
         "arm": [(raw[arm_col].iloc[i] or None) for i in keep] if has_arm else None,
     })
     frame = frame.sort_values("subject_id", kind="stable").reset_index(drop=True)
+    if not (isinstance(tolerance_days, (int, float)) and tolerance_days >= 0):
+        raise ClinicalError(f"tolerance_days must be a number >= 0, got {tolerance_days!r}")
     return PfsTable(frame=frame, path=path, time_unit=time_unit, notes=tuple(notes),
-                    set_aside=set_aside,
+                    set_aside=set_aside, tolerance_days=float(tolerance_days),
                     columns={"id_col": id_col, "time_col": time_col, "event_col": event_col,
                              "arm_col": arm_col})
 

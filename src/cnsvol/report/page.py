@@ -19,7 +19,8 @@ from .sections import (
     arms_section, header, pfs_section, rates_section, response_figures_section, summary_section,
 )
 from .sections_subjects import (
-    criteria_section, failed_section, provenance_section, subjects_section,
+    criteria_section, failed_section, provenance_section, reconciliation_section,
+    subjects_section,
 )
 
 __all__ = ["build_report", "iter_report", "render_report", "write_report"]
@@ -46,6 +47,7 @@ def iter_report(results: RunResults) -> Iterator[str]:
     yield arms_section(cohort)
     yield response_figures_section(out)
     yield pfs_section(out, cohort, criteria)
+    yield reconciliation_section(cohort)
     yield from subjects_section(out, subjects)
     yield failed_section(subjects, cohort)
     yield criteria_section(criteria, results.criteria_source)

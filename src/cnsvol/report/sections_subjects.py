@@ -20,7 +20,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..cohort.stats.types import CohortSummary
     from ..response.criteria import Criteria
 
-__all__ = ["criteria_section", "failed_section", "provenance_section", "subjects_section"]
+__all__ = ["criteria_section", "failed_section", "provenance_section", "reconciliation_section",
+           "subjects_section"]
 
 
 def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
@@ -83,6 +84,48 @@ def _short_reason(reason: str) -> str:
     keeping a measurement-error warning."""
     out = re.sub(r" \((?:\d[^()]*->[^()]*mm3|largest [^()]*)\)", "", reason)
     return re.sub(r" \(within measurement error, [^()]*\)", " (within measurement error)", out)
+
+
+_KIND_TITLES = {
+    "event_before_response_scan": "PFS event before the response scan",
+    "pfs_event_before_imaging_progression": "PFS event before imaging progression",
+    "imaging_progression_long_before_pfs_event": "imaging progression long before the PFS event",
+    "censored_after_imaging_progression": "censored after imaging progression",
+    "imaging_progression_after_censoring": "imaging progression after censoring",
+    "clinical_progression_no_imaging_pd": "clinical progression (no imaging PD)",
+}
+
+
+def reconciliation_section(cohort: CohortSummary | None) -> Markup:
+    """Imaging vs the PFS record: every discrepancy, and the notes on PFS events without an
+    imaging progression."""
+    parts: list[Any] = [el("h2", "Imaging reconciled with the PFS record")]
+    entries = None if cohort is None else cohort.pfs_imaging_discrepancies
+    if entries is None:
+        parts.append(el("p", "No PFS record was given, or this folder was written before the "
+                         "reconciliation existed."))
+        return el("section", parts, id="reconciliation")
+    tol = cohort.pfs_tolerance_days if cohort else None
+    real = [e for e in entries if e.get("severity") != "note"]
+    notes = [e for e in entries if e.get("severity") == "note"]
+    parts.append(el("p", (
+        f"The first imaging progression cnsvol found, compared with each subject's PFS time "
+        f"and event; gaps up to {tol:g} days are not discrepancies (--pfs-tolerance-days). "
+        if tol is not None else "") + f"{len(real)} discrepanc{'y' if len(real) == 1 else 'ies'}"
+        f", {len(notes)} PFS event(s) without an imaging progression (clinical progression or "
+        "death: legitimate). Check each discrepancy against the source records before "
+        "trusting the PFS analysis; the list is also in pfs_reconciliation.csv."))
+    if entries:
+        parts.append(table(["Subject", "Kind", "Imaging PD, day", "PFS", "What"], [
+            [el("code", text(e.get("subject_id"))),
+             _KIND_TITLES.get(str(e.get("kind")), text(e.get("kind"))),
+             fmt_int(e.get("imaging_progression_days")),
+             f"{fmt_int(e.get('pfs_days'))} d, "
+             + ("event" if e.get("pfs_event") else "censored"),
+             el("span", text(e.get("message")),
+                class_="muted" if e.get("severity") == "note" else "error")]
+            for e in entries]))
+    return el("section", parts, id="reconciliation")
 
 
 def failed_section(subjects: Any, cohort: CohortSummary | None) -> Markup:

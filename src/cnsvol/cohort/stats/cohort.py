@@ -20,6 +20,7 @@ from .pfs import (
     pfs_analysis,
 )
 from .rates import compare_arms, rates_by_arm
+from .reconcile import DEFAULT_TOLERANCE_DAYS, reconcile
 from .types import CohortSummary, PfsAnalysis, PfsSummary
 
 __all__ = ["RATE_FLAGS", "cohort_statistics"]
@@ -38,6 +39,7 @@ def cohort_statistics(
     ids_without_pfs: Iterable[str] = (),
     ids_without_masks: Iterable[str] = (),
     pfs_table: dict[str, Any] | None = None,
+    pfs_tolerance_days: float = DEFAULT_TOLERANCE_DAYS,
 ) -> CohortSummary:
     """The cohort summary of ``docs/outputs.md`` from a subjects table.
 
@@ -45,7 +47,8 @@ def cohort_statistics(
     not False, ``pfs_days`` and ``pfs_event`` given); ``pfs`` is ``None`` when no subject at
     all has PFS data. ``landmark_days=None`` uses :func:`default_landmark_days`; ``landmark``
     is ``None`` when that is ``None`` too. ``pfs_table`` (the PFS table's path and notes) is
-    recorded as given.
+    recorded as given. ``pfs_imaging_discrepancies`` reconciles the imaging with the PFS
+    record (:func:`~cnsvol.cohort.stats.reconcile.reconcile`, ``pfs_tolerance_days``).
     """
     alpha = check_alpha(alpha)
     if "subject_id" not in subjects.columns or "status" not in subjects.columns:
@@ -60,6 +63,7 @@ def cohort_statistics(
     df = df.sort_values("subject_id", kind="stable").reset_index(drop=True)
     ok = ok_mask(df).to_numpy()
     comparisons = {flag: compare_arms(df.loc[ok], flag, "arm") for flag in RATE_FLAGS}
+    pfs = _pfs(df, ok, responder_col, landmark_days, survival_times_days, alpha)
     return CohortSummary(
         criteria=criteria_name,
         n_subjects=int(len(df)),
@@ -71,8 +75,11 @@ def cohort_statistics(
         rates={flag: rates_by_arm(df.loc[ok], flag, alpha) for flag in RATE_FLAGS},
         arm_comparison=(comparisons if any(c is not None for c in comparisons.values())
                         else None),
-        pfs=_pfs(df, ok, responder_col, landmark_days, survival_times_days, alpha),
+        pfs=pfs,
         pfs_table=pfs_table,
+        pfs_imaging_discrepancies=(None if pfs is None
+                                   else reconcile(df, tolerance_days=pfs_tolerance_days)),
+        pfs_tolerance_days=None if pfs is None else float(pfs_tolerance_days),
     )
 
 

@@ -223,6 +223,9 @@ class CohortSummary(_Plain):
     arm_comparison: dict[str, ArmTest | None] | None
     pfs: PfsSummary | None
     pfs_table: dict[str, Any] | None = field(default=None)  # {"path", "notes"} of the PFS table
+    pfs_imaging_discrepancies: list[dict[str, Any]] | None = field(default=None)
+    """Imaging vs the PFS record (:mod:`cnsvol.cohort.stats.reconcile`); None without PFS."""
+    pfs_tolerance_days: float | None = field(default=None)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> CohortSummary:
@@ -233,4 +236,5 @@ class CohortSummary(_Plain):
             {k: RateSet.from_dict(v) for k, v in d["rates"].items()},
             None if arms is None else {k: _opt(ArmTest, v) for k, v in arms.items()},
             _opt(PfsSummary, d["pfs"]), d.get("pfs_table"),
+            d.get("pfs_imaging_discrepancies"), d.get("pfs_tolerance_days"),
         )
