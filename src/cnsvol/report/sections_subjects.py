@@ -115,16 +115,20 @@ def reconciliation_section(cohort: CohortSummary | None) -> Markup:
         f", {len(notes)} PFS event(s) without an imaging progression (clinical progression or "
         "death: legitimate). Check each discrepancy against the source records before "
         "trusting the PFS analysis; the list is also in pfs_reconciliation.csv."))
-    if entries:
+    if real:
         parts.append(table(["Subject", "Kind", "Imaging PD, day", "PFS", "What"], [
             [el("code", text(e.get("subject_id"))),
              _KIND_TITLES.get(str(e.get("kind")), text(e.get("kind"))),
              fmt_int(e.get("imaging_progression_days")),
              f"{fmt_int(e.get('pfs_days'))} d, "
              + ("event" if e.get("pfs_event") else "censored"),
-             el("span", text(e.get("message")),
-                class_="muted" if e.get("severity") == "note" else "error")]
-            for e in entries]))
+             el("span", text(e.get("message")), class_="error")]
+            for e in real]))
+    if notes:
+        listed = ", ".join(f"{text(e.get('subject_id'))} (day {fmt_int(e.get('pfs_days'))})"
+                           for e in notes)
+        parts.append(el("p", "PFS events that are clinical progression (no imaging PD), or a "
+                         f"progression after the last scan evaluated: {listed}.", class_="muted"))
     return el("section", parts, id="reconciliation")
 
 
