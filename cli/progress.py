@@ -22,6 +22,10 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
+ETA_AFTER = 5
+"""Subjects computed before an ETA is given."""
+
+
 class Progress:
     """Callable as ``progress(done, n_done, total)`` (see :func:`cnsvol.batch.run_cohort`)."""
 
@@ -40,7 +44,9 @@ class Progress:
     def line(self, n_done: int, total: int, now: float) -> str:
         elapsed = now - self.start
         rate = self.computed / elapsed if elapsed > 0 and self.computed else 0.0
-        eta = _duration((total - n_done) / rate) if rate > 0 else "?"
+        # no estimate from the first few subjects (start-up, imports, the first file reads)
+        settled = self.computed >= ETA_AFTER and elapsed >= 1.0
+        eta = _duration((total - n_done) / rate) if rate > 0 and settled else "?"
         if n_done == total:
             eta = "done"
         text = (f"{n_done}/{total} subjects, {self.failed} failed, "

@@ -253,21 +253,22 @@ def test_progress_bar_on_a_terminal_and_plain_lines_elsewhere():
     bar(_Done("B", "failed", "MaskError: bad"), 2, 4)
     text = tty.getvalue()
     assert "\r" in text and "[" + "#" * 6 + "." * 18 + "] 1/4" in text
-    assert "1/4 subjects, 0 failed, 1.0 subjects/s, ETA 3s" in text
+    # no ETA from the first subjects (a run's start-up would make it wildly long)
+    assert "1/4 subjects, 0 failed, 1.0 subjects/s, ETA ?" in text
     assert "FAILED B: MaskError: bad" in text
 
-    clock = iter([0.0, 5.0, 8.0, 20.0, 21.0]).__next__
+    clock = iter([0.0, 5.0, 8.0, 20.0, 21.0, 32.0, 40.0, 45.0]).__next__
     plain = _Stream(False)
     lines = Progress(plain, clock=clock)  # every 10 s when not a terminal
-    lines(_Done("A"), 1, 4)
-    lines(_Done("B"), 2, 4)  # 3 s later: no line
-    lines(_Done("C"), 3, 4)
-    lines(_Done("D", seconds=None), 4, 4)  # taken from an earlier run; the last always shows
+    for n, sid in enumerate("ABCDEF", start=1):  # A at 5 s, B 8 (no line), C 20, ... F 45
+        lines(_Done(sid), n, 8)
+    lines(_Done("G", seconds=None), 8, 8)  # taken from an earlier run; the last always shows
     out = plain.getvalue().splitlines()
     assert out == [
-        "progress: 1/4 subjects, 0 failed, 0.2 subjects/s, ETA 15s",
-        "progress: 3/4 subjects, 0 failed, 0.1 subjects/s, ETA 7s",
-        "progress: 4/4 subjects, 0 failed, 0.1 subjects/s, ETA done",
+        "progress: 1/8 subjects, 0 failed, 0.2 subjects/s, ETA ?",
+        "progress: 3/8 subjects, 0 failed, 0.1 subjects/s, ETA ?",
+        "progress: 5/8 subjects, 0 failed, 0.2 subjects/s, ETA 19s",  # 5 done in 32 s
+        "progress: 8/8 subjects, 0 failed, 0.1 subjects/s, ETA done",
     ]
     assert "\r" not in plain.getvalue()
 

@@ -203,6 +203,8 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
         inputs = [f for plan in plans for s in plan.scans for f in (s.mask, s.image) if f]
         inputs += [str(Path(p).resolve()) for p in (plans.path, pfs.path if pfs else None,
                                                     config.criteria_file) if p]
+        if summary.pfs is not None and summary.pfs.landmark is not None:
+            landmark_days = summary.pfs.landmark.landmark_days  # the day used, given or not
         record = RunRecord(command, parameters, config, landmark_days, pfs,
                            executor.describe(), started, dict(sorted(tally.failed.items())),
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))

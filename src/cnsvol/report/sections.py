@@ -68,7 +68,7 @@ def summary_section(subjects: Any, cohort: CohortSummary | None) -> Markup:
     n_failed = cohort.n_failed if cohort else n_rows - n_ok
     best = ", ".join(f"{c} {counts[c]}" for c in CATEGORIES) if n_ok else NA
     rows = [
-        ("Subjects (rows of the manifest)", fmt_int(n)),
+        ("Subjects in the manifest", fmt_int(n)),
         ("Failed (not evaluated, see below)", fmt_int(n_failed)),
         ("Evaluated", fmt_int(n_ok)),
         ("Evaluable for the \u226520% reduction flag",
