@@ -32,7 +32,7 @@ DOCUMENTED_COLUMNS = {
         "subject_id", "status", "error", "n_timepoints", "arm", "best_response",
         "best_percent_change", "responder_20pct", "objective_response", "time_to_response_days",
         "time_to_responder_20pct_days", "progression_days", "first_followup_days",
-        "progression_reason",
+        "progression_reason", "best_change_within_measurement_error",
         "baseline_total_volume_mm3", "baseline_target_volume_mm3", "new_lesions",
         "equivocal_new_lesions", "has_pfs",
         "pfs_days", "pfs_event",
@@ -60,7 +60,8 @@ DOCUMENTED_COLUMNS = {
 }
 
 BOOLEAN_COLUMNS = {
-    "subjects": ["responder_20pct", "objective_response", "has_pfs", "pfs_event"],
+    "subjects": ["responder_20pct", "objective_response", "has_pfs", "pfs_event",
+                 "best_change_within_measurement_error"],
     "timepoints": ["within_measurement_error", "volumetric_only", "resampled_for_matching",
                    "nontarget_progression", "post_progression"],
     "tracks": ["within_measurement_error", "is_target"],
@@ -459,10 +460,11 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # p and upper limit in the last binary digit (Efron ties; the demo's PFS times are untied).
 # Then the demo's PFS table was made to follow its imaging (fixtures/make_fixtures.py
 # _pfs_rows): subjects.csv changed in pfs_days only (26 rows; every other cell equal), and
-# cohort.json in its PFS numbers and the new reconciliation (two deliberate discrepancies).
+# cohort.json in its PFS numbers and the new reconciliation (two deliberate discrepancies);
+# then subjects.csv gained best_change_within_measurement_error (every other cell equal).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
-    "subjects.csv": "fb2d62a371cdc6a358c5a00a3d9a60cf9cd220c01f4a67ab510f14278731afb6",
+    "subjects.csv": "57ed70e55c41eb0ce019f0d0536e78c191de2325fa0c1b722fc7af506e9ea05f",
     "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
     "lesions.csv": "0a6e39d47aa3868f38ce5d32c3ae4708cf07dfce2cddbd7794135ed1c80bd29f",

@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["cohort_figure_tasks", "write_cohort_figures"]
 
 _SUBJECT_COLUMNS = ("subject_id", "status", "arm", "best_response", "best_percent_change",
-                    "new_lesions", "equivocal_new_lesions")
+                    "new_lesions", "equivocal_new_lesions",
+                    "best_change_within_measurement_error")
 _TIMEPOINT_COLUMNS = ("subject_id", "days_from_baseline", "percent_change_vs_baseline",
                       "category")
 

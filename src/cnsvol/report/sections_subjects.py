@@ -40,7 +40,11 @@ def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
         yield el("tr", [el("td", cell) for cell in _subject_cells(out, s)])
     yield join(Markup("</tbody></table>"), el(
         "p", "Best % change: most negative change of the target sum vs baseline up to the first "
-        "progression. \u226520% reduction: on a scan before the first progression. "
+        "progression; \u201cwithin measurement error\u201d when it is smaller than the "
+        "half-voxel band of its two scans (exposed voxel faces \u00d7 half a voxel: the volume "
+        "a boundary shifting by half a voxel moves; cnsvol's own model of segmentation "
+        "uncertainty, not a published test-retest figure), hatched on the waterfall. "
+        "\u226520% reduction: on a scan before the first progression. "
         "Progression: the first PD, with what made it (target sum, a new lesion at or above the "
         "criteria's floor or a smaller one confirmed by growth, unequivocal growth of a "
         "non-target lesion, a clinical modifier); every later scan is PD post-progression in "
@@ -72,10 +76,12 @@ def _subject_cells(out: Path, s: dict[str, Any]) -> list[Any]:
     if equivocal and not failed:
         best = join(best, el("br"), el("span", f"{equivocal:g} equivocal new lesion(s)",
                                        class_="muted"))
+    change: Any = fmt_pct_change(s.get("best_percent_change"))
+    if flag(s.get("best_change_within_measurement_error")):
+        change = join(change, el("br"), el("span", "within measurement error", class_="muted"))
     return [
-        el("code", sid), text(s.get("arm")) or NA, best,
-        fmt_pct_change(s.get("best_percent_change")), yes_no(s.get("responder_20pct")),
-        progression, pfs, qc,
+        el("code", sid), text(s.get("arm")) or NA, best, change,
+        yes_no(s.get("responder_20pct")), progression, pfs, qc,
     ]
 
 

@@ -81,6 +81,7 @@ def _waterfall_rows(subjects: pd.DataFrame) -> list[dict[str, Any]]:
             "category": category(rec.get("best_response")),
             "arm": text(rec.get("arm")),
             "new": _new_kind(rec),
+            "within_error": rec.get("best_change_within_measurement_error") is True,
         })
     # largest increase on the left, deepest reduction on the right; ties by id (stable)
     rows.sort(key=lambda r: (-r["value"], r["id"]))
@@ -123,6 +124,19 @@ def _draw_waterfall(ax: Axes, rows: list[dict[str, Any]], criteria: Criteria, co
              for xi, h in zip(x, heights)],
             facecolors=colours, edgecolors="none", zorder=2,
         ))
+        shaky = [(xi, h) for xi, h, r in zip(x, heights, rows) if r["within_error"]]
+        if shaky:  # hatched over the colour: the change is inside the measurement band
+            ax.add_collection(PolyCollection(
+                [[(xi - 0.4, 0.0), (xi + 0.4, 0.0), (xi + 0.4, h), (xi - 0.4, h)]
+                 for xi, h in shaky],
+                facecolors="none", edgecolors="white", hatch="////", linewidths=0, zorder=2.5,
+            ))
+            handles.append(Patch(facecolor="#bbbbbb", edgecolor="white", hatch="////",
+                                 label="within measurement error (half-voxel band)"))
+        flat = [xi for xi, r in zip(x, rows) if abs(r["value"]) < 0.5]
+        if flat:  # a subject with no change still gets a visible mark
+            ax.scatter(flat, [0.0] * len(flat), marker="_", s=120, linewidths=2.5,
+                       c=[c for c, r in zip(colours, rows) if abs(r["value"]) < 0.5], zorder=4)
     for xi, r in zip(x, rows):
         if r["value"] > CLAMP_PCT:  # truncated bar: say its real value on it
             ax.text(xi, CLAMP_PCT - 0.02 * span, f"+{r['value']:.0f}%", rotation=90,

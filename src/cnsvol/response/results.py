@@ -120,6 +120,7 @@ class SubjectSummary:
     time_to_responder_20pct_days: float | None = None
     first_followup_days: float | None = None
     progression_reason: str = ""
+    best_change_within_measurement_error: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -200,4 +201,7 @@ SUMMARY_COLUMNS: tuple[Column, ...] = (
     Column("first_followup_days", "float64", "days", "day of the first follow-up scan"),
     Column("progression_reason", "string", None, "what made the first PD (target sum, new or "
            "non-target lesion, clinical modifier), as in that timepoint's reason"),
+    Column("best_change_within_measurement_error", "boolean", None, "the best % change is "
+           "smaller than the half-voxel measurement band of its two scans (a boundary shift of "
+           "half a voxel could explain it)"),
 )

@@ -72,6 +72,8 @@ def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
     counted = [_counted(r) for r in upto]
     best = max(counted, key=lambda cat: cat.rank)
     pcts = [r.percent_change_vs_baseline for r in upto if r.percent_change_vs_baseline is not None]
+    best_tp = min((r for r in upto if r.percent_change_vs_baseline is not None),
+                  key=lambda r: r.percent_change_vs_baseline, default=None)
     first_pd = next((r for r in follow if r.category == Category.PD), None)
     resp = next((r for r, cat in zip(upto, counted) if cat.is_response), None)
     # the >=20% flag: a reduction on a scan that is not progression (a PD scan whose targets
@@ -90,6 +92,8 @@ def summarise(results: list[TimepointResult], c: Criteria) -> SubjectSummary:
         time_to_responder_20pct_days=reducing[0].days_from_baseline if reducing else None,
         first_followup_days=follow[0].days_from_baseline,
         progression_reason=_pd_reason(first_pd.reason) if first_pd else "",
+        best_change_within_measurement_error=(None if best_tp is None
+                                              else best_tp.within_measurement_error),
     )
 
 
