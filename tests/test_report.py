@@ -607,3 +607,22 @@ def test_a_best_change_inside_the_band_is_marked_in_the_table_and_on_the_waterfa
     rows = _waterfall_rows(pd.DataFrame([row, {**row, "subject_id": "S2",
                                                "best_change_within_measurement_error": False}]))
     assert [r["within_error"] for r in rows] == [True, False]
+
+
+def test_spider_marks_the_first_pd_once_and_scans_inside_the_band_hollow(tmp_path):
+    import pandas as pd
+
+    from cnsvol.report.spider_plot import _lines, spider
+    from cnsvol.response.criteria import PRESETS
+
+    tps = pd.DataFrame({
+        "subject_id": ["A"] * 4, "days_from_baseline": [0.0, 56.0, 112.0, 168.0],
+        "percent_change_vs_baseline": [0.0, 60.0, 400.0, 900.0],
+        "category": [None, "PD", "PD", "PD"], "within_measurement_error": [None, True, False,
+                                                                           False]})
+    subs = pd.DataFrame({"subject_id": ["A"], "status": ["ok"], "best_response": ["PD"]})
+    lines, _ = _lines(tps, subs)
+    assert [err for *_, err in lines["A"]] == [False, True, False, False]
+    paths = spider(tps, subs, PRESETS["lin2009"], tmp_path / "spider")
+    svg = paths[1].read_text()
+    assert "+1000%" in svg  # the log part of the axis reaches the +900% scan unclipped

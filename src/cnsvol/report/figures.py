@@ -22,7 +22,7 @@ _SUBJECT_COLUMNS = ("subject_id", "status", "arm", "best_response", "best_percen
                     "new_lesions", "equivocal_new_lesions",
                     "best_change_within_measurement_error")
 _TIMEPOINT_COLUMNS = ("subject_id", "days_from_baseline", "percent_change_vs_baseline",
-                      "category")
+                      "category", "within_measurement_error")
 
 
 def cohort_figure_tasks(results: RunResults) -> dict[str, Any]:
