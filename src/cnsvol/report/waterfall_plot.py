@@ -115,46 +115,8 @@ def _draw_waterfall(ax: Axes, rows: list[dict[str, Any]], criteria: Criteria, co
             k = sum(r["arm"] == arm for r in rows)
             label = f"arm {short(arm, 24)}" if arm else "arm unknown"
             handles.append(Patch(color=colour, label=f"{plain(label)}, n={k}"))
-    heights = [min(v, CLAMP_PCT) for v in values]
-    if n:  # one collection of rectangles, not one patch per bar (fast for large cohorts)
-        from matplotlib.collections import PolyCollection
-
-        ax.add_collection(PolyCollection(
-            [[(xi - 0.4, 0.0), (xi + 0.4, 0.0), (xi + 0.4, h), (xi - 0.4, h)]
-             for xi, h in zip(x, heights)],
-            facecolors=colours, edgecolors="none", zorder=2,
-        ))
-        shaky = [(xi, h) for xi, h, r in zip(x, heights, rows) if r["within_error"]]
-        if shaky:  # hatched over the colour: the change is inside the measurement band
-            ax.add_collection(PolyCollection(
-                [[(xi - 0.4, 0.0), (xi + 0.4, 0.0), (xi + 0.4, h), (xi - 0.4, h)]
-                 for xi, h in shaky],
-                facecolors="none", edgecolors="white", hatch="////", linewidths=0, zorder=2.5,
-            ))
-            handles.append(Patch(facecolor="#bbbbbb", edgecolor="white", hatch="////",
-                                 label="within measurement error (half-voxel band)"))
-        flat = [xi for xi, r in zip(x, rows) if abs(r["value"]) < 0.5]
-        if flat:  # a subject with no change still gets a visible mark
-            ax.scatter(flat, [0.0] * len(flat), marker="_", s=120, linewidths=2.5,
-                       c=[c for c, r in zip(colours, rows) if abs(r["value"]) < 0.5], zorder=4)
-    for xi, r in zip(x, rows):
-        if r["value"] > CLAMP_PCT:  # truncated bar: say its real value on it
-            ax.text(xi, CLAMP_PCT - 0.02 * span, f"+{r['value']:.0f}%", rotation=90,
-                    ha="center", va="top", fontsize=6.5, zorder=4,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
-    for kind, face, label in (
-        ("unequivocal", "black", "new lesion(s) on follow-up"),
-        ("equivocal", "none", "equivocal new lesion(s) only (below the floor)"),
-    ):
-        new_x = [xi for xi, r in zip(x, rows) if r["new"] == kind]
-        if not new_x:
-            continue
-        new_y = [max(min(r["value"], CLAMP_PCT), 0.0) + 0.035 * span
-                 for r in rows if r["new"] == kind]
-        ax.scatter(new_x, new_y, marker="v", s=22, facecolors=face, edgecolors="black",
-                   linewidths=0.8, zorder=5)
-        handles.append(Line2D([], [], ls="", marker="v", markerfacecolor=face,
-                              markeredgecolor="black", color="black", ms=5, label=label))
+    _draw_bars(ax, x, rows, colours, span, handles)
+    _draw_new_lesion_marks(ax, x, rows, span, handles)
     ax.axhline(0, color="black", lw=0.8, zorder=3)
     handles += threshold_lines(ax, criteria)
     ax.set_ylim(y_bottom, y_top)
@@ -175,3 +137,60 @@ def _draw_waterfall(ax: Axes, rows: list[dict[str, Any]], criteria: Criteria, co
         handles.append(Line2D([], [], ls="", label=f"bars above +{CLAMP_PCT:g}% are cut at "
                               f"+{CLAMP_PCT:g}%,\nwith their value written on them"))
     ax.figure.legend(handles=handles, loc="outside right upper", frameon=False)
+
+
+def _draw_bars(ax: Axes, x: np.ndarray, rows: list[dict[str, Any]], colours: list[Any],
+               span: float, handles: list[Any]) -> None:
+    """The bars (cut at +100% with their value written on them), hatched where the change is
+    inside the measurement band, and a mark for a subject without change."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.patches import Patch
+
+    values = [r["value"] for r in rows]
+    heights = [min(v, CLAMP_PCT) for v in values]
+    if not rows:
+        return
+
+    def boxes(items):
+        return [[(xi - 0.4, 0.0), (xi + 0.4, 0.0), (xi + 0.4, h), (xi - 0.4, h)]
+                for xi, h in items]
+
+    # one collection of rectangles, not one patch per bar (fast for large cohorts)
+    ax.add_collection(PolyCollection(boxes(zip(x, heights)), facecolors=colours,
+                                     edgecolors="none", zorder=2))
+    shaky = [(xi, h) for xi, h, r in zip(x, heights, rows) if r["within_error"]]
+    if shaky:  # hatched over the colour: the change is inside the measurement band
+        ax.add_collection(PolyCollection(boxes(shaky), facecolors="none", edgecolors="white",
+                                         hatch="////", linewidths=0, zorder=2.5))
+        handles.append(Patch(facecolor="#bbbbbb", edgecolor="white", hatch="////",
+                             label="within measurement error (half-voxel band)"))
+    flat = [xi for xi, r in zip(x, rows) if abs(r["value"]) < 0.5]
+    if flat:  # a subject with no change still gets a visible mark
+        ax.scatter(flat, [0.0] * len(flat), marker="_", s=120, linewidths=2.5,
+                   c=[c for c, r in zip(colours, rows) if abs(r["value"]) < 0.5], zorder=4)
+    for xi, v in zip(x, values):
+        if v > CLAMP_PCT:  # truncated bar: say its real value on it
+            ax.text(xi, CLAMP_PCT - 0.02 * span, f"+{v:.0f}%", rotation=90,
+                    ha="center", va="top", fontsize=6.5, zorder=4,
+                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8})
+
+
+def _draw_new_lesion_marks(ax: Axes, x: np.ndarray, rows: list[dict[str, Any]], span: float,
+                           handles: list[Any]) -> None:
+    """A filled triangle above a subject with new lesions, an open one when they were all
+    equivocal."""
+    from matplotlib.lines import Line2D
+
+    for kind, face, label in (
+        ("unequivocal", "black", "new lesion(s) on follow-up"),
+        ("equivocal", "none", "equivocal new lesion(s) only (below the floor)"),
+    ):
+        new_x = [xi for xi, r in zip(x, rows) if r["new"] == kind]
+        if not new_x:
+            continue
+        new_y = [max(min(r["value"], CLAMP_PCT), 0.0) + 0.035 * span
+                 for r in rows if r["new"] == kind]
+        ax.scatter(new_x, new_y, marker="v", s=22, facecolors=face, edgecolors="black",
+                   linewidths=0.8, zorder=5)
+        handles.append(Line2D([], [], ls="", marker="v", markerfacecolor=face,
+                              markeredgecolor="black", color="black", ms=5, label=label))
