@@ -626,3 +626,13 @@ def test_spider_marks_the_first_pd_once_and_scans_inside_the_band_hollow(tmp_pat
     paths = spider(tps, subs, PRESETS["lin2009"], tmp_path / "spider")
     svg = paths[1].read_text()
     assert "+1000%" in svg  # the log part of the axis reaches the +900% scan unclipped
+
+
+def test_a_clinical_first_pd_is_told_apart_from_a_volumetric_one():
+    from cnsvol.report.waterfall_plot import _clinical_pd
+
+    assert _clinical_pd("steroid dose increased (4 -> 12 mg)")
+    assert _clinical_pd("neurologic status worse; extra-CNS progression")
+    assert not _clinical_pd("1 new lesion(s) (largest 14.1 mm); steroid dose increased (4 -> 8 mg)")
+    assert not _clinical_pd("target sum +63.8% vs nadir (5772.0 -> 9456.0 mm3)")
+    assert not _clinical_pd("")

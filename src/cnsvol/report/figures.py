@@ -20,7 +20,7 @@ __all__ = ["cohort_figure_tasks", "write_cohort_figures"]
 
 _SUBJECT_COLUMNS = ("subject_id", "status", "arm", "best_response", "best_percent_change",
                     "new_lesions", "equivocal_new_lesions",
-                    "best_change_within_measurement_error")
+                    "best_change_within_measurement_error", "progression_reason")
 _TIMEPOINT_COLUMNS = ("subject_id", "days_from_baseline", "percent_change_vs_baseline",
                       "category", "within_measurement_error")
 

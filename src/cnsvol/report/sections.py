@@ -161,12 +161,18 @@ def response_figures_section(out: Path) -> Markup:
     parts = [
         el("h2", "Volume change"),
         figure_block(out, "waterfall", "Waterfall: best % change of the target volume per "
-                     "subject, coloured by best response"),
+                     "subject (the most negative change vs baseline over the scans up to and "
+                     "including the first PD), coloured by best response; a cross under the "
+                     "axis marks a subject whose first PD was clinical (steroids, neurologic or "
+                     "extra-CNS), a triangle new lesions, hatching a change inside the "
+                     "measurement band"),
     ]
     if (out / "figures" / "waterfall_by_arm.png").is_file():
         parts.append(figure_block(out, "waterfall_by_arm", "Waterfall coloured by arm"))
     parts.append(figure_block(out, "spider", "Spider plot: % change of the target volume "
-                              "over time per subject, coloured by best response"))
+                              "over time per subject, coloured by best response; a cross at "
+                              "each subject's first PD, hollow dots inside the measurement "
+                              "band, a log scale above +100%"))
     return el("section", parts, id="figures")
 
 

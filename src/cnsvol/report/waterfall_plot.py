@@ -67,6 +67,15 @@ def _new_kind(rec: dict[str, Any]) -> str:
     return "" if new <= 0 else "equivocal" if 0 < new <= equivocal else "unequivocal"
 
 
+_CLINICAL = ("steroid dose increased", "neurologic status worse", "extra-CNS progression")
+
+
+def _clinical_pd(reason: str) -> bool:
+    """The first PD was a clinical modifier alone (no volumetric finding)."""
+    parts = [p.strip() for p in reason.split(";") if p.strip()]
+    return bool(parts) and all(p.startswith(_CLINICAL) for p in parts)
+
+
 def _waterfall_rows(subjects: pd.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for rec in records(subjects):
@@ -82,6 +91,7 @@ def _waterfall_rows(subjects: pd.DataFrame) -> list[dict[str, Any]]:
             "arm": text(rec.get("arm")),
             "new": _new_kind(rec),
             "within_error": rec.get("best_change_within_measurement_error") is True,
+            "clinical_pd": _clinical_pd(text(rec.get("progression_reason"))),
         })
     # largest increase on the left, deepest reduction on the right; ties by id (stable)
     rows.sort(key=lambda r: (-r["value"], r["id"]))
@@ -117,6 +127,12 @@ def _draw_waterfall(ax: Axes, rows: list[dict[str, Any]], criteria: Criteria, co
             handles.append(Patch(color=colour, label=f"{plain(label)}, n={k}"))
     _draw_bars(ax, x, rows, colours, span, handles)
     _draw_new_lesion_marks(ax, x, rows, span, handles)
+    clinical = [xi for xi, r in zip(x, rows) if r["clinical_pd"]]
+    if clinical:  # below the axis, where no bar reaches
+        ax.scatter(clinical, [-104.0] * len(clinical), marker="x", s=30, color="black",
+                   linewidths=1.2, zorder=5)
+        handles.append(Line2D([], [], ls="", marker="x", color="black", ms=5,
+                              label="first PD clinical (steroids, neurologic, extra-CNS)"))
     ax.axhline(0, color="black", lw=0.8, zorder=3)
     handles += threshold_lines(ax, criteria)
     ax.set_ylim(y_bottom, y_top)
