@@ -636,3 +636,27 @@ def test_a_clinical_first_pd_is_told_apart_from_a_volumetric_one():
     assert not _clinical_pd("1 new lesion(s) (largest 14.1 mm); steroid dose increased (4 -> 8 mg)")
     assert not _clinical_pd("target sum +63.8% vs nadir (5772.0 -> 9456.0 mm3)")
     assert not _clinical_pd("")
+
+
+def test_no_figure_is_drawn_up_to_its_edge(folder, tmp_path):
+    """Nothing (a title, a legend, an axis label) is cut off: every cohort figure keeps a
+    background border, checked by the same function as tools/report_screenshot.py. The check
+    itself is shown to catch a title pushed off the picture."""
+    import runpy
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    touches_edge = runpy.run_path(str(Path(__file__).resolve().parents[1] / "tools"
+                                      / "report_screenshot.py"))["touches_edge"]
+    out, _ = folder
+    pngs = sorted((out / "figures").glob("*.png"))
+    assert len(pngs) >= 5
+    assert {p.name: touches_edge(p) for p in pngs if touches_edge(p)} == {}
+    fig, ax = plt.subplots(figsize=(3, 2))
+    ax.set_title("a title far too long to fit in a three-inch-wide figure, cut at the right",
+                 loc="left")
+    fig.savefig(tmp_path / "clipped.png")
+    plt.close(fig)
+    assert "right" in touches_edge(tmp_path / "clipped.png")
