@@ -603,7 +603,7 @@ def test_a_best_change_inside_the_band_is_marked_in_the_table_and_on_the_waterfa
     row = {"subject_id": "S1", "status": "ok", "best_response": "PR", "best_percent_change": -52.0,
            "best_change_within_measurement_error": True}
     cells = [str(c) for c in _subject_cells(Path("/nonexistent"), row)]
-    assert "within measurement error" in cells[3]
+    assert "within error" in cells[3]
     rows = _waterfall_rows(pd.DataFrame([row, {**row, "subject_id": "S2",
                                                "best_change_within_measurement_error": False}]))
     assert [r["within_error"] for r in rows] == [True, False]

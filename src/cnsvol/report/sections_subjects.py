@@ -40,7 +40,7 @@ def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
         yield el("tr", [el("td", cell) for cell in _subject_cells(out, s)])
     yield join(Markup("</tbody></table>"), el(
         "p", "Best % change: most negative change of the target sum vs baseline up to the first "
-        "progression; \u201cwithin measurement error\u201d when it is smaller than the "
+        "progression; \u201cwithin error\u201d when it is smaller than the measurement band: the "
         "half-voxel band of its two scans (exposed voxel faces \u00d7 half a voxel: the volume "
         "a boundary shifting by half a voxel moves; cnsvol's own model of segmentation "
         "uncertainty, not a published test-retest figure), hatched on the waterfall. "
@@ -78,7 +78,8 @@ def _subject_cells(out: Path, s: dict[str, Any]) -> list[Any]:
                                        class_="muted"))
     change: Any = fmt_pct_change(s.get("best_percent_change"))
     if flag(s.get("best_change_within_measurement_error")):
-        change = join(change, el("br"), el("span", "within measurement error", class_="muted"))
+        change = join(change, el("br"), el("span", "within error", class_="muted",
+                                           title="inside the half-voxel measurement band"))
     return [
         el("code", sid), text(s.get("arm")) or NA, best, change,
         yes_no(s.get("responder_20pct")), progression, pfs, qc,
