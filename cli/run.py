@@ -89,6 +89,8 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     from .progress import Progress
 
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
+    if args.pfs is None and args.pfs_tolerance_days != 14.0:
+        raise ValueError("--pfs-tolerance-days compares the imaging with a PFS table: give --pfs")
     manifest = read_manifest(args.manifest, skip_missing=args.skip_missing,
                              delimiter=args.delimiter, decimal=args.decimal)
     pfs = None

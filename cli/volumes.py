@@ -58,8 +58,10 @@ def _render(args: argparse.Namespace, sets: list) -> str:
     for ls in sets:  # a label selection that matches nothing is never silent
         if ls.mask.labels_found is not None:
             found = ", ".join(map(str, ls.mask.labels_found)) or "none"
+            asked = ", ".join(map(str, ls.mask.labels or ()))
             sys.stderr.write(f"cnsvol volumes: warning: {ls.mask.name}: none of the labels "
-                             f"{args.labels} is in this mask (labels present: {found})\n")
+                             f"{args.labels} ({asked}) is in this mask (labels present: "
+                             f"{found})\n")
     if args.format == "json":
         docs = [ls.to_dict() for ls in sets]
         return F.to_json(docs[0] if len(docs) == 1 else docs)

@@ -30,8 +30,16 @@ def test_a_header_with_two_delimiters_is_refused_naming_the_options(tmp_path):
     with pytest.raises(ClinicalError, match=r"missing column\(s\) subject_id, pfs_days \(found: "
                                             r"subject_id,pfs_days, pfs_event\)"):
         read_pfs(path, delimiter=";")  # given: used as is
-    with pytest.raises(ClinicalError, match="delimiter and decimal mark are both ','"):
-        read_pfs(tmp_path / "pfs.csv", delimiter=",", decimal=",")
+    # a comma-separated table with a decimal comma in a quoted cell is read too (the manifest
+    # and the PFS table share --decimal: a comma manifest must not be refused for it)
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('subject_id,pfs_days,pfs_event\nS1,"409,5",1\n')
+    assert read_pfs(quoted, decimal=",").frame["pfs_days"].tolist() == [409.5]
+    wrong = tmp_path / "comma.csv"
+    wrong.write_text("subject_id,pfs_days,pfs_event\nS1,409,1\n")
+    with pytest.raises(ClinicalError, match=r"with --delimiter ';' the PFS table has one column, "
+                                            r"'subject_id,pfs_days,pfs_event', that holds commas"):
+        read_pfs(wrong, delimiter=";")
 
 
 def test_a_semicolon_manifest_with_decimal_days(tmp_path):

@@ -151,7 +151,7 @@ def test_volumes_warns_with_the_labels_present(tmp_path, capsys):
     assert main(["volumes", path, "--labels", "brats-et"]) == EXIT_OK
     out, err = capsys.readouterr()
     assert "0 lesion(s)" in out
-    assert "none of the labels brats-et is in this mask (labels present: 2, 3)" in err
+    assert "none of the labels brats-et (4) is in this mask (labels present: 2, 3)" in err
     assert main(["volumes", path, "--labels", "3"]) == EXIT_OK
     assert "warning" not in capsys.readouterr().err
 
@@ -194,3 +194,21 @@ def test_a_subject_whose_masks_lack_the_labels_fails_and_a_vanished_label_is_a_r
     assert subjects.loc["S2", "status"] == "failed"
     assert "none of its 2 masks holds the labels 4 (labels found: 1, 2)" in \
         subjects.loc["S2", "error"]
+
+
+def test_an_image_with_few_values_and_negatives_is_named_an_image(tmp_path):
+    """The demo's synthetic T1c: 108 distinct int16 values, some negative (the noise of the
+    background): the message says what is likely wrong and where to look."""
+    data = np.zeros((40, 40, 30), np.int16)
+    data[5:35, 5:35, 5:25] = np.arange(-8, 100).repeat(167)[:18000].reshape(30, 30, 20)
+    with pytest.raises(MaskError, match=r"negative label value -8 found: lesion labels are >= "
+                                        r"0, so this is not a plausible lesion mask .*check "
+                                        r"mask_path and image_path"):
+        read_mask(save(tmp_path / "t1c.nii.gz", data))
+
+
+def test_the_tolerance_needs_a_pfs_table(tmp_path, capsys):
+    path = two_label_mask(tmp_path / "a.nii.gz")
+    man = manifest_of(tmp_path, [("S1", "base", 0, path), ("S1", "wk8", 56, path)])
+    assert main(["run", man, "--out", str(tmp_path / "o"), "--pfs-tolerance-days", "30"]) == 1
+    assert "give --pfs" in capsys.readouterr().err

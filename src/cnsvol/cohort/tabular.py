@@ -33,7 +33,7 @@ def read_table(
     A CSV's delimiter (comma, semicolon or tab) is detected from its first lines unless
     ``delimiter`` is given; a header holding more than one of them is refused, naming the
     options. With ``decimal=","`` the cells of the ``numeric`` columns written with a decimal
-    comma (``409,5``) read as ``409.5``.
+    comma (``409,5``; quoted in a comma-separated file) read as ``409.5``.
     """
     if decimal not in (".", ","):
         raise ValueError(f"decimal must be '.' or ',', not {decimal!r}")
@@ -62,10 +62,15 @@ def read_table(
             text = _decode(raw, path, what, error, undecodable)
             sep = delimiter or ("\t" if name.endswith((".tsv", ".tab"))
                                 else _sniff(text, path, what, error))
-            if sep == decimal:
-                raise error(f"{path}: the {what}'s delimiter and decimal mark are both {sep!r}. "
-                            "Fix: give --delimiter ';' with --decimal ,")
             frame = _csv_frame(text, sep)
+            if delimiter and len(frame.columns) == 1:
+                others = [d for d in _DELIMITERS if d != sep and d in str(frame.columns[0])]
+                if others:
+                    raise error(
+                        f"{path}: with --delimiter {sep!r} the {what} has one column, "
+                        f"{str(frame.columns[0])[:80]!r}, that holds "
+                        f"{' and '.join(_DELIMITERS[d] + 's' for d in others)}. Fix: give its "
+                        "delimiter, or leave --delimiter out to detect it")
             bad_header = [str(c) for c in frame.columns if undecodable_bytes(str(c))]
             if bad_header:
                 start = _first_bad_byte(raw)

@@ -168,10 +168,7 @@ def to_labels(
         if raw.dtype.kind == "i" and raw.size:
             lo = int(raw.min())
             if lo < 0:
-                raise MaskError(
-                    path, f"negative label value {lo} found",
-                    "lesion labels must be >= 0; re-save the mask with non-negative labels",
-                )
+                raise MaskError(path, *_negative(lo))
     else:
         raise MaskError(path, f"unsupported voxel type {raw.dtype}", "save integer or float labels")
     if mask_kind == "auto":
@@ -179,6 +176,15 @@ def to_labels(
     if selection is not None:
         data = np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
     return data, storage, used
+
+
+def _negative(lo: int) -> tuple[str, str]:
+    """The problem and fix of a mask holding negative values: lesion labels are >= 0, and an
+    intensity image is the likely mistake."""
+    return (f"negative label value {lo} found: lesion labels are >= 0, so this is not a "
+            "plausible lesion mask (an intensity image?)",
+            "give the segmentation, not the image (check mask_path and image_path in the "
+            "manifest), or re-save the mask with non-negative labels")
 
 
 def _check_distinct(data: np.ndarray, path: Path | None) -> None:
@@ -231,8 +237,7 @@ def _float_to_labels(
     integral = bool(np.all(np.abs(raw - rounded) <= INTEGRAL_TOLERANCE))
     if integral:
         if rounded.min() < 0:
-            raise MaskError(path, f"negative label value {int(rounded.min())} found",
-                            "lesion labels must be >= 0; re-save with non-negative labels")
+            raise MaskError(path, *_negative(int(rounded.min())))
         top = int(rounded.max())
         dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
         return rounded.astype(dtype), Storage.FLOAT_INTEGRAL, None

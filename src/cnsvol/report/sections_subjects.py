@@ -39,8 +39,8 @@ def subjects_section(out: Path, subjects: Any) -> Iterator[Markup]:
     for s in iter_rows(subjects):
         yield el("tr", [el("td", cell) for cell in _subject_cells(out, s)])
     yield join(Markup("</tbody></table>"), el(
-        "p", "Best % change: most negative change of the target sum vs baseline up to the first "
-        "progression; \u201cwithin error\u201d when it is smaller than the measurement band: the "
+        "p", "Best % change: most negative change of the target sum vs baseline over the scans up "
+        "to and including the first progression; \u201cwithin error\u201d when it is smaller than the measurement band: the "
         "half-voxel band of its two scans (exposed voxel faces \u00d7 half a voxel: the volume "
         "a boundary shifting by half a voxel moves; cnsvol's own model of segmentation "
         "uncertainty, not a published test-retest figure), hatched on the waterfall. "

@@ -11,7 +11,8 @@ absorbs the usual gap between a scan and the date entered for it):
 * ``imaging_progression_long_before_pfs_event``: the first imaging progression is more than the
   tolerance before the PFS event;
 * ``censored_after_imaging_progression``: imaging shows progression, but the record is censored
-  at or after it (within the tolerance, or later);
+  at or after it, or less than the tolerance before it: the record misses a progression, a
+  disagreement about the event itself that no date gap excuses;
 * ``imaging_progression_after_censoring``: imaging shows progression after the record was
   censored (the follow-up outlived the record);
 * ``clinical_progression_no_imaging_pd``: a PFS event without any imaging progression, which is
