@@ -171,7 +171,7 @@ def to_labels(
                 raise MaskError(path, *_negative(lo))
     else:
         raise MaskError(path, f"unsupported voxel type {raw.dtype}", "save integer or float labels")
-    if mask_kind == "auto":
+    if mask_kind == "auto" and storage != Storage.INTEGER:  # integers were checked as stored
         _check_distinct(data, path)
     if selection is not None:
         data = np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
@@ -190,7 +190,9 @@ def _negative(lo: int) -> tuple[str, str]:
 def _check_distinct(data: np.ndarray, path: Path | None) -> None:
     """Refuse integer data with more distinct non-zero values than a label mask has (checked
     only when the largest value allows it, so a normal mask costs a max())."""
-    if not data.size or int(data.max()) - min(int(data.min()), 0) <= MAX_DISTINCT_LABELS:
+    if not data.size or data.dtype.itemsize == 1:  # at most 256 values: a label mask's range
+        return
+    if int(data.max()) - min(int(data.min()), 0) <= MAX_DISTINCT_LABELS:
         return
     values = np.unique(data[data != 0])
     if len(values) > MAX_DISTINCT_LABELS:
