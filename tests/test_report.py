@@ -660,3 +660,17 @@ def test_no_figure_is_drawn_up_to_its_edge(folder, tmp_path):
     fig.savefig(tmp_path / "clipped.png")
     plt.close(fig)
     assert "right" in touches_edge(tmp_path / "clipped.png")
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_a_display_plane_is_a_view_equal_to_take(order):
+    """QC pictures slice the mask ~100 times: each slice must be a view (np.take copies a
+    column-major volume whole first)."""
+    from cnsvol.report.orient import plane
+
+    vol = np.asarray(np.random.default_rng(1).integers(0, 9, (6, 7, 8)), order=order)
+    for axis in range(3):
+        for k in (0, 3, vol.shape[axis] - 1):
+            sl = plane(vol, k, axis)
+            assert np.array_equal(sl, np.take(vol, k, axis=axis))
+            assert np.shares_memory(sl, vol)

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import CnsvolError
 from ..io.read import read_image
-from .orient import display_point, display_slice, layout
+from .orient import display_point, display_slice, layout, plane
 from .style import QC_DPI, darker, figure, plain, save, short, style, track_colour
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -259,7 +259,7 @@ def _panel_title(tp: Any, k: int, tid: int | None, t: int, per_t: dict[int, Any]
 
 def _slice_with_track(labels: np.ndarray, axis: int, k: int, ids: Sequence[int]) -> int:
     """``k`` if the track has voxels on that slice, else its slice with the most voxels."""
-    sl = np.take(labels, k, axis=axis)
+    sl = plane(labels, k, axis)
     if np.isin(sl, ids).any():
         return k
     counts = np.isin(labels, ids).sum(axis=tuple(a for a in range(3) if a != axis))
