@@ -674,3 +674,19 @@ def test_a_display_plane_is_a_view_equal_to_take(order):
             sl = plane(vol, k, axis)
             assert np.array_equal(sl, np.take(vol, k, axis=axis))
             assert np.shares_memory(sl, vol)
+
+
+def test_the_qc_slice_of_a_track_is_found_from_sparse_voxels():
+    from cnsvol.lesions import find_lesions
+    from cnsvol.report.qc import _slice_with_track
+    from cnsvol import mask_from_array
+
+    data = np.zeros((20, 20, 12), np.uint8)
+    data[2:6, 2:6, 3:5] = 1      # lesion 2 (16 x 2 = 32 voxels) on slices 3-4
+    data[10:18, 10:18, 7:10] = 1  # lesion 1 (64 x 3 = 192) on slices 7-9
+    data[10:12, 10:12, 8] = 1     # (inside lesion 1 already)
+    ls = find_lesions(mask_from_array(np.asfortranarray(data), np.eye(4)))
+    assert _slice_with_track(ls, 2, 8, [1]) == 8      # on the slice asked: kept
+    assert _slice_with_track(ls, 2, 0, [2]) == 3      # elsewhere: its fullest slice (tie: first)
+    assert _slice_with_track(ls, 2, 0, [1, 2]) == 7   # 64 voxels on each of 7-9: the first
+    assert _slice_with_track(ls, 2, 5, [99]) == 5     # no voxel: the slice asked

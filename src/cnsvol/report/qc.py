@@ -195,7 +195,7 @@ def _qc_panel(
         k = int(np.clip(k, 0, shape[ax_i] - 1))
         row_ids = per_t[t].lesion_ids if t in per_t else ()
         if present and row_ids:
-            k = _slice_with_track(ls.label_image, ax_i, k, row_ids)
+            k = _slice_with_track(ls, ax_i, k, row_ids)
     else:
         ijk = (np.array(shape, dtype=np.float64) - 1) / 2
         k = shape[ax_i] // 2
@@ -257,10 +257,13 @@ def _panel_title(tp: Any, k: int, tid: int | None, t: int, per_t: dict[int, Any]
     return "\n".join(lines)
 
 
-def _slice_with_track(labels: np.ndarray, axis: int, k: int, ids: Sequence[int]) -> int:
-    """``k`` if the track has voxels on that slice, else its slice with the most voxels."""
-    sl = plane(labels, k, axis)
-    if np.isin(sl, ids).any():
+def _slice_with_track(ls: Any, axis: int, k: int, ids: Sequence[int]) -> int:
+    """``k`` if the track has voxels on that slice, else its slice with the most voxels
+    (counted from the lesion set's sparse voxels, never over the whole volume)."""
+    if np.isin(plane(ls.label_image, k, axis), ids).any():
         return k
-    counts = np.isin(labels, ids).sum(axis=tuple(a for a in range(3) if a != axis))
-    return int(np.argmax(counts)) if counts.any() else k
+    mine = ls.voxel_index[np.isin(ls.voxel_lesion, ids)]
+    if not len(mine):
+        return k
+    along = np.unravel_index(mine, ls.mask.shape, order=ls.index_order)[axis]
+    return int(np.argmax(np.bincount(along, minlength=ls.mask.shape[axis])))
