@@ -727,3 +727,35 @@ def test_header_repairs_are_not_logged_to_stderr(tmp_path, capfd):
     from nibabel.imageglobals import logger
 
     assert not logger.disabled  # nibabel's logging is left as it was
+
+
+def test_a_2d_nifti_without_slice_thickness_is_refused(tmp_path):
+    """pixdim[3] = 0 and no qform/sform: the voxel volume is unknown (no 1 mm is assumed); with
+    a slice thickness stored the 2D mask is read as one slice of that thickness."""
+    data = np.zeros((20, 20), np.uint8)
+    data[5:10, 5:10] = 1
+    img = nib.Nifti1Image(data, None)
+    img.header.set_sform(None, code=0)
+    img.header.set_qform(None, code=0)
+    img.header["pixdim"][1:4] = [0.8, 0.8, 0.0]
+    nib.save(img, str(tmp_path / "flat.nii.gz"))
+    with pytest.raises(MaskError, match=r"2D image without a slice thickness \(pixdim\[3\] = 0"):
+        read_mask(tmp_path / "flat.nii.gz")
+    img.header["pixdim"][3] = 3.0
+    nib.save(img, str(tmp_path / "thick.nii.gz"))
+    assert read_mask(tmp_path / "thick.nii.gz").voxel_volume_mm3 == pytest.approx(0.8 * 0.8 * 3)
+
+
+def test_a_qform_that_disagrees_with_the_sform_is_noted(tmp_path):
+    data = np.zeros((20, 20, 10), np.uint8)
+    data[5:10, 5:10, 2:4] = 1
+    img = nib.Nifti1Image(data, np.eye(4))
+    img.header.set_qform(np.diag([2.0, 2.0, 2.0, 1.0]), code=1)
+    img.header.set_sform(np.eye(4), code=1)
+    nib.save(img, str(tmp_path / "qs.nii.gz"))
+    m = read_mask(tmp_path / "qs.nii.gz")
+    assert m.voxel_volume_mm3 == 1.0  # the sform, as nibabel
+    assert any("qform and sform disagree (voxel volume 8 vs 1 mm3" in n for n in m.notes)
+    img.header.set_qform(np.eye(4), code=1)  # agreeing: no note
+    nib.save(img, str(tmp_path / "same.nii.gz"))
+    assert not any("disagree" in n for n in read_mask(tmp_path / "same.nii.gz").notes)

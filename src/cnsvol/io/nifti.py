@@ -83,6 +83,15 @@ def _read_nifti_quietly(
     if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
         notes.append("no qform or sform: orientation unknown, affine built from pixdim only")
     affine = np.array(hdr.get_best_affine(), dtype=np.float64)
+    if len(hdr.get_data_shape()) < 3 and int(hdr["sform_code"]) == 0:
+        # nibabel builds a 2D image's third axis as 1 mm; the slice thickness is pixdim[3]
+        # (checked non-zero above)
+        column = affine[:3, 2]
+        affine[:3, 2] = column / np.linalg.norm(column) * float(hdr["pixdim"][3])
+    if int(hdr["sform_code"]) > 0 and int(hdr["qform_code"]) > 0:
+        note = _qform_sform_note(hdr, affine)
+        if note:
+            notes.append(note)
     affine[:3, :] *= to_mm
     offset = inflated.offset if inflated is not None else int(img.dataobj.offset)
     if not gz:  # uncompressed: the file size tells whether every voxel is there
@@ -113,6 +122,18 @@ def _read_nifti_quietly(
     return raw, affine, fmt, notes
 
 
+def _qform_sform_note(hdr, sform: np.ndarray) -> str:
+    """A note when the qform and the sform (used, as nibabel does) describe different grids:
+    other readers (SimpleITK, ITK-SNAP) use the qform and measure other volumes."""
+    qform = np.asarray(hdr.get_qform(), dtype=np.float64)
+    if np.allclose(qform, sform, atol=1e-3):
+        return ""
+    vq, vs = (abs(float(np.linalg.det(a[:3, :3]))) for a in (qform, sform))
+    return (f"qform and sform disagree (voxel volume {vq:g} vs {vs:g} mm3, before unit "
+            "conversion): the sform is used, as nibabel does; SimpleITK and ITK-based tools use "
+            "the qform and would measure other volumes")
+
+
 def _check_stored_pixdim(path: Path, header_class: type, ndim: int) -> None:
     """Refuse a zero voxel size. nibabel's header check silently turns a zero pixdim into 1 on
     load, so the value is read again from the file without that fix."""
@@ -121,6 +142,13 @@ def _check_stored_pixdim(path: Path, header_class: type, ndim: int) -> None:
     with ImageOpener(str(path)) as fh:
         stored = header_class.from_fileobj(fh, check=False)  # type: ignore[attr-defined]
     zooms = [float(z) for z in stored["pixdim"][1 : 1 + min(ndim, 3)]]
+    if ndim < 3 and float(stored["pixdim"][3]) == 0:  # a 2D image: no slice thickness stored
+        raise MaskError(
+            path, f"a {ndim}D image without a slice thickness (pixdim[3] = 0, no sform): its "
+            "voxel volume is unknown",
+            "set the slice thickness in the header (pixdim[3]) or save the mask as 3D; cnsvol "
+            "never assumes 1 mm",
+        )
     if any(z == 0 for z in zooms):
         raise MaskError(
             path, f"voxel spacing is zero (pixdim {zooms}, no sform)",
