@@ -195,6 +195,7 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
     try:
         tally = _Tally(len(plans), log, progress)
         _evaluate_all(plans, keys, config, qc_dir, executor, store, force, tally)
+        _prune_qc(out / "figures" / "qc", set(keys) if config.qc else set())
         ids = sorted(keys)
         files = write_tables(out, store, [(sid, keys[sid]) for sid in ids], pfs, executor)
         store.prune(set(keys.values()))
@@ -216,6 +217,18 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
     return RunSummary(out, len(ids), len(tally.failed), record.subject_errors,
                       summary.ids_without_pfs, summary.ids_without_masks, files,
                       len(record.from_earlier_run))
+
+
+def _prune_qc(qc_dir: Path, subject_ids: set[str]) -> None:
+    """Remove the QC pictures of subjects no longer in the run (a subject withdrawn from the
+    manifest leaves no picture of its scans behind), and every picture of a run without QC
+    (they would describe an earlier run)."""
+    if not qc_dir.is_dir():
+        return
+    keep = {safe_filename(sid) + ".png" for sid in subject_ids}
+    for picture in qc_dir.glob("*.png"):
+        if picture.name not in keep:
+            picture.unlink(missing_ok=True)
 
 
 def _stored(plan: SubjectPlan, key: str, store: ResultStore, qc_dir: Path | None,

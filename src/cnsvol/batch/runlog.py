@@ -29,10 +29,26 @@ class RunLog:
 
     def subject(self, result: SubjectResult, seconds: float | None) -> None:
         took = "stored" if seconds is None else f"{seconds:.3f}s"
-        error = result.subject_row()["error"].replace("\n", " ")
-        self._write(f"{result.subject_id}\t{result.status}\t{took}\t{error}".rstrip())
+        error = _one_field(result.subject_row()["error"])
+        self._write(f"{_one_field(result.subject_id)}\t{result.status}\t{took}\t{error}"
+                    .rstrip())
 
     def close(self) -> None:
         if not self._fh.closed:
             self.note("run ended")
             self._fh.close()
+
+
+def _one_field(text: str) -> str:
+    """``text`` as one tab-separated field of one line: line breaks, tabs and other control
+    characters written as escapes (``\\n``, ``\\t``, ``\\x1b``), so an id can never forge a
+    line or a column of the log."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t" or ord(ch) < 32 or ord(ch) == 127:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}"))
+        else:
+            out.append(ch)
+    return "".join(out)
