@@ -20,7 +20,8 @@ import numpy as np
 
 from .io.files import DEFAULT_MAX_BYTES
 from .io.labelsets import parse_labels
-from .io.mask import DEFAULT_THRESHOLD, Mask
+from .errors import MaskError
+from .io.mask import DEFAULT_THRESHOLD, Mask, check_mask_kind, select_labels
 from .io.read import read_mask
 from .lesions.compartments import check_labels, get_convention, with_compartments
 from .lesions.find import DEFAULT_CONNECTIVITY, DiameterConvention, find_lesions
@@ -68,9 +69,7 @@ class MeasureOptions:
                              f"{self.diameter_convention!r}")
         if self.compartments is not None:
             object.__setattr__(self, "compartments", get_convention(self.compartments).name)
-        if self.mask_kind not in ("auto", "labels", "probability"):
-            raise ValueError("mask_kind must be 'auto', 'labels' or 'probability', got "
-                             f"{self.mask_kind!r}")
+        check_mask_kind(self.mask_kind)
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""
@@ -101,8 +100,7 @@ def measure(
     )
     if isinstance(source, Mask) and read_labels is not None:  # a file applies them when read
         sel = parse_labels(read_labels)
-        data = np.where(np.isin(mask.data, sel), mask.data, 0).astype(mask.data.dtype, copy=False)
-        mask = replace(mask, data=data, labels=sel)
+        mask = replace(mask, data=select_labels(mask.data, sel), labels=sel)
     if (convention is None and opts.labels is None and not opts.instance_labels
             and crit.response_compartments):
         _refuse_unlabelled_compartments(mask, crit)
@@ -112,8 +110,7 @@ def measure(
         check_labels(full, convention, mask.path)
         region = _region(opts, crit, convention)
         if region is not None:
-            data = np.where(np.isin(full, region), full, 0).astype(full.dtype, copy=False)
-            mask = replace(mask, data=data, labels=region)
+            mask = replace(mask, data=select_labels(full, region), labels=region)
     lesions = find_lesions(
         mask,
         connectivity=opts.connectivity,
@@ -132,8 +129,6 @@ def measure(
 def _refuse_unlabelled_compartments(mask: Mask, crit: Criteria) -> None:
     """Criteria that measure compartments (``rano2-vol``: enhancing) on a multi-label mask
     without a convention would measure every label: refused, with the fix."""
-    from .errors import MaskError
-
     present = np.unique(mask.data)
     present = present[present > 0]
     if len(present) > 1:

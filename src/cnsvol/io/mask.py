@@ -22,6 +22,7 @@ from .labelsets import parse_labels
 __all__ = [
     "DEFAULT_THRESHOLD",
     "INTEGRAL_TOLERANCE",
+    "MASK_KINDS",
     "Mask",
     "Storage",
     "check_affine",
@@ -29,6 +30,7 @@ __all__ = [
     "check_not_all_foreground",
     "mask_from_array",
     "parse_labels_for",
+    "select_labels",
     "to_labels",
 ]
 
@@ -136,6 +138,15 @@ def parse_labels_for(path: Path | None, labels: object) -> tuple[int, ...] | Non
         raise MaskError(path, str(exc), "use e.g. --labels 1,3 or --labels brats-wt") from None
 
 
+MASK_KINDS = ("auto", "labels", "probability")
+"""What a mask's stored values are (:func:`to_labels`)."""
+
+
+def select_labels(data: np.ndarray, selection: tuple[int, ...]) -> np.ndarray:
+    """``data`` with every label outside ``selection`` set to 0 (same dtype)."""
+    return np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
+
+
 MAX_DISTINCT_LABELS = 256
 """A label mask with more distinct non-zero values than this is refused unless
 ``mask_kind="labels"`` (an image stored as integers has thousands)."""
@@ -153,8 +164,7 @@ def to_labels(
     ``mask_kind``: ``"auto"`` (integer labels, or a fractional map in [0, 1]; more than
     :data:`MAX_DISTINCT_LABELS` distinct labels is refused as an image), ``"labels"`` (as many
     labels as stored) or ``"probability"`` (a map in [0, 1], thresholded)."""
-    if mask_kind not in ("auto", "labels", "probability"):
-        raise ValueError(f"mask_kind must be 'auto', 'labels' or 'probability', got {mask_kind!r}")
+    check_mask_kind(mask_kind)
     if raw.dtype == np.bool_:
         raw = raw.view(np.uint8)
     if mask_kind == "probability":
@@ -174,8 +184,14 @@ def to_labels(
     if mask_kind == "auto" and storage != Storage.INTEGER:  # integers were checked as stored
         _check_distinct(data, path)
     if selection is not None:
-        data = np.where(np.isin(data, selection), data, 0).astype(data.dtype, copy=False)
+        data = select_labels(data, selection)
     return data, storage, used
+
+
+def check_mask_kind(mask_kind: str) -> None:
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {', '.join(map(repr, MASK_KINDS))}, got "
+                         f"{mask_kind!r}")
 
 
 def _negative(lo: int) -> tuple[str, str]:

@@ -105,6 +105,7 @@ class _Series:
     new_at: list[list[Lesion]]
     equivocal_confirmed: dict[int, int]  # timepoint first shown -> timepoint confirming it
     nontargets: list[list[set[int]]]  # per baseline non-target lesion: its lesion ids per t
+    by_id: list[dict[int, Lesion]]  # per timepoint: lesion id -> lesion
     radiotherapy_end_days: float | None = None
 
     @property
@@ -215,6 +216,7 @@ def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
         equivocal_confirmed=_equivocal_confirmed(new_at, matchings, by_id,
                                                  criteria.new_lesion_min_diameter_mm),
         nontargets=nontargets,
+        by_id=by_id,
     )
 
 
@@ -304,10 +306,8 @@ def _nontarget_findings(s: _Series, t: int, w: Work) -> None:
     c = s.criteria
     if c.nontarget_progression_growth_mm is None:
         return
-    by_id = [ls.by_id() for ls in (s.sets[u] for u in range(t + 1))]
-
     def diameter(ids: set[int], u: int) -> float:
-        return max((by_id[u][i].longest_diameter_mm for i in ids), default=0.0)
+        return max((s.by_id[u][i].longest_diameter_mm for i in ids), default=0.0)
 
     grown = []
     for ids_at in s.nontargets:
