@@ -12,11 +12,10 @@ import numpy as np
 from ..errors import CnsvolError
 from ..io.read import read_image
 from .orient import display_point, display_slice, layout, plane
-from .style import QC_DPI, darker, figure, plain, save, short, style, track_colour
+from .raster import Canvas, Crop, crop_pixels, grey_image, grey_mask, outline, rgb, window
+from .style import darker, short, track_colour
 
 if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.axes import Axes
-
     from ..response.evaluation import SeriesResult
 
 __all__ = ["qc_picture"]
@@ -65,36 +64,52 @@ def qc_picture(
     half_mm = {tid: _half_window_mm(series, states[tid]) for tid in chosen}
 
     n_rows = max(len(chosen), 1)
-    with style():
-        fig = figure(2.35 * n_t + 0.5, 2.75 * n_rows + 1.0, dpi=QC_DPI, axes=False)[0]
-        axes = fig.subplots(n_rows, n_t, squeeze=False)
-        fig.subplots_adjust(left=0.5 / (2.35 * n_t + 0.5), right=0.99, wspace=0.06,
-                            top=1 - 0.75 / (2.75 * n_rows + 1.0),
-                            bottom=0.45 / (2.75 * n_rows + 1.0), hspace=0.42)
-        for t in range(n_t):  # one column at a time: one image volume in memory at once
-            background, note = _qc_background(series.lesion_sets[t], imgs[t])
-            for row in range(n_rows):
-                tid = chosen[row] if chosen else None
-                _qc_panel(axes[row][t], series, t, tid, states.get(tid, {}) if tid else {},
-                          positions.get(tid), half_mm.get(tid, 30.0), lesion_track[t],
-                          background, note)
-            del background
+    canvas = Canvas(_LEFT + n_t * (_PANEL + _GAP) - _GAP + _RIGHT,
+                    _TOP + n_rows * (_TITLE + _PANEL + _GAP) + _FOOTER)
+    titles = []
+    for t in range(n_t):  # one column at a time: one image volume in memory at once
+        background, note = _qc_background(series.lesion_sets[t], imgs[t])
         for row in range(n_rows):
             tid = chosen[row] if chosen else None
-            ax0 = axes[row][0]
-            ax0.set_ylabel("no lesion" if tid is None else f"track {tid}", fontsize=9,
-                           color="black" if tid is None else darker(track_colour(tid)),
-                           fontweight="bold")
-        head = "QC: " + plain(short(title, 60)) if title else "QC"
-        fig.suptitle(
-            f"{head} \u2014 {series.criteria.name}; axial slices, radiological view "
-            "(patient's right on the left, anterior up)",
-            x=0.01, ha="left", fontsize=9,
-        )
-        fig.text(0.01, 0.01, "Outline colour = lesion track (same colour at every timepoint); "
-                 "thick outline and frame = the row's track; mm\u00b3 = track volume.",
-                 fontsize=7, color="#444444")
-        return save(fig, stem, ("png",), dpi=QC_DPI)
+            left, top = _panel_origin(row, t)
+            pixels, caption = _qc_panel(series, t, tid, states.get(tid, {}) if tid else {},
+                                        positions.get(tid), half_mm.get(tid, 30.0),
+                                        lesion_track[t], background, note)
+            canvas.paste(top, left, pixels)
+            titles.append((left, top, tid, caption))
+        del background
+    for left, top, tid, caption in titles:
+        canvas.frame(left, top, _PANEL, track_colour(tid) if tid else "#444444", width=3)
+        canvas.text((left, top - 4), caption, 11, anchor="ld")
+        for x, y, s in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.04, "A"), (0.5, 0.96, "P")):
+            canvas.text((left + x * _PANEL, top + y * _PANEL), s, 10, "#DDDDDD", anchor="mm")
+    for row in range(n_rows):
+        tid = chosen[row] if chosen else None
+        _, top = _panel_origin(row, 0)
+        canvas.vertical_text((_LEFT / 2, top + _PANEL / 2),
+                             "no lesion" if tid is None else f"track {tid}", 13,
+                             "#000000" if tid is None else darker(track_colour(tid)), bold=True)
+    head = "QC: " + short(title, 60) if title else "QC"
+    canvas.text((10, 10), f"{head} \u2014 {series.criteria.name}; axial slices, radiological "
+                "view (patient's right on the left, anterior up)", 13)
+    canvas.text((10, canvas.pixels.shape[0] - 8),
+                "Outline colour = lesion track (same colour at every timepoint); thick outline "
+                "and frame = the row's track; mm\u00b3 = track volume.", 10, "#444444",
+                anchor="ld")
+    stem = Path(stem)
+    return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
+
+
+_PANEL = 240  # side of a panel, pixels
+_GAP = 18  # between panels
+_LEFT, _RIGHT, _TOP, _FOOTER = 40, 10, 34, 26  # margins: row labels, title, footnote
+_TITLE = 46  # panel title (up to three lines) above each panel
+
+
+def _panel_origin(row: int, t: int) -> tuple[int, int]:
+    """(left, top) pixel of the panel of ``row`` at timepoint ``t``."""
+    return (_LEFT + t * (_PANEL + _GAP),
+            _TOP + _TITLE + row * (_TITLE + _PANEL + _GAP))
 
 
 def _qc_tracks(states: dict[int, dict[int, Any]], max_lesions: int) -> list[int]:
@@ -168,7 +183,6 @@ def _qc_background(ls: Any, path: str | Path | None) -> tuple[tuple[str, np.ndar
 
 
 def _qc_panel(
-    ax: Axes,
     series: SeriesResult,
     t: int,
     tid: int | None,
@@ -178,18 +192,16 @@ def _qc_panel(
     lesion_track: dict[int, int],
     background: tuple[str, np.ndarray],
     note: str,
-) -> None:
+) -> tuple[np.ndarray, str]:
+    """The pixels of one panel (the window around the track on its slice, outlines drawn) and
+    its title."""
     ls = series.lesion_sets[t]
-    tp = series.timepoints[t]
-    mask = ls.mask
-    affine = mask.affine
-    shape = mask.shape
+    affine, shape = ls.mask.affine, ls.mask.shape
     ax_i, v, h, _, _ = layout(affine)
-    inv = np.linalg.inv(affine)
     world, present = position[t] if position else (None, False)
     outside = False
     if world is not None:
-        ijk = (inv @ np.append(world, 1.0))[:3]
+        ijk = (np.linalg.inv(affine) @ np.append(world, 1.0))[:3]
         k = int(np.rint(ijk[ax_i]))
         outside = not (0 <= k < shape[ax_i])
         k = int(np.clip(k, 0, shape[ax_i] - 1))
@@ -199,51 +211,28 @@ def _qc_panel(
     else:
         ijk = (np.array(shape, dtype=np.float64) - 1) / 2
         k = shape[ax_i] // 2
-    ax.set_facecolor("black")  # outside the scan's field of view
-    kind, volume = background
-    base = display_slice(volume, affine, k)
     spacing = np.linalg.norm(affine[:3, :3], axis=0)
-    aspect = float(spacing[v] / spacing[h])
-    if kind == "image":
-        finite = base[np.isfinite(base)]
-        vals = finite[finite != 0] if np.any(finite != 0) else finite
-        lo, hi = (np.percentile(vals, [1, 99.5]) if vals.size else (0.0, 1.0))
-        ax.imshow(base, cmap="gray", vmin=float(lo), vmax=float(max(hi, lo + 1e-6)),
-                  aspect=aspect, origin="upper")
-    else:
-        ax.imshow((base > 0).astype(np.float32), cmap="gray", vmin=0.0, vmax=2.2,
-                  aspect=aspect, origin="upper")
-    labels2d = display_slice(ls.label_image, affine, k)
     row_c, col_c = display_point(ijk, shape, affine)
-    hr, hc = half_mm / spacing[v], half_mm / spacing[h]
-    r0, r1 = max(int(np.floor(row_c - hr)) - 1, 0), min(int(np.ceil(row_c + hr)) + 2, labels2d.shape[0])
-    c0, c1 = max(int(np.floor(col_c - hc)) - 1, 0), min(int(np.ceil(col_c + hc)) + 2, labels2d.shape[1])
-    sub = labels2d[r0:r1, c0:c1]
-    for lid_track in sorted({lesion_track.get(int(i)) for i in np.unique(sub) if i} - {None}):
-        ids = [lid for lid, tr in lesion_track.items() if tr == lid_track]
-        inside = np.isin(sub, ids)
-        if inside.any() and min(sub.shape) >= 2:
-            ax.contour(np.arange(c0, c1), np.arange(r0, r1), inside.astype(np.float32),
-                       levels=[0.5], colors=[track_colour(lid_track)],
-                       linewidths=2.0 if lid_track == tid else 1.0)
-    ax.set_xlim(col_c - hc, col_c + hc)
-    ax.set_ylim(row_c + hr, row_c - hr)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    for spine in ax.spines.values():
-        spine.set_visible(True)
-        spine.set_color(track_colour(tid) if tid else "#444444")
-        spine.set_linewidth(2.0)
-    for x, y, s in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.97, "A"), (0.5, 0.03, "P")):
-        ax.text(x, y, s, transform=ax.transAxes, color="white", fontsize=7, ha="center",
-                va="center", alpha=0.8)
-    ax.set_title(_panel_title(tp, k, tid, t, per_t, outside, note), fontsize=7.5, loc="left")
+    crop = Crop(row_c, col_c, half_mm / spacing[v], half_mm / spacing[h], _PANEL)
+    kind, volume = background
+    values, inside = crop_pixels(display_slice(volume, affine, k), crop)
+    if kind == "image":
+        pixels = grey_image(values, inside, window(display_slice(volume, affine, k)))
+    else:
+        pixels = grey_mask(values, inside)
+    labels, _ = crop_pixels(display_slice(ls.label_image, affine, k), crop)
+    labels = np.where(inside, labels, 0)
+    ids_here = {int(i) for i in np.unique(labels) if i}
+    for track in sorted({lesion_track.get(i) for i in ids_here} - {None}):
+        ids = [lid for lid, tr in lesion_track.items() if tr == track and lid in ids_here]
+        pixels[outline(np.isin(labels, ids), 2 if track == tid else 1)] = rgb(track_colour(track))
+    return pixels, _panel_title(series.timepoints[t], k, tid, t, per_t, outside, note)
 
 
 def _panel_title(tp: Any, k: int, tid: int | None, t: int, per_t: dict[int, Any],
                  outside: bool, note: str) -> str:
     day = "day ?" if tp.days_from_baseline is None else f"day {tp.days_from_baseline:g}"
-    lines = [f"{plain(short(tp.timepoint, 18))} \u00b7 {day} \u00b7 slice {k}"]
+    lines = [f"{short(tp.timepoint, 18)} \u00b7 {day} \u00b7 slice {k}"]
     if tid is None:
         lines.append("no lesion")
     elif t in per_t and per_t[t].lesion_ids:

@@ -35,7 +35,6 @@ __all__ = [
     "CLAMP_PCT",
     "DPI",
     "KM_COLOURS",
-    "QC_DPI",
     "arm_colours",
     "category",
     "darker",
@@ -82,8 +81,6 @@ LINE_PROGRESSION = "#BB5566"
 LINE_RESPONDER = "#228833"
 
 DPI = 150
-
-QC_DPI = 110
 
 CLAMP_PCT = 100.0  # bars / points above +100% are drawn at the limit, value annotated
 
