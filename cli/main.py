@@ -9,6 +9,8 @@ Exit codes:
        results folder, ...): the message on stderr names the file, the problem and the fix
     2  bad invocation (unknown option, missing argument): usage on stderr
     3  ``run`` finished but some subjects failed (listed on stderr, in subjects.csv and the report)
+    130, 143  ``run`` stopped by SIGINT (Ctrl-C) or SIGTERM: the workers are stopped, what was
+       kept is said in one line, and the same command goes on from there
 """
 
 from __future__ import annotations
@@ -63,14 +65,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     args.argv = argv
     from cnsvol.batch.executors import DaskNotInstalled
-    from cnsvol.errors import CnsvolError
+    from cnsvol.batch.signals import RunInterrupted
+    from cnsvol.errors import CnsvolError, describe_os_error
 
     try:
         out = args.func(args)
+    except RunInterrupted as exc:
+        print(f"cnsvol {args.command}: {exc}: {exc.kept or 'nothing was changed'}",
+              file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"cnsvol {args.command}: interrupted by SIGINT: nothing was written",
+              file=sys.stderr)
+        return 130
     except (CnsvolError, OSError, ValueError, DaskNotInstalled) as exc:
         if args.debug:
             traceback.print_exc()
-        print(f"cnsvol {args.command}: error: {exc}", file=sys.stderr)
+        message = describe_os_error(exc) if isinstance(exc, OSError) and \
+            not isinstance(exc, CnsvolError) else str(exc)
+        print(f"cnsvol {args.command}: error: {message}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     code = EXIT_OK
     if isinstance(out, tuple):

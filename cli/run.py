@@ -42,6 +42,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     where.add_argument("--dask-local", type=int, metavar="N", default=None,
                        help="start a local Dask cluster of N workers for the run "
                        "(needs cnsvol[dask])")
+    where.add_argument("--subject-timeout", type=_seconds_or_none, default=600.0,
+                       metavar="SECONDS",
+                       help="a subject still running after this long fails with that reason and "
+                       "the run goes on (default: 600; 0 = no limit)")
+    where.add_argument("--dask-worker-timeout", type=_positive_seconds, default=300.0,
+                       metavar="SECONDS",
+                       help="a Dask run with no live worker for this long stops with an error, "
+                       "keeping what was computed (default: 300)")
     p.add_argument("--force", action="store_true",
                    help="recompute every subject, even those stored in --out by an earlier "
                    "run with the same inputs and parameters")
@@ -85,10 +93,12 @@ def _add_pfs_options(p: argparse.ArgumentParser) -> None:
 
 def command(args: argparse.Namespace) -> tuple[str, int]:
     from cnsvol import RunConfig, read_manifest, read_pfs, run_cohort
+    from cnsvol.batch.limits import RunLimits
 
     from .progress import Progress
 
-    config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
+    config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc,
+                       limits=RunLimits(args.subject_timeout, args.dask_worker_timeout))
     if args.pfs is None and args.pfs_tolerance_days != 14.0:
         raise ValueError("--pfs-tolerance-days compares the imaging with a PFS table: give --pfs")
     manifest = read_manifest(args.manifest, skip_missing=args.skip_missing,
@@ -123,6 +133,18 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     lines.append(f"results: {summary.out_dir}")
     lines.append(f"report:  {summary.files['report']}")
     return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)
+
+
+def _seconds_or_none(text: str) -> float | None:
+    value = non_negative(text)
+    return None if value == 0 else value
+
+
+def _positive_seconds(text: str) -> float:
+    value = non_negative(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0 seconds")
+    return value
 
 
 def _delimiter(text: str) -> str:

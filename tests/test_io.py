@@ -469,16 +469,23 @@ def test_huge_nrrd_header_is_refused_before_reading(tmp_path):
     assert_mask_error(ei, path, cls=MaskTooLargeError)
 
 
-def test_max_bytes_limit_is_inclusive(tmp_path):
+def test_max_bytes_limit_is_inclusive_and_bounds_the_estimated_peak(tmp_path):
+    """The limit applies to the memory estimate, by hand: 1680 uint8 voxels x (1 decoded + 3
+    working) + what is held while reading (the .gz file whole and its 352-byte header; for
+    NRRD, SimpleITK's buffer beside its numpy copy: 2 x 1 + 3 per voxel)."""
+    from cnsvol.io.files import WORKING_BYTES_PER_VOXEL
+
+    assert WORKING_BYTES_PER_VOXEL == 3
     path = small_nifti(tmp_path, "m.nii.gz")  # 10 * 12 * 14 = 1680 uint8 voxels
-    assert read_mask(path, max_bytes=1680).shape == SHAPE
+    need = 1680 * (1 + 3) + 352 + path.stat().st_size
+    assert read_mask(path, max_bytes=need).shape == SHAPE
     with pytest.raises(MaskTooLargeError) as ei:
-        read_mask(path, max_bytes=1679)
-    assert_mask_error(ei, path, "1,680", cls=MaskTooLargeError)
+        read_mask(path, max_bytes=need - 1)
+    assert_mask_error(ei, path, "1,680 voxels", f"{need:,} bytes", cls=MaskTooLargeError)
     nrrd = write_sitk(tmp_path / "m.nrrd", blob(), make_affine())
-    assert read_mask(nrrd, max_bytes=1680).shape == SHAPE
+    assert read_mask(nrrd, max_bytes=1680 * (2 + 3)).shape == SHAPE
     with pytest.raises(MaskTooLargeError):
-        read_mask(nrrd, max_bytes=1679)
+        read_mask(nrrd, max_bytes=1680 * (2 + 3) - 1)
 
 
 @pytest.mark.parametrize(
@@ -660,8 +667,9 @@ def test_negative_dimension_in_the_header(tmp_path, name):
 def test_uncompressed_file_shorter_than_its_header_says_is_refused_before_allocating(
     tmp_path, monkeypatch
 ):
-    """A 3.8 GiB header over a few bytes of data: under the 4 GiB limit, so the size check lets
-    it pass, but the file size shows it is truncated before any voxel buffer is made."""
+    """A 3.8 GiB header over a few bytes of data: refused by the default limit (reading and
+    measuring it would need ~15 GiB); with the limit raised, the file size shows it is
+    truncated before any voxel buffer is made."""
     path = small_nifti(tmp_path, "short.nii")
     patch_nifti_header(path, dim=[3, 1600, 1600, 1600, 1, 1, 1, 1])
     import cnsvol.io.nifti as cio
@@ -670,8 +678,11 @@ def test_uncompressed_file_shorter_than_its_header_says_is_refused_before_alloca
         raise AssertionError("a voxel buffer was allocated")
 
     monkeypatch.setattr(cio, "_read_voxels", no_alloc)
-    with pytest.raises(MaskError) as ei:
+    with pytest.raises(MaskTooLargeError) as ei:
         read_mask(path)
+    assert_mask_error(ei, path, "3.81 GiB decoded", "15.26 GiB", cls=MaskTooLargeError)
+    with pytest.raises(MaskError) as ei:
+        read_mask(path, max_bytes=32 * 1024**3)
     assert_mask_error(ei, path, "truncated", "4,096,000,000 bytes")
 
 

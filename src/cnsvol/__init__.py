@@ -22,6 +22,7 @@ from ._version import __version__
 
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
     from .batch import RunConfig, RunSummary, evaluate_subject, run_cohort  # noqa: F401
+    from .batch.limits import RunLimits  # noqa: F401
     from .batch.outputs import rebuild_report  # noqa: F401
     from .cohort import Manifest, PfsTable, SubjectPlan, read_manifest, read_pfs  # noqa: F401
     from .cohort.bids import bids_manifest, write_manifest  # noqa: F401
@@ -109,6 +110,7 @@ _EXPORTS = {
     # cohort runs
     "run_cohort": "batch.run",
     "RunConfig": "batch.config",
+    "RunLimits": "batch.limits",
     "RunSummary": "batch.run",
     "evaluate_subject": "batch.evaluate",
     "rebuild_report": "batch.outputs",

@@ -26,8 +26,11 @@ def _atomic_file(path: str | Path, mode: str, durable: bool = True, **kwargs: An
     a killed process, leaves only a hidden ``.tmp`` file beside it), with the permissions a
     plain ``open`` would give (0666 less the umask; ``mkstemp`` alone gives owner-only)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _naming(exc, path.parent) from None
     try:
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
@@ -36,9 +39,19 @@ def _atomic_file(path: str | Path, mode: str, durable: bool = True, **kwargs: An
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise _naming(exc, path) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _naming(exc: OSError, path: Path) -> OSError:
+    """``exc`` with the file it concerns (a failed write, e.g. a full disk, names none)."""
+    if exc.filename is not None:
+        return exc
+    return type(exc)(exc.errno, exc.strerror or str(exc), str(path))
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:

@@ -20,6 +20,7 @@ __all__ = [
     "BidsError",
     "ResultsError",
     "FolderLockedError",
+    "describe_os_error",
 ]
 
 
@@ -72,3 +73,29 @@ class ResultsError(CnsvolError, ValueError):
 
 class FolderLockedError(CnsvolError, RuntimeError):
     """Another run holds the results folder's lock."""
+
+
+_OS_FIXES = {
+    "ENOSPC": "free space on that disk (or give --out on another one), then run the same command "
+              "again: what was computed is kept",
+    "EDQUOT": "free space within your disk quota (or give --out elsewhere), then run the same "
+              "command again: what was computed is kept",
+    "EACCES": "make that folder writable for you, or give another --out",
+    "EPERM": "make that folder writable for you, or give another --out",
+    "EROFS": "the disk is mounted read-only: give --out on a writable disk",
+    "ENOTDIR": "a part of that path is a file, not a folder: give another --out",
+    "EISDIR": "that path is a folder: give the path of a file",
+    "ENAMETOOLONG": "use a shorter path",
+    "EIO": "the disk or network share failed: check it, then run the same command again",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An operating-system error as cnsvol words its errors: the path, the problem, the fix."""
+    import errno as _errno
+
+    name = _errno.errorcode.get(exc.errno or -1, "")
+    where = exc.filename if exc.filename is not None else "(path not reported)"
+    problem = exc.strerror or str(exc)
+    fix = _OS_FIXES.get(name, "check the path and the disk, then run the command again")
+    return f"{where}: {problem}{f' ({name})' if name else ''}. Fix: {fix}"

@@ -17,7 +17,8 @@ from .._lazy import lazy_exports
 if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily below)
     from .config import RunConfig  # noqa: F401
     from .evaluate import evaluate_subject  # noqa: F401
-    from .executors import DaskNotInstalled, Executor, make_executor  # noqa: F401
+    from .executors import DaskNotInstalled, Executor, NoWorkers, make_executor  # noqa: F401
+    from .limits import RunLimits, SubjectTimeout  # noqa: F401
     from .lock import FolderLock  # noqa: F401
     from .outputs import rebuild_report  # noqa: F401
     from .run import RunSummary, SubjectDone, run_cohort  # noqa: F401
@@ -26,7 +27,10 @@ _EXPORTS = {
     "DaskNotInstalled": "executors",
     "Executor": "executors",
     "FolderLock": "lock",
+    "NoWorkers": "executors",
     "RunConfig": "config",
+    "RunLimits": "limits",
+    "SubjectTimeout": "limits",
     "RunSummary": "run",
     "SubjectDone": "run",
     "evaluate_subject": "evaluate",

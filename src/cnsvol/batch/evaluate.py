@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from ..cohort.manifest import SubjectPlan
@@ -16,8 +17,14 @@ from ..report.names import safe_filename
 from ..response.evaluation import SeriesResult
 from ..response.subject import SubjectResult
 from .config import RunConfig
+from .limits import SubjectTimeout, time_limit
 
-__all__ = ["check_labels_in_cohort", "evaluate_subject", "timed_evaluation"]
+__all__ = [
+    "TIMED_OUT", "check_labels_in_cohort", "evaluate_subject", "timed_evaluation",
+    "worth_retrying",
+]
+
+TIMED_OUT = "timed out: "  # how the error of a subject stopped by the time limit begins
 
 
 class _PlanError(CnsvolError):
@@ -32,6 +39,9 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
     be drawn is a note on the result, never a lost result.
     """
     config = config if config is not None else RunConfig()
+    options = config.options
+    if config.limits.memory_bytes is not None and config.limits.memory_bytes < options.max_bytes:
+        options = replace(options, max_bytes=config.limits.memory_bytes)
     try:
         if plan.error:
             raise _PlanError(plan.error)
@@ -46,17 +56,19 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
             timepoints=[s.timepoint for s in plan.scans],
             clinical=[s.clinical for s in plan.scans],
             criteria=config.criteria,
-            options=config.options,
+            options=options,
             radiotherapy_end_days=plan.radiotherapy_end_days,
         )
         _check_labels_found(series, config)
+    except SubjectTimeout:
+        raise  # reported by timed_evaluation, the one place the limit is set
     except Exception as exc:  # noqa: BLE001 - one bad subject must never stop the cohort
         kind = "" if isinstance(exc, (CnsvolError, OSError, ValueError)) else "unexpected "
         message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
         return SubjectResult.failed(plan.subject_id, len(plan.scans), message)
     notes: tuple[str, ...] = ()
     if config.qc and qc_dir is not None:
-        note = _draw_qc(plan, series, qc_dir)
+        note = _draw_qc(plan, series, qc_dir, options.max_bytes)
         notes = (note,) if note else ()
     return SubjectResult.from_series(plan.subject_id, series, notes)
 
@@ -108,21 +120,42 @@ def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> N
         )
 
 
-def _draw_qc(plan: SubjectPlan, series: SeriesResult, qc_dir: Path) -> str:
-    """Draw the subject's QC picture; returns a note when it could not be drawn."""
+def _draw_qc(plan: SubjectPlan, series: SeriesResult, qc_dir: Path, max_bytes: int) -> str:
+    """Draw the subject's QC picture (its images read under ``max_bytes``, like its masks);
+    returns a note when it could not be drawn."""
     from ..report.qc import qc_picture
 
     try:
         qc_picture(series, [s.image_path for s in plan.scans],
-                   qc_dir / safe_filename(plan.subject_id), title=plan.subject_id)
+                   qc_dir / safe_filename(plan.subject_id), title=plan.subject_id,
+                   max_bytes=max_bytes)
+    except SubjectTimeout:
+        raise  # the subject's time is up: it fails (timed_evaluation), picture or not
     except Exception as exc:  # noqa: BLE001 - a picture must not discard the subject's numbers
         return f"QC picture not drawn: {type(exc).__name__}: {exc}"
     return ""
 
 
+def worth_retrying(result: SubjectResult, config: RunConfig) -> bool:
+    """Whether a failed result may succeed in another run with the same inputs: stopped by
+    the time limit, or refused by a memory limit this run lowered for its number of workers
+    (store it for the record, but compute it again next time)."""
+    if result.ok:
+        return False
+    lowered = config.limits.memory_bytes is not None and \
+        config.limits.memory_bytes < config.options.max_bytes
+    return result.error.startswith(TIMED_OUT) or (lowered and "MaskTooLargeError" in result.error)
+
+
 def timed_evaluation(plan: SubjectPlan, config: RunConfig,
                      qc_dir: Path | None) -> tuple[SubjectResult, float]:
-    """:func:`evaluate_subject` and the seconds it took."""
+    """:func:`evaluate_subject` within the run's per-subject time limit
+    (``config.limits.subject_seconds``), and the seconds it took; a subject that runs out of
+    time is a failed result saying so."""
     start = time.perf_counter()
-    result = evaluate_subject(plan, config, qc_dir)
+    try:
+        with time_limit(config.limits.subject_seconds):
+            result = evaluate_subject(plan, config, qc_dir)
+    except SubjectTimeout as exc:
+        result = SubjectResult.failed(plan.subject_id, len(plan.scans), f"{TIMED_OUT}{exc}")
     return result, time.perf_counter() - start

@@ -12,7 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-__all__ = ["DaskNotInstalled", "Executor", "make_executor"]
+from ..errors import CnsvolError
+
+__all__ = [
+    "DaskNotInstalled", "Executor", "NoWorkers", "make_executor", "worker_died",
+]
 
 _IN_FLIGHT_PER_WORKER = 4
 _END = object()
@@ -72,7 +76,7 @@ class ProcessExecutor(Executor):
     def _pool(self):
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.workers, initializer=one_thread)
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_setup)
 
     def run(self, fn, tasks, on_started=None, isolate=False):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -118,6 +122,9 @@ class ProcessExecutor(Executor):
                     in_flight.clear()
                     pool.shutdown(wait=True, cancel_futures=True)
                     pool = self._pool()
+        except BaseException:  # interrupted, or the caller stopped early: stop the workers now
+            _terminate(pool)
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
@@ -132,7 +139,8 @@ class DaskExecutor(Executor):
 
     name = "dask"
 
-    def __init__(self, address: str | None = None, local_workers: int | None = None) -> None:
+    def __init__(self, address: str | None = None, local_workers: int | None = None,
+                 no_worker_seconds: float = 300.0) -> None:
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -140,6 +148,7 @@ class DaskExecutor(Executor):
         import logging
 
         self._cluster = None
+        self.no_worker_seconds = float(no_worker_seconds)
         if address:
             self.client = Client(address)
             self.where = address
@@ -154,33 +163,45 @@ class DaskExecutor(Executor):
         self.client.run(one_thread)
 
     def run(self, fn, tasks, on_started=None, isolate=False):
-        from distributed import as_completed
-
         queue = iter(tasks)
         limit = 1 if isolate else self.workers * _IN_FLIGHT_PER_WORKER
         futures: dict[Any, Any] = {}
         for task in queue:
-            fut = self.client.submit(fn, task, pure=False)
-            futures[fut] = task
+            futures[self.client.submit(fn, task, pure=False)] = task
             if len(futures) >= limit:
                 break
         if on_started:
             on_started()
-        stream = as_completed(list(futures))
-        for fut in stream:
-            task = futures.pop(fut)
+        watch = _WorkerWatch(self)
+        try:
+            yield from self._results(fn, queue, futures, watch)
+        except BaseException:  # interrupted, or the caller stopped early: cancel what is left
+            self.client.cancel(list(futures), force=True)
+            raise
+
+    def _results(self, fn, queue, futures, watch):
+        from distributed import wait
+
+        while futures:
             try:
-                result = fut.result()
-            except Exception as exc:  # noqa: BLE001 - a killed worker, a lost task
-                yield task, None, exc
-            else:
-                yield task, result, None
-            fut.release()
-            for task in queue:
-                nxt = self.client.submit(fn, task, pure=False)
-                futures[nxt] = task
-                stream.add(nxt)
-                break
+                done, _ = wait(list(futures), timeout=_POLL_SECONDS,
+                               return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                watch.check()
+                continue
+            watch.alive()
+            for fut in sorted(done, key=lambda f: f.key):
+                task = futures.pop(fut)
+                try:
+                    result = fut.result()
+                except Exception as exc:  # noqa: BLE001 - a killed worker, a lost task
+                    yield task, None, exc
+                else:
+                    yield task, result, None
+                fut.release()
+                for task in queue:
+                    futures[self.client.submit(fn, task, pure=False)] = task
+                    break
 
     def close(self) -> None:
         self.client.close()
@@ -189,6 +210,74 @@ class DaskExecutor(Executor):
 
     def describe(self) -> str:
         return f"Dask ({self.where}, {self.workers} worker thread(s))"
+
+
+_POLL_SECONDS = 2.0  # how often a Dask run waiting for results checks for live workers
+
+
+class NoWorkers(CnsvolError, RuntimeError):
+    """A Dask run had no live worker for longer than its limit."""
+
+
+class _WorkerWatch:
+    """Times how long a Dask run has waited with no live worker on the scheduler."""
+
+    def __init__(self, executor: DaskExecutor) -> None:
+        import time
+
+        self._executor, self._clock = executor, time.monotonic
+        self._since: float | None = self._clock()  # no result yet: waiting from now
+
+    def alive(self) -> None:
+        self._since = None
+
+    def check(self) -> None:
+        try:
+            n = len(self._executor.client.scheduler_info().get("workers", {}))
+        except Exception:  # noqa: BLE001 - an unreachable scheduler has no live worker either
+            n = 0
+        if n:
+            self._since = None
+            return
+        now = self._clock()
+        self._since = now if self._since is None else self._since
+        if now - self._since >= self._executor.no_worker_seconds:
+            raise NoWorkers(
+                f"no live Dask worker on {self._executor.where} for "
+                f"{now - self._since:.0f} s (limit {self._executor.no_worker_seconds:g} s); "
+                "the results computed so far are kept in the folder. Fix: start workers for "
+                "this scheduler (or check they can reach it), then run the same command again "
+                "to compute the rest; --dask-worker-timeout SECONDS waits longer")
+
+
+def worker_died(exc: BaseException) -> bool:
+    """Whether ``exc`` says the worker process running a task died (not that the task
+    failed): a broken local pool, or a Dask worker lost with the task."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return isinstance(exc, BrokenProcessPool) or type(exc).__name__ == "KilledWorker"
+
+
+def _terminate(pool: Any) -> None:
+    """Stop a process pool's workers at once (SIGTERM, then SIGKILL for any still alive after
+    5 s), without waiting for their tasks."""
+    processes = list(getattr(pool, "_processes", None) or {})
+    procs = [pool._processes[p] for p in processes if p in pool._processes]
+    for proc in procs:
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(5)
+
+
+def _worker_setup() -> None:
+    from .signals import worker_signals
+
+    worker_signals()
+    one_thread()
 
 
 def one_thread() -> None:
@@ -201,9 +290,11 @@ def one_thread() -> None:
 
 
 def make_executor(jobs: int | None = None, scheduler: str | None = None,
-                  dask_local: int | None = None) -> Executor:
+                  dask_local: int | None = None, *,
+                  no_worker_seconds: float = 300.0) -> Executor:
     """``scheduler`` (a Dask address) or ``dask_local`` (workers of a local Dask cluster) pick
     Dask; otherwise ``jobs`` local processes (default: the number of cores; 1 = this process).
+    ``no_worker_seconds``: how long a Dask run waits with no live worker before it stops.
     """
     import os
 
@@ -214,6 +305,6 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None,
     if scheduler and dask_local:
         raise ValueError("give either --scheduler or --dask-local, not both")
     if scheduler or dask_local:
-        return DaskExecutor(scheduler, dask_local)
+        return DaskExecutor(scheduler, dask_local, no_worker_seconds)
     jobs = jobs or os.cpu_count() or 1
     return Executor() if jobs == 1 else ProcessExecutor(jobs)

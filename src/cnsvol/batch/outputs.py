@@ -23,12 +23,16 @@ from ..results.csvtable import read_table, render_rows, table_writer
 from ..results.folder import read_results
 from ..results.frames import subject_rows
 from ..results.schema import SCHEMAS, SUBJECTS
-from .executors import Executor
+from .executors import Executor, worker_died
 from .store import ResultStore, json_value
 
 __all__ = [
-    "draw_figures_and_report", "rebuild_report", "write_cohort_json", "write_json", "write_tables",
+    "STAGING_DIR", "commit_outputs", "draw_figures_and_report", "rebuild_report",
+    "write_cohort_json", "write_json", "write_tables",
 ]
+
+STAGING_DIR = ".staging"
+"""Where a run writes its final outputs before they are moved into the folder together."""
 
 
 def write_tables(out: Path, store: ResultStore, subjects: Sequence[tuple[str, str]],
@@ -116,22 +120,83 @@ def _call(fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def draw_figures_and_report(out: Path, executor: Executor | None) -> Path:
+def draw_figures_and_report(out: Path, executor: Executor | None,
+                            folder: Path | None = None) -> Path:
     """The cohort figures (on ``executor``'s workers when given) and ``report.html``, from the
-    folder read back with :func:`cnsvol.read_results`; returns the report's path."""
+    folder ``out`` read back with :func:`cnsvol.read_results`; returns the report's path.
+    ``folder``: where the report will be read (its QC picture links are checked there), when
+    ``out`` is a staging folder. A figure whose worker died is drawn again in this process."""
     from ..report.figures import cohort_figure_tasks
     from ..report.page import write_report
 
     results = read_results(out)
-    tasks = cohort_figure_tasks(results).values()
+    tasks = list(cohort_figure_tasks(results).values())
     if executor is None:
         for draw in tasks:
             draw()
     else:
-        for _, _, exc in executor.run(_call, tasks):
+        for draw, _, exc in executor.run(_call, tasks):
             if exc is not None:
-                raise exc
-    return write_report(results)
+                if not worker_died(exc):
+                    raise exc
+                draw()  # its worker died (killed, out of memory): drawn here instead
+    return write_report(results, folder)
+
+
+FINAL_FILES = (*(table.filename for table in SCHEMAS.values()), "cohort.json",
+               "pfs_reconciliation.csv", "report.html", "provenance.json")
+"""The files of a results folder replaced as a unit by every run, beside ``figures/*.png|svg``
+(the QC pictures in ``figures/qc`` are written per subject as subjects are evaluated)."""
+
+
+def commit_outputs(stage: Path, out: Path) -> None:
+    """Move the complete outputs written in ``stage`` into ``out``, replacing the earlier
+    ones, and remove the earlier outputs that this run did not write (a KM figure of a run
+    without PFS data, say). ``provenance.json`` first says the folder is incomplete and is
+    replaced, saying ``complete: true``, only after everything else is in place: a folder
+    interrupted in between says so, and the next run writes it whole again."""
+    import os
+    import shutil
+
+    staged = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
+    if Path("provenance.json") not in staged:
+        raise CnsvolError(f"{stage}: no provenance.json staged; nothing was moved")
+    write_json(out / "provenance.json", {
+        "complete": False,
+        "note": "a cnsvol run was replacing the outputs of this folder and did not finish; "
+                "run the same command again to write them whole"})
+    for rel in staged:
+        if rel != Path("provenance.json"):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(stage / rel, out / rel)
+    wanted = {str(rel) for rel in staged}
+    stale = [out / name for name in FINAL_FILES if name not in wanted]
+    figures = out / "figures"
+    if figures.is_dir():
+        stale += [f for f in figures.iterdir() if f.suffix in (".png", ".svg") and f.is_file()
+                  and f"figures/{f.name}" not in wanted]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    _sync_folder(out)
+    os.replace(stage / "provenance.json", out / "provenance.json")
+    _sync_folder(out)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (where the platform allows)."""
+    import os
+
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def rebuild_report(out_dir: str | Path) -> Path:

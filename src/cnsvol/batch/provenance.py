@@ -81,4 +81,8 @@ def provenance(record: RunRecord, inputs: Iterable[str], hasher: FileHasher) -> 
         "subject_errors": record.subject_errors,
         "subject_seconds": {sid: round(s, 3) for sid, s in sorted(record.subject_seconds.items())},
         "subjects_from_earlier_run": record.from_earlier_run,
+        # the last key, and true only in the file moved into place after every other output
+        # (see cnsvol.batch.outputs.commit_outputs); a folder whose provenance.json says
+        # false was interrupted while its outputs were being replaced
+        "complete": True,
     }

@@ -12,9 +12,10 @@ tables are streamed from the store, and the statistics read the subjects table b
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,19 @@ from ..cohort.pfs_table import PfsTable, read_pfs
 from ..report.names import safe_filename
 from ..response.criteria import Criteria
 from ..response.subject import SubjectResult
+from ..results.schema import SCHEMAS
 from .config import RunConfig
-from .evaluate import check_labels_in_cohort, timed_evaluation
-from .executors import Executor, make_executor
+from .evaluate import check_labels_in_cohort, timed_evaluation, worth_retrying
+from .executors import Executor, make_executor, worker_died
+from .limits import available_memory, worker_memory
 from .lock import FolderLock
-from .outputs import draw_figures_and_report, write_cohort_json, write_json, write_tables
+from .outputs import (
+    STAGING_DIR, commit_outputs, draw_figures_and_report, write_cohort_json, write_json,
+    write_tables,
+)
 from .provenance import RunRecord, provenance, utc_now
 from .runlog import RunLog
+from .signals import RunInterrupted, interruptible
 from .store import STORE_DIR, FileHasher, ResultStore, subject_key
 
 __all__ = ["RunSummary", "SubjectDone", "run_cohort"]
@@ -104,22 +111,43 @@ def run_cohort(
     plans = _manifest(manifest)
     check_labels_in_cohort(plans, config)
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
-    parameters = _parameters(plans, out_dir, config, pfs_table, landmark_days, jobs, scheduler,
-                             dask_local, force)
-    own = executor is None
-    executor = executor if executor is not None else make_executor(jobs, scheduler, dask_local)
-    try:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise ResultsError(f"{out}: --out / out_dir is a file, not a folder. Fix: give the "
-                               "folder to write the results into (it is created if needed)")
-        out.mkdir(parents=True, exist_ok=True)
-        with FolderLock(out, "cnsvol run"):
-            return _run(plans, out, config, pfs_table, landmark_days, executor, force, progress,
-                        list(command) if command is not None else _call(parameters), parameters)
-    finally:
-        if own:
-            executor.close()
+    with interruptible():
+        own = executor is None
+        executor = executor if executor is not None else make_executor(
+            jobs, scheduler, dask_local, no_worker_seconds=config.limits.no_worker_seconds)
+        try:
+            config = _memory_share(config, executor)
+            parameters = _parameters(plans, out_dir, config, pfs_table, landmark_days, jobs,
+                                     scheduler, dask_local, force)
+            return _locked_run(plans, Path(out_dir), config, pfs_table, landmark_days, executor,
+                               force, progress, command, parameters)
+        finally:
+            if own:
+                executor.close()
+
+
+def _locked_run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
+                landmark_days: float | None, executor: Executor, force: bool,
+                progress: Progress | None, command: Sequence[str] | None,
+                parameters: dict[str, Any]) -> RunSummary:
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"{out}: --out / out_dir is a file, not a folder. Fix: give the "
+                           "folder to write the results into (it is created if needed)")
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, "cnsvol run"):
+        return _run(plans, out, config, pfs, landmark_days, executor, force, progress,
+                    list(command) if command is not None else _call(parameters), parameters)
+
+
+def _memory_share(config: RunConfig, executor: Executor) -> RunConfig:
+    """With local workers that could not all use ``--max-gib`` at once, each gets its share of
+    the available memory as its limit (a Dask cluster's workers have their own limits)."""
+    if executor.name == "dask" or config.limits.memory_bytes is not None:
+        return config
+    share = worker_memory(config.options.max_bytes, executor.workers, available_memory())
+    if share is None:
+        return config
+    return replace(config, limits=replace(config.limits, memory_bytes=share))
 
 
 def _manifest(manifest: Any) -> Manifest:
@@ -185,6 +213,8 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
          parameters: dict[str, Any]) -> RunSummary:
     for folder in (out, out / STORE_DIR, out / "figures", out / "figures" / "qc"):
         remove_partial_writes(folder)
+    stage = out / STAGING_DIR
+    shutil.rmtree(stage, ignore_errors=True)  # outputs of a run interrupted before its commit
     started = utc_now()
     hasher = FileHasher()
     fingerprint = config.fingerprint()
@@ -192,15 +222,20 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
     store = ResultStore(out)
     qc_dir = out / "figures" / "qc" if config.qc else None
     log = RunLog(out / "run.log")
+    if config.limits.memory_bytes is not None:
+        log.note(f"each of the {executor.workers} worker(s) may use "
+                 f"{config.limits.memory_bytes / 1024**3:.2f} GiB (the memory available, shared; "
+                 f"--max-gib is {config.options.max_bytes / 1024**3:.2f}): a subject needing "
+                 "more fails saying so and is computed again by the next run")
     try:
         tally = _Tally(len(plans), log, progress)
         _evaluate_all(plans, keys, config, qc_dir, executor, store, force, tally)
         _prune_qc(out / "figures" / "qc", set(keys) if config.qc else set())
+        log.note("writing the tables, statistics, figures and report")
         ids = sorted(keys)
-        files = write_tables(out, store, [(sid, keys[sid]) for sid in ids], pfs, executor)
-        store.prune(set(keys.values()))
-        summary = write_cohort_json(out, config.criteria.name, landmark_days, pfs)
-        files["cohort"] = out / "cohort.json"
+        stage.mkdir()
+        write_tables(stage, store, [(sid, keys[sid]) for sid in ids], pfs, executor)
+        summary = write_cohort_json(stage, config.criteria.name, landmark_days, pfs)
         inputs = [f for plan in plans for s in plan.scans for f in (s.mask, s.image) if f]
         inputs += [str(Path(p).resolve()) for p in (plans.path, pfs.path if pfs else None,
                                                     config.criteria_file) if p]
@@ -209,14 +244,35 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
         record = RunRecord(command, parameters, config, landmark_days, pfs,
                            executor.describe(), started, dict(sorted(tally.failed.items())),
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))
-        files["provenance"] = out / "provenance.json"
-        write_json(files["provenance"], provenance(record, inputs, hasher))
-        files["report"] = draw_figures_and_report(out, executor)
+        write_json(stage / "provenance.json", provenance(record, inputs, hasher))
+        draw_figures_and_report(stage, executor, folder=out)
+        commit_outputs(stage, out)
+        store.prune(set(keys.values()))
+    except RunInterrupted as exc:
+        for folder in (out / STORE_DIR, out / "figures" / "qc"):
+            remove_partial_writes(folder)  # files the stopped workers were writing
+        shutil.rmtree(stage, ignore_errors=True)
+        exc.kept = _kept(out, store, set(keys.values()), len(plans))
+        log.stopped(exc)
+        raise
+    except BaseException as exc:
+        log.stopped(exc)
+        raise
     finally:
         log.close()
+    files = {name: out / table.filename for name, table in SCHEMAS.items()}
+    files.update(cohort=out / "cohort.json", provenance=out / "provenance.json",
+                 report=out / "report.html")
     return RunSummary(out, len(ids), len(tally.failed), record.subject_errors,
                       summary.ids_without_pfs, summary.ids_without_masks, files,
                       len(record.from_earlier_run))
+
+
+def _kept(out: Path, store: ResultStore, keys: set[str], total: int) -> str:
+    """What an interrupted run kept, in one sentence."""
+    stored = sum(1 for key in keys if store.path(key).is_file())
+    return (f"{stored} of {total} subject result(s) are stored in {out}; run the same command "
+            "again to compute the rest and write the tables and report")
 
 
 def _prune_qc(qc_dir: Path, subject_ids: set[str]) -> None:
@@ -270,6 +326,8 @@ def _evaluate_all(plans: Manifest, keys: dict[str, str], config: RunConfig,
             if exc is None:
                 for result, took in done:
                     tally.add(result, took)
+            elif not worker_died(exc):
+                raise exc  # not the subject's fault (a full disk, say): the run stops, kept
             elif attempt == 1:  # a worker died: try each of its subjects again, on its own
                 retry += [(item,) for item in chunk]
             else:
@@ -297,7 +355,8 @@ def _evaluate_chunk(items: Sequence[tuple[SubjectPlan, str]], config: RunConfig,
     done = []
     for plan, key in items:
         result, seconds = timed_evaluation(plan, config, qc_dir)
-        store.save(key, result)
+        # out of time or of this run's memory share: tried again by the next run
+        store.save(key, result, retry=worth_retrying(result, config))
         done.append((result, seconds))
     return done
 

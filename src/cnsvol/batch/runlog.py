@@ -33,7 +33,16 @@ class RunLog:
         self._write(f"{_one_field(result.subject_id)}\t{result.status}\t{took}\t{error}"
                     .rstrip())
 
+    def stopped(self, exc: BaseException) -> None:
+        """The run did not finish: why (a run that stops never logs "run ended")."""
+        if not self._fh.closed:
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
+                f"{type(exc).__name__}: {exc}"
+            self.note(_one_field(f"run stopped before its end ({why})"))
+            self._fh.close()
+
     def close(self) -> None:
+        """End of a run that finished: "run ended" (nothing when :meth:`stopped` was told)."""
         if not self._fh.closed:
             self.note("run ended")
             self._fh.close()

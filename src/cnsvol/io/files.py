@@ -13,10 +13,14 @@ import numpy as np
 
 from ..errors import MaskError, MaskTooLargeError
 
-__all__ = ["DEFAULT_MAX_BYTES", "check_file", "check_size", "first_line", "spatial_shape"]
+__all__ = [
+    "DEFAULT_MAX_BYTES", "WORKING_BYTES_PER_VOXEL", "check_file", "check_size", "first_line",
+    "memory_estimate", "spatial_shape",
+]
 
 DEFAULT_MAX_BYTES = 4 * 1024**3
-"""Refuse a file whose decoded data would need more than this many bytes (4 GiB)."""
+"""Refuse a file whose reading and measuring would need more than this many bytes (4 GiB;
+see :func:`memory_estimate`)."""
 
 
 def check_file(path: Path) -> None:
@@ -42,7 +46,26 @@ def check_file(path: Path) -> None:
         raise MaskError(path, "no permission to read the file", "make it readable (chmod +r)")
 
 
-def check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int) -> None:
+WORKING_BYTES_PER_VOXEL = 3
+"""Bytes per voxel that reading and measuring a mask needs beyond its decoded data: the label
+array (1) and the measurement's own arrays (2, measured peak: 1-1.5). Part of
+:func:`memory_estimate`."""
+
+
+def memory_estimate(n_voxels: int, itemsize: int, *, reader_copies: int = 1,
+                    held_bytes: int = 0) -> int:
+    """Peak bytes of reading and measuring a mask of ``n_voxels`` decoded at ``itemsize``
+    bytes: the decoded data (``reader_copies`` times: SimpleITK's image and its numpy copy
+    coexist), :data:`WORKING_BYTES_PER_VOXEL` per voxel, and ``held_bytes`` (a compressed file
+    read whole, a header extension)."""
+    return int(n_voxels) * (int(itemsize) * int(reader_copies) + WORKING_BYTES_PER_VOXEL) \
+        + int(held_bytes)
+
+
+def check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int, *,
+               reader_copies: int = 1, held_bytes: int = 0) -> int:
+    """Refuse, before any voxel is read, a file whose :func:`memory_estimate` exceeds
+    ``max_bytes``; returns the estimate."""
     if any(int(s) < 0 for s in shape):
         raise MaskError(
             path, f"header declares a negative dimension (shape {tuple(int(s) for s in shape)})",
@@ -53,14 +76,18 @@ def check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int
         n *= int(s)
     if n == 0:
         raise MaskError(path, f"image has no voxels (shape {tuple(shape)})", "re-export the mask")
-    need = n * itemsize
+    need = memory_estimate(n, itemsize, reader_copies=reader_copies, held_bytes=held_bytes)
     if need > max_bytes:
         raise MaskTooLargeError(
             path,
-            f"header declares {tuple(int(s) for s in shape)} = {n:,} voxels, "
-            f"{need / 1024**3:.2f} GiB decoded, above the limit of {max_bytes / 1024**3:.2f} GiB",
-            "check the header is not corrupt, or raise the limit (--max-gib / max_bytes)",
+            f"header declares {tuple(int(s) for s in shape)} = {n:,} voxels of {itemsize} "
+            f"byte(s) ({n * itemsize / 1024**3:.2f} GiB decoded); reading and measuring it needs "
+            f"an estimated {need:,} bytes ({need / 1024**3:.2f} GiB), above the limit of "
+            f"{max_bytes / 1024**3:.2f} GiB",
+            "check the header is not corrupt, or raise the limit (--max-gib / max_bytes) if "
+            "this machine has that memory for each worker (fewer --jobs gives each more)",
         )
+    return need
 
 
 def spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -47,7 +47,7 @@ def read_sitk(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str, 
         )
     shape3 = spatial_shape(path, size)
     itemsize = sitk.GetArrayViewFromImage(sitk.Image([1, 1, 1], reader.GetPixelID())).itemsize
-    check_size(path, shape3, itemsize, max_bytes)
+    check_size(path, shape3, itemsize, max_bytes, reader_copies=2)  # ITK buffer + numpy copy
     try:
         img = reader.Execute()
     except RuntimeError as exc:

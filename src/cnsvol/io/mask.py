@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -236,29 +237,38 @@ def _probability(raw: np.ndarray, path: Path | None, threshold: float,
     if lo < 0 or hi > 1:
         raise MaskError(path, f"values in [{lo:g}, {hi:g}] with --mask-kind probability",
                         "a probability map lies in [0, 1]: rescale it, or drop --mask-kind")
-    return (raw >= threshold).astype(np.uint8), Storage.FLOAT_THRESHOLDED, float(threshold)
+    return (_by_slab(raw, np.uint8, lambda part: part >= threshold),
+            Storage.FLOAT_THRESHOLDED, float(threshold))
 
 
 def _float_to_labels(
     raw: np.ndarray, path: Path | None, threshold: float, selection: tuple[int, ...] | None
 ) -> tuple[np.ndarray, Storage, float | None]:
-    finite = np.isfinite(raw)
-    if not finite.all():
-        n_nan = int(np.isnan(raw).sum())
-        n_inf = int(raw.size - finite.sum() - n_nan)
+    """Float storage: integral values are labels, a map in [0, 1] is thresholded. Checked and
+    converted slab by slab, so the temporaries are a slab's size (a float32 volume of 4 GiB is
+    never accompanied by a float copy of itself)."""
+    n_nan = n_inf = 0
+    integral = True
+    for sl in _slabs(raw):
+        part = raw[sl]
+        finite = np.isfinite(part)
+        if not finite.all():
+            nan = int(np.isnan(part).sum())
+            n_nan, n_inf = n_nan + nan, n_inf + int(part.size - finite.sum() - nan)
+        elif integral:
+            integral = bool(np.all(np.abs(part - np.rint(part)) <= INTEGRAL_TOLERANCE))
+    if n_nan or n_inf:
         raise MaskError(
             path, f"{n_nan} NaN and {n_inf} infinite voxel values",
             "replace them with 0 (e.g. numpy.nan_to_num) and save the mask again",
         )
-    lo, hi = float(raw.min()), float(raw.max())
-    rounded = np.rint(raw)
-    integral = bool(np.all(np.abs(raw - rounded) <= INTEGRAL_TOLERANCE))
+    lo, hi = (float(raw.min()), float(raw.max())) if raw.size else (0.0, 0.0)
     if integral:
-        if rounded.min() < 0:
-            raise MaskError(path, *_negative(int(rounded.min())))
-        top = int(rounded.max())
+        if np.rint(lo) < 0:
+            raise MaskError(path, *_negative(int(np.rint(lo))))
+        top = int(np.rint(hi))
         dtype = np.uint8 if top < 256 else np.uint16 if top < 65536 else np.uint32
-        return rounded.astype(dtype), Storage.FLOAT_INTEGRAL, None
+        return _by_slab(raw, dtype, np.rint), Storage.FLOAT_INTEGRAL, None
     if selection is not None:
         raise MaskError(
             path, f"fractional float values in [{lo:g}, {hi:g}] cannot be label-selected",
@@ -272,7 +282,37 @@ def _float_to_labels(
             "give the segmentation, not the image (check mask_path and image_path in the "
             "manifest); save a probability map in [0, 1] or an integer label map",
         )
-    return (raw >= threshold).astype(np.uint8), Storage.FLOAT_THRESHOLDED, float(threshold)
+    return (_by_slab(raw, np.uint8, lambda part: part >= threshold),
+            Storage.FLOAT_THRESHOLDED, float(threshold))
+
+
+_SLAB_VOXELS = 1 << 23  # voxels per slab of the float conversion (8 Mi: 32 MiB of float32)
+
+
+def _slabs(raw: np.ndarray) -> list[tuple[slice, ...]]:
+    """Index tuples cutting ``raw`` into slabs of whole planes along its slowest axis (the
+    last of a Fortran-ordered array, the first of a C-ordered one), each of at most
+    :data:`_SLAB_VOXELS` voxels (at least one plane)."""
+    if raw.ndim == 0 or raw.size == 0:
+        return [tuple(slice(None) for _ in range(raw.ndim))]
+    axis = 0 if raw.flags.c_contiguous and not raw.flags.f_contiguous else raw.ndim - 1
+    plane = max(1, raw.size // raw.shape[axis])
+    step = max(1, _SLAB_VOXELS // plane)
+    cuts = []
+    for k in range(0, raw.shape[axis], step):
+        index = [slice(None)] * raw.ndim
+        index[axis] = slice(k, k + step)
+        cuts.append(tuple(index))
+    return cuts
+
+
+def _by_slab(raw: np.ndarray, dtype: Any, fn: Any) -> np.ndarray:
+    """``fn(raw)`` cast to ``dtype``, computed slab by slab into one output array (of the
+    input's memory order)."""
+    out = np.empty(raw.shape, dtype=dtype, order="F" if raw.flags.f_contiguous else "C")
+    for sl in _slabs(raw):
+        out[sl] = fn(raw[sl])
+    return out
 
 
 MAX_LESION_VOLUME_MM3 = 1.5e6

@@ -46,6 +46,7 @@ def _read_nifti_quietly(
     gz = str(path).lower().endswith(".gz")
     if gz:
         _check_compressed_size(path, max_bytes)
+    _check_extension_size(path, gz)
     inflated = _inflate_nifti_gz(path) if gz else None
     try:
         if inflated is not None:
@@ -69,31 +70,12 @@ def _read_nifti_quietly(
     scaled = (slope is not None and slope != 1.0) or (inter is not None and inter != 0.0)
     stored = np.dtype(hdr.get_data_dtype())
     itemsize = 8 if scaled else stored.itemsize
-    check_size(path, shape3, itemsize, max_bytes)
-
-    notes: list[str] = []
-    space_unit = hdr.get_xyzt_units()[0]
-    to_mm = _UNIT_TO_MM.get(space_unit)
-    if to_mm is None:
-        raise MaskError(path, f"unsupported spatial unit {space_unit!r}", "set xyzt_units to mm")
-    if space_unit == "unknown":
-        notes.append("spatial units not set in header (xyzt_units=0); millimetres assumed")
-    elif space_unit != "mm":
-        notes.append(f"spatial units are {space_unit}; converted to millimetres")
-    if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
-        notes.append("no qform or sform: orientation unknown, affine built from pixdim only")
-    affine = np.array(hdr.get_best_affine(), dtype=np.float64)
-    if len(hdr.get_data_shape()) < 3 and int(hdr["sform_code"]) == 0:
-        # nibabel builds a 2D image's third axis as 1 mm; the slice thickness is pixdim[3]
-        # (checked non-zero above)
-        column = affine[:3, 2]
-        affine[:3, 2] = column / np.linalg.norm(column) * float(hdr["pixdim"][3])
-    if int(hdr["sform_code"]) > 0 and int(hdr["qform_code"]) > 0:
-        note = _qform_sform_note(hdr, affine)
-        if note:
-            notes.append(note)
-    affine[:3, :] *= to_mm
     offset = inflated.offset if inflated is not None else int(img.dataobj.offset)
+    # held while reading: a .gz file whole (in memory), the header and its extensions
+    check_size(path, shape3, itemsize, max_bytes,
+               held_bytes=offset + (path.stat().st_size if gz else 0))
+
+    affine, notes = _affine_mm(path, hdr)
     if not gz:  # uncompressed: the file size tells whether every voxel is there
         need = offset + int(np.prod(shape3)) * stored.itemsize
         have = path.stat().st_size
@@ -120,6 +102,33 @@ def _read_nifti_quietly(
     if not raw.dtype.isnative:
         raw = raw.astype(raw.dtype.newbyteorder("="))
     return raw, affine, fmt, notes
+
+
+def _affine_mm(path: Path, hdr: Any) -> tuple[np.ndarray, list[str]]:
+    """The header's RAS+ affine in millimetres, and the notes on how it was obtained."""
+    notes: list[str] = []
+    space_unit = hdr.get_xyzt_units()[0]
+    to_mm = _UNIT_TO_MM.get(space_unit)
+    if to_mm is None:
+        raise MaskError(path, f"unsupported spatial unit {space_unit!r}", "set xyzt_units to mm")
+    if space_unit == "unknown":
+        notes.append("spatial units not set in header (xyzt_units=0); millimetres assumed")
+    elif space_unit != "mm":
+        notes.append(f"spatial units are {space_unit}; converted to millimetres")
+    if int(hdr["sform_code"]) == 0 and int(hdr["qform_code"]) == 0:
+        notes.append("no qform or sform: orientation unknown, affine built from pixdim only")
+    affine = np.array(hdr.get_best_affine(), dtype=np.float64)
+    if len(hdr.get_data_shape()) < 3 and int(hdr["sform_code"]) == 0:
+        # nibabel builds a 2D image's third axis as 1 mm; the slice thickness is pixdim[3]
+        # (checked non-zero above)
+        column = affine[:3, 2]
+        affine[:3, 2] = column / np.linalg.norm(column) * float(hdr["pixdim"][3])
+    if int(hdr["sform_code"]) > 0 and int(hdr["qform_code"]) > 0:
+        note = _qform_sform_note(hdr, affine)
+        if note:
+            notes.append(note)
+    affine[:3, :] *= to_mm
+    return affine, notes
 
 
 def _qform_sform_note(hdr, sform: np.ndarray) -> str:
@@ -270,6 +279,45 @@ def _check_compressed_size(path: Path, max_bytes: int) -> None:
             f"of {max_bytes / 1024**3:.2f} GiB",
             "check the file, or raise the limit (--max-gib / max_bytes)",
         )
+
+
+MAX_EXTENSION_BYTES = 64 << 20
+"""A NIfTI header whose extensions (the bytes between the header and ``vox_offset``) exceed
+this (64 MiB) is refused before they are read: nothing in them is used, and a lesion mask's
+extensions (a DICOM header, an AFNI or CIFTI XML) are far smaller."""
+
+
+def _check_extension_size(path: Path, gz: bool) -> None:
+    """Refuse a header whose ``vox_offset`` puts more than :data:`MAX_EXTENSION_BYTES` of
+    extensions before the voxels (they would be read into memory by nibabel)."""
+    import gzip
+    import struct
+
+    try:
+        with (gzip.open(path, "rb") if gz else open(path, "rb")) as fh:
+            head = fh.read(540)
+    except (OSError, EOFError):
+        return  # unreadable: the readers below say why
+    if len(head) < 4:
+        return
+    for end in "<>":
+        size = struct.unpack_from(end + "i", head, 0)[0]
+        if size == 348 and len(head) >= 112:
+            offset, hsize = float(struct.unpack_from(end + "f", head, 108)[0]), 348
+        elif size == 540 and len(head) >= 176:
+            offset, hsize = float(struct.unpack_from(end + "q", head, 168)[0]), 540
+        else:
+            continue
+        extensions = offset - hsize - 4
+        if extensions > MAX_EXTENSION_BYTES:
+            raise MaskError(
+                path, f"its header extensions take {extensions / 1024**2:,.0f} MiB (vox_offset "
+                f"{offset:,.0f}), above the {MAX_EXTENSION_BYTES >> 20} MiB a mask's extensions "
+                "may take: not a plausible lesion mask header",
+                "save the mask without header extensions (nibabel: img.header.extensions."
+                "clear(), then nibabel.save)",
+            )
+        return
 
 
 def _check_gzip_magic(path: Path) -> None:

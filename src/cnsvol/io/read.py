@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import MaskError
 from .files import DEFAULT_MAX_BYTES, check_file
+from .headers import check_data_files
 from .itk import read_sitk
 from .mask import (
     DEFAULT_THRESHOLD, Mask, check_affine, check_lesion_extent, check_not_all_foreground,
@@ -82,6 +83,7 @@ def read_mask(
     if mask_format(path) == "nifti":
         raw, affine, fmt, notes = read_nifti(path, max_bytes)
     else:
+        check_data_files(path)
         raw, affine, fmt, notes = read_sitk(path, max_bytes)
     data, storage, used_threshold = to_labels(raw, path, threshold, selection, mask_kind)
     found, notes = None, list(notes)
@@ -122,6 +124,7 @@ def read_image(
     if mask_format(path) == "nifti":
         raw, affine, _, _ = read_nifti(path, max_bytes)
     else:
+        check_data_files(path)
         raw, affine, _, _ = read_sitk(path, max_bytes)
     check_affine(affine, path)
     return raw, affine

@@ -33,8 +33,10 @@ def _template(name: str) -> str:
     return resources.files(__package__).joinpath("templates", name).read_text("utf-8")
 
 
-def iter_report(results: RunResults) -> Iterator[str]:
-    """The report of ``results`` as an HTML document, in pieces (see :func:`render_report`)."""
+def iter_report(results: RunResults, folder: Path | None = None) -> Iterator[str]:
+    """The report of ``results`` as an HTML document, in pieces (see :func:`render_report`);
+    ``folder``: where the report will be read, if not in the results folder (its links to QC
+    pictures are checked there)."""
     out = Path(results.out_dir)
     subjects = results.subjects
     cohort, criteria, provenance = results.cohort, results.criteria, results.provenance
@@ -48,7 +50,7 @@ def iter_report(results: RunResults) -> Iterator[str]:
     yield response_figures_section(out)
     yield pfs_section(out, cohort, criteria)
     yield reconciliation_section(cohort)
-    yield from subjects_section(out, subjects)
+    yield from subjects_section(Path(folder) if folder is not None else out, subjects)
     yield failed_section(subjects, cohort)
     yield criteria_section(criteria, results.criteria_source)
     yield from provenance_section(provenance)
@@ -64,11 +66,12 @@ def render_report(results: RunResults) -> str:
     return "".join(iter_report(results))
 
 
-def write_report(results: RunResults) -> Path:
-    """Write ``report.html`` into the results folder, piece by piece; returns its path."""
+def write_report(results: RunResults, folder: Path | None = None) -> Path:
+    """Write ``report.html`` into the results folder, piece by piece; returns its path.
+    ``folder``: as for :func:`iter_report`."""
     path = Path(results.out_dir) / "report.html"
     with atomic_writer(path) as fh:
-        for piece in iter_report(results):
+        for piece in iter_report(results, folder):
             fh.write(piece)
     return path
 

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import CnsvolError
+from ..errors import CnsvolError, MaskTooLargeError
+from ..io.files import DEFAULT_MAX_BYTES
 from ..io.read import read_image
 from .orient import display_point, display_slice, layout, plane
 from .raster import Canvas, Crop, crop_pixels, grey_image, grey_mask, outline, rgb, window
@@ -28,6 +29,7 @@ def qc_picture(
     max_lesions: int = 3,
     *,
     title: str | None = None,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> list[Path]:
     """Slices through the largest lesions at every timepoint, outlines coloured by track.
 
@@ -43,7 +45,8 @@ def qc_picture(
     Orientation (radiological convention): anterior up, the patient's right on the viewer's
     left; the flips are derived from each scan's affine, so LPS- or RAS-stored grids look alike.
 
-    Writes ``<stem>.png`` only (an SVG of images is heavy) and returns ``[png]``.
+    Images are read under ``max_bytes`` (:func:`cnsvol.read_image`), one at a time. Writes
+    ``<stem>.png`` only (an SVG of images is heavy) and returns ``[png]``.
     """
     labels = [tp.timepoint for tp in series.timepoints]
     n_t = len(labels)
@@ -68,7 +71,7 @@ def qc_picture(
                     _TOP + n_rows * (_TITLE + _PANEL + _GAP) + _FOOTER)
     titles = []
     for t in range(n_t):  # one column at a time: one image volume in memory at once
-        background, note = _qc_background(series.lesion_sets[t], imgs[t])
+        background, note = _qc_background(series.lesion_sets[t], imgs[t], max_bytes)
         for row in range(n_rows):
             tid = chosen[row] if chosen else None
             left, top = _panel_origin(row, t)
@@ -165,15 +168,18 @@ def _half_window_mm(series: SeriesResult, per_t: dict[int, Any]) -> float:
     return max(25.0, 1.3 * biggest)
 
 
-def _qc_background(ls: Any, path: str | Path | None) -> tuple[tuple[str, np.ndarray], str]:
+def _qc_background(ls: Any, path: str | Path | None,
+                   max_bytes: int) -> tuple[tuple[str, np.ndarray], str]:
     """("image" | "mask", volume) for one timepoint, and a note for its panel titles."""
     mask = ls.mask
     if path is None or str(path) == "":
         return ("mask", mask.data), ""
     try:
-        raw, affine = read_image(Path(path))
+        raw, affine = read_image(Path(path), max_bytes=max_bytes)
         data = np.asarray(raw)
         affine = np.asarray(affine, dtype=np.float64)
+    except MaskTooLargeError:
+        return ("mask", mask.data), "image above the memory limit (--max-gib): mask shown"
     except (CnsvolError, OSError) as exc:
         return ("mask", mask.data), f"image unreadable ({type(exc).__name__}): mask shown"
     if data.shape == mask.shape and bool(np.all(np.abs(affine - mask.affine) <= 1e-3)):

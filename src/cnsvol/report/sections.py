@@ -45,9 +45,8 @@ def header(criteria: Criteria | None, provenance: dict[str, Any]) -> Markup:
         parts.append(el("p", el("strong", "Response criteria: "),
                         "not recorded in this folder (provenance.json missing)."))
     version = provenance.get("cnsvol_version") or provenance.get("version")
-    when = provenance.get("finished_at") or provenance.get("started_at")
-    parts.append(el("p", f"cnsvol {text(version) or 'version unknown'}; run of "
-                    f"{text(when) or 'unknown date'}. Volumes are summed lesion volumes in mm\u00b3 "
+    parts.append(el("p", f"cnsvol {text(version) or 'version unknown'} (when the run took place: "
+                    "provenance.json and run.log). Volumes are summed lesion volumes in mm\u00b3 "
                     "measured on each scan's own grid; % change = (follow-up \u2212 baseline) / "
                     f"baseline \u00d7 100. {NA} = not available or not applicable.",
                     class_="muted"))

@@ -217,16 +217,18 @@ def provenance_section(prov: dict[str, Any]) -> Iterator[Markup]:
                  id="provenance")
         return
     rows: list[tuple[Any, Any]] = []
-    shown = {"criteria", "subject_errors", "subject_seconds", "inputs", "parameters"}
-    labels = {"cnsvol_version": "cnsvol version", "started_at": "started",
-              "finished_at": "finished", "python": "Python", "platform": "platform",
+    # what describes the results, not when or where this run happened (times, the folder,
+    # what was reused): the same results give the same report, byte for byte
+    shown = {"criteria", "subject_errors", "subject_seconds", "inputs", "parameters",
+             *RUN_EVENTS}
+    labels = {"cnsvol_version": "cnsvol version", "python": "Python", "platform": "platform",
               "command": "command line", "libraries": "libraries",
               "measure_options": "measurement options", "landmark_days": "landmark (days)"}
     order = [k for k in labels if k in prov] + sorted(k for k in prov if k not in labels and k not in shown)
     for key in order:
         value = prov[key]
         if key == "command" and isinstance(value, list):
-            value = shlex.join(str(v) for v in value)
+            value = shlex.join(_without_folder([str(v) for v in value]))
         elif isinstance(value, dict):
             value = "; ".join(f"{k} {_compact(v)}" for k, v in value.items()) or "none"
         elif isinstance(value, list):
@@ -248,8 +250,34 @@ def provenance_section(prov: dict[str, Any]) -> Iterator[Markup]:
     if isinstance(params, dict) and params:
         yield el("details", el("summary", f"Parameters ({len(params)})"),
                  table(["Parameter", "Value"], [[el("code", k), el("code", _compact(v))]
-                                                for k, v in params.items()]))
+                                                for k, v in params.items() if k != "out_dir"]))
+    yield el("p", "When the run started and finished, the folder it wrote and which subjects "
+             "it took from an earlier run are in provenance.json and run.log, not here: the "
+             "same results give the same report.", class_="muted")
     yield Markup("</section>")
+
+
+RUN_EVENTS = ("started_at", "finished_at", "subjects_from_earlier_run", "complete")
+"""provenance.json keys about the run as an event, left out of the report."""
+
+
+def _without_folder(command: list[str]) -> list[str]:
+    """The command line with the results folder (``--out``) shown as ``DIR``: the report is
+    in that folder, and names no path that differs between runs giving the same results."""
+    out = []
+    skip = False
+    for arg in command:
+        if skip:
+            out.append("DIR")
+            skip = False
+        elif arg == "--out":
+            out.append(arg)
+            skip = True
+        elif arg.startswith("--out="):
+            out.append("--out=DIR")
+        else:
+            out.append(arg)
+    return out
 
 
 _COMPACT_ITEMS = 50  # a long list is shown by its first items and its length

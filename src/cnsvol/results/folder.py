@@ -74,7 +74,8 @@ class RunResults:
 def read_results(out_dir: str | Path) -> RunResults:
     """Read the results folder written by ``cnsvol run`` (or :func:`cnsvol.run_cohort`).
 
-    ``subjects.csv`` must be there. The tables are read on first use; ``cohort.json``,
+    ``subjects.csv`` must be there, and the folder must not be one whose run was interrupted
+    while replacing its outputs (``provenance.json`` says ``complete: false``). The tables are read on first use; ``cohort.json``,
     ``provenance.json`` and the criteria at once. Raises :class:`~cnsvol.errors.ResultsError`
     naming the file when something cannot be read.
     """
@@ -88,6 +89,12 @@ def read_results(out_dir: str | Path) -> RunResults:
     cohort_doc = read_json(out / "cohort.json")
     provenance = read_json(out / "provenance.json")
     provenance = provenance if isinstance(provenance, dict) else {}
+    if provenance.get("complete") is False:
+        raise ResultsError(
+            f"{out}: the run writing this folder was interrupted while it replaced the outputs "
+            "(provenance.json says complete: false), so its tables, figures and report may "
+            "describe different runs. Fix: run the same cnsvol run command again: it reuses the "
+            "stored subjects and writes the outputs whole")
     criteria, source = _criteria(out, provenance, cohort_doc)
     try:
         cohort = None if cohort_doc is None else CohortSummary.from_dict(cohort_doc)

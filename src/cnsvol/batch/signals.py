@@ -1,0 +1,69 @@
+"""Stopping a run on SIGTERM or SIGINT (Ctrl-C): the run process turns the signal into
+:class:`RunInterrupted`, its executor stops the workers (local processes are terminated, Dask
+tasks cancelled), partial writes are removed, and the command line exits with 128 + the signal
+number (130 for SIGINT, 143 for SIGTERM) and one line saying what was kept. Every result stored
+before the signal stays, and the next run of the same command goes on from there.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = ["RunInterrupted", "interruptible", "worker_signals"]
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+class RunInterrupted(BaseException):
+    """The run process received SIGTERM or SIGINT. A ``BaseException``, like
+    ``KeyboardInterrupt``: no ``except Exception`` on the way out may swallow it. ``kept``
+    says what the run kept (set on the way out)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = int(signum)
+        self.kept = ""
+        super().__init__(f"interrupted by {self.name}")
+
+    @property
+    def name(self) -> str:
+        try:
+            return signal.Signals(self.signum).name
+        except ValueError:
+            return f"signal {self.signum}"
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread
+    (once: a second signal during the clean-up is ignored). Outside the main thread, where
+    signal handlers cannot be set, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - signal handler signature
+        for s in _SIGNALS:
+            signal.signal(s, signal.SIG_IGN)
+        raise RunInterrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def worker_signals() -> None:
+    """Worker process set-up: SIGTERM ends the worker (the run process's handler, inherited
+    when the worker is forked, must not make it survive), and SIGINT (Ctrl-C reaches the whole
+    process group) is left to the run process, which stops the workers itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
