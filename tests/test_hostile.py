@@ -175,17 +175,15 @@ def test_good_subjects_get_byte_identical_rows_whatever_else_is_in_the_cohort(ru
 
 
 def _rows_by_subject(path: Path) -> dict[str, list[str]]:
-    """Each data line of a CSV, verbatim, grouped by its (unguarded) subject id."""
+    """Each data record of a CSV, verbatim (a quoted cell may span lines), grouped by its
+    (unguarded) subject id."""
     lines = path.read_text(encoding="utf-8").splitlines()[1:]
     rows: dict[str, list[str]] = {}
-    records = list(csv.reader(io.StringIO("\n".join(lines))))
-    if len(records) != len(lines):  # a cell spanning lines: group whole records instead
-        by: dict[str, list[str]] = {}
-        for rec in records:
-            by.setdefault(_unguard(rec[0]), []).append(repr(rec))
-        return by
-    for line, rec in zip(lines, records):
-        rows.setdefault(_unguard(rec[0]), []).append(line)
+    reader = csv.reader(io.StringIO("\n".join(lines)))
+    start = 0
+    for rec in reader:
+        rows.setdefault(_unguard(rec[0]), []).append("\n".join(lines[start:reader.line_num]))
+        start = reader.line_num
     return rows
 
 
@@ -331,3 +329,11 @@ def test_a_file_the_os_refuses_to_read_costs_its_subject(corpus, tmp_path, monke
     assert row["status"] == "failed"
     for word in ("v1_secret.nii.gz", "no permission", "chmod +r"):
         assert word in row["error"], row["error"]
+
+
+def test_an_id_with_a_newline_cannot_forge_a_run_log_line(runs):
+    lines = (runs["out"] / "run.log").read_text(encoding="utf-8").splitlines()
+    assert not any(line.startswith("FORGED") for line in lines)
+    mine = [line for line in lines if "H_ID\\nFORGED\\tline" in line]
+    assert len(mine) == 1 and mine[0].split("\t")[2] == "ok", mine
+    assert lines[-1].endswith("\trun ended")
