@@ -30,9 +30,9 @@ def test_without_zlib_ng_the_stdlib_inflater_gives_identical_voxels(monkeypatch)
     import zlib
 
     fast = cnsvol.read_mask(PAIR / "baseline.nii.gz").data
-    assert cio._zlib() is not zlib  # zlib-ng is installed with the test extra
+    assert cio.zlib_module() is not zlib  # zlib-ng is installed with the test extra
     _block_import(monkeypatch, "zlib_ng")
-    assert cio._zlib() is zlib
+    assert cio.zlib_module() is zlib
     slow = cnsvol.read_mask(PAIR / "baseline.nii.gz").data
     assert np.array_equal(fast, slow) and slow.flags.f_contiguous
 
@@ -94,3 +94,20 @@ def test_fast_decode_matches_nibabel_for_every_storage(tmp_path):
             stored = np.dtype(loaded.header.get_data_dtype())
             got = cio._read_voxels(path, int(loaded.dataobj.offset), stored, data.shape)
             assert np.array_equal(got, expected) and got.dtype.isnative
+
+
+def test_qc_pictures_are_the_same_png_pixels_without_zlib_ng(monkeypatch):
+    from PIL import Image
+
+    from cnsvol.report.raster import png_bytes
+
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (37, 53, 3)).astype(np.uint8)
+    pixels[10:20] = 255  # flat rows too
+    fast = png_bytes(pixels)
+    _block_import(monkeypatch, "zlib_ng")
+    slow = png_bytes(pixels)
+    import io
+
+    for data in (fast, slow):
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data)).convert("RGB")), pixels)

@@ -309,3 +309,41 @@ def test_operating_system_errors_name_the_path_and_a_fix(tmp_path):
     with pytest.raises(OSError) as ei:
         atomic_write_bytes(blocker / "sub" / "y.bin", b"1")
     assert ei.value.filename is not None and str(blocker) in str(ei.value.filename)
+
+
+# --------------------------------------------------------------------------------------------
+# a worker dying while the figures are drawn
+
+
+_PARENT = os.getpid()
+
+
+def _dies_in_a_worker(path: Path) -> list[Path]:
+    """A figure task that kills the worker process it runs in, and draws in the run process."""
+    if os.getpid() != _PARENT:
+        os._exit(1)
+    path.write_text("drawn")
+    return [path]
+
+
+@pytest.mark.slow
+def test_a_worker_dying_while_figures_are_drawn_costs_nothing(tmp_path, monkeypatch):
+    from functools import partial
+
+    import cnsvol.report.figures as figures
+    from cnsvol.batch.executors import ProcessExecutor
+    from cnsvol.batch.outputs import draw_figures_and_report
+
+    manifest = _cohort(tmp_path, ["A", "B"])
+    out = tmp_path / "out"
+    cnsvol.run_cohort(manifest, out, cnsvol.RunConfig(qc=False), jobs=1)
+    monkeypatch.setattr(figures, "cohort_figure_tasks", lambda results: {
+        "a": partial(_dies_in_a_worker, tmp_path / "a.txt"),
+        "b": partial(_dies_in_a_worker, tmp_path / "b.txt")})
+    executor = ProcessExecutor(2)
+    try:
+        report = draw_figures_and_report(out, executor)
+    finally:
+        executor.close()
+    assert report.is_file()
+    assert (tmp_path / "a.txt").read_text() == "drawn" == (tmp_path / "b.txt").read_text()

@@ -7,7 +7,10 @@ parameters changed. A subject that fails is kept, with ``status = failed`` and i
 the others go on. Every file is written atomically and rows are sorted, so the folder does not
 depend on the executor or on the order of manifest rows. The folder is locked for the run
 (:mod:`.lock`). The run process holds no per-subject result beyond its id, key and status: the
-tables are streamed from the store, and the statistics read the subjects table back.
+tables are streamed from the store, and the statistics read the subjects table back. The final
+outputs are staged and moved into place together (:func:`.outputs.commit_outputs`); a subject
+runs under the time and memory limits of :mod:`.limits`; SIGTERM/SIGINT stop the workers
+(:mod:`.signals`).
 """
 
 from __future__ import annotations
@@ -294,8 +297,9 @@ def _stored(plan: SubjectPlan, key: str, store: ResultStore, qc_dir: Path | None
     if stored is None or stored.retry:  # retry: its worker died, worth another try
         return None
     if qc_dir is not None and stored.result.ok:
-        if not (qc_dir / (safe_filename(plan.subject_id) + ".png")).is_file():
-            return None  # its QC picture is missing: draw it again
+        picture = qc_dir / (safe_filename(plan.subject_id) + ".png")
+        if not picture.is_file() or picture.stat().st_size == 0:
+            return None  # its QC picture is missing (or a power cut left it empty): draw it
     return stored.result
 
 

@@ -165,9 +165,9 @@ def _check_stored_pixdim(path: Path, header_class: type, ndim: int) -> None:
         )
 
 
-def _zlib():
-    """zlib-ng's inflater when installed (several times faster), else the standard library's:
-    same API, same bytes."""
+def zlib_module():
+    """zlib-ng when installed (several times faster), else the standard library's zlib: same
+    API, same inflated bytes."""
     try:
         from zlib_ng import zlib_ng
     except ImportError:  # pragma: no cover - exercised by the fallback test via monkeypatch
@@ -203,7 +203,7 @@ class _InflatedNifti:
 
 def _inflate(raw: bytes, need: int) -> bytes:
     """The first ``need`` bytes of a gzip stream (several members are followed)."""
-    zmod = _zlib()
+    zmod = zlib_module()
     parts: list[bytes] = []
     got = 0
     data = raw

@@ -85,7 +85,7 @@ def qc_picture(
         canvas.frame(left, top, _PANEL, track_colour(tid) if tid else "#444444", width=3)
         canvas.text((left, top - 4), caption, 11, anchor="ld")
         for x, y, s in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.04, "A"), (0.5, 0.96, "P")):
-            canvas.text((left + x * _PANEL, top + y * _PANEL), s, 10, "#DDDDDD", anchor="mm")
+            canvas.stamp((left + x * _PANEL, top + y * _PANEL), s, 10, "#DDDDDD")
     for row in range(n_rows):
         tid = chosen[row] if chosen else None
         _, top = _panel_origin(row, 0)

@@ -11,7 +11,6 @@ bytes.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +20,7 @@ import numpy as np
 
 from ..atomic import atomic_write_bytes
 
-__all__ = ["Canvas", "Crop", "crop_pixels", "outline", "rgb"]
+__all__ = ["Canvas", "Crop", "crop_pixels", "outline", "png_bytes", "rgb"]
 
 OUTSIDE = (0, 0, 0)  # beyond the scan's field of view
 MASK_GREY = 116  # a mask shown as background (no image): lesion voxels in mid grey
@@ -185,11 +184,56 @@ class Canvas:
         self._pen()
         self._image.paste(rgb(colour), (x, y, x + strip.width, y + strip.height), strip)
 
-    def save(self, path: Path) -> Path:
-        from PIL import Image
+    def stamp(self, centre: tuple[float, float], text: str, size: int, colour: str) -> None:
+        """A short label (a letter) centred on ``centre``, its glyphs rendered once per run
+        (a picture repeats the same few labels in every panel)."""
+        self._pen()
+        mask = _stamp(text, size)
+        x = int(round(centre[0] - mask.width / 2))
+        y = int(round(centre[1] - mask.height / 2))
+        self._image.paste(rgb(colour), (x, y, x + mask.width, y + mask.height), mask)
 
-        image = self._image if self._image is not None else Image.fromarray(self.pixels, "RGB")
-        buf = io.BytesIO()
-        image.save(buf, format="PNG", compress_level=3)  # 2x faster than 6, ~25% larger
-        atomic_write_bytes(path, buf.getvalue())
+    def save(self, path: Path) -> Path:
+        """Write the picture as PNG, atomically but without fsync: a picture a power cut left
+        empty is drawn again by the next run."""
+        pixels = np.asarray(self._image) if self._image is not None else self.pixels
+        atomic_write_bytes(path, png_bytes(pixels), durable=False)
         return path
+
+
+@lru_cache(maxsize=64)
+def _stamp(text: str, size: int) -> Any:
+    from PIL import Image, ImageDraw
+
+    f = font(size)
+    left, top, right, bottom = f.getbbox(text)
+    mask = Image.new("L", (int(right - left) + 2, int(bottom - top) + 2), 0)
+    ImageDraw.Draw(mask).text((1 - left, 1 - top), text, fill=255, font=f)
+    return mask
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """An RGB uint8 array (rows, columns, 3) as a PNG file: 8-bit truecolour, every row but the
+    first with the "Up" filter (difference from the row above: flat pictures compress well),
+    deflated by zlib-ng at level 3 (several times faster than Pillow's encoder at the same
+    size), no metadata."""
+    import struct
+    import zlib
+
+    from ..io.nifti import zlib_module
+
+    h, w, _ = pixels.shape
+    flat = np.ascontiguousarray(pixels, dtype=np.uint8).reshape(h, w * 3)
+    rows = np.empty((h, w * 3 + 1), np.uint8)
+    rows[:, 0] = 2  # Up
+    rows[0, 0] = 0  # None: the first row has no row above
+    rows[0, 1:] = flat[0]
+    np.subtract(flat[1:], flat[:-1], out=rows[1:, 1:])  # modulo 256, as PNG defines it
+    data = zlib_module().compress(rows.tobytes(), 3)
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + kind + body
+                + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
