@@ -228,7 +228,7 @@ def _qc_panel(
         pixels = grey_mask(values, inside)
     labels, _ = crop_pixels(display_slice(ls.label_image, affine, k), crop)
     labels = np.where(inside, labels, 0)
-    ids_here = {int(i) for i in np.unique(labels) if i}
+    ids_here = {int(i) for i in np.unique(labels[labels > 0])}
     for track in sorted({lesion_track.get(i) for i in ids_here} - {None}):
         ids = [lid for lid, tr in lesion_track.items() if tr == track and lid in ids_here]
         pixels[outline(np.isin(labels, ids), 2 if track == tid else 1)] = rgb(track_colour(track))
