@@ -4,6 +4,7 @@ parsing of list arguments."""
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from cnsvol.io.labelsets import LABEL_PRESETS
@@ -67,8 +68,11 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         help="the mask is already instance-labelled: each label value is one lesion",
     )
     p.add_argument(
-        "--max-gib", type=float, default=4.0, metavar="G",
-        help="refuse a mask whose decoded data would exceed G GiB (default: 4)",
+        "--max-gib", type=positive, default=4.0, metavar="G",
+        help="refuse a mask (or a QC image) whose reading and measuring would need an "
+        "estimated peak of more than G GiB: about 4x its decoded size for uint8 storage, "
+        "more for wider types and header extensions (default: 4). In `run`, local workers "
+        "also share the memory available",
     )
     p.add_argument(
         "--mask-kind", choices=("auto", "labels", "probability"), default="auto",
@@ -96,10 +100,26 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
 
 
 def non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text!r}")
+    """A finite number >= 0 (argparse type)."""
+    value = _number(text)
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
     return value
+
+
+def positive(text: str) -> float:
+    """A finite number > 0 (argparse type)."""
+    value = _number(text)
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
 
 
 def measure_options(args: argparse.Namespace) -> Any:

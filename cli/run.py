@@ -9,7 +9,7 @@ from typing import Any
 
 from .options import (
     EXIT_OK, EXIT_PARTIAL, UNITS, add_criteria_option, add_mask_options, measure_options,
-    non_negative,
+    non_negative, positive,
 )
 
 
@@ -26,7 +26,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "days_from_baseline or scan_date; optional image_path, steroid_dose_mg, neuro_status, "
         "extracns_progression. Relative paths are relative to the manifest's folder.\n"
         "exit codes: 0 every subject succeeded, 1 invalid input (nothing run), 2 bad "
-        "invocation, 3 finished with failed subjects.",
+        "invocation, 3 finished with failed subjects, 130 stopped by Ctrl-C (SIGINT), 143 "
+        "stopped by SIGTERM (after either, run the same command again to go on).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("manifest", metavar="MANIFEST", help="CSV/TSV manifest, one row per scan")
@@ -49,7 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     where.add_argument("--dask-worker-timeout", type=_positive_seconds, default=300.0,
                        metavar="SECONDS",
                        help="a Dask run with no live worker for this long stops with an error, "
-                       "keeping what was computed (default: 300)")
+                       "keeping what was computed (> 0; default: 300)")
     p.add_argument("--force", action="store_true",
                    help="recompute every subject, even those stored in --out by an earlier "
                    "run with the same inputs and parameters")
@@ -141,10 +142,7 @@ def _seconds_or_none(text: str) -> float | None:
 
 
 def _positive_seconds(text: str) -> float:
-    value = non_negative(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0 seconds")
-    return value
+    return positive(text)
 
 
 def _delimiter(text: str) -> str:

@@ -277,6 +277,31 @@ def test_a_folder_interrupted_while_committing_is_refused_and_the_next_run_repai
     assert not (tmp_path / "out" / ".staging").exists()
 
 
+def test_a_run_stopped_while_computing_subjects_leaves_a_folder_marked_incomplete(tmp_path):
+    """Its QC pictures (written as subjects finish) may already describe the new run, so the
+    earlier run's complete: true must not stand."""
+    manifest = _cohort(tmp_path, ["A", "B"])
+    out = tmp_path / "out"
+    cnsvol.run_cohort(manifest, out, cnsvol.RunConfig(), jobs=1)
+    first = (out / "figures" / "qc" / "A.png").read_bytes()
+
+    class Stop(Exception):
+        pass
+
+    def stop(done, n_done, total):
+        raise Stop
+
+    with pytest.raises(Stop):  # other criteria: every subject is computed again
+        cnsvol.run_cohort(manifest, out, cnsvol.RunConfig(criteria="tbcrc022"), jobs=1,
+                          progress=stop)
+    assert json.loads((out / "provenance.json").read_text())["complete"] is False
+    with pytest.raises(ResultsError, match="complete: false"):
+        cnsvol.read_results(out)
+    cnsvol.run_cohort(manifest, out, cnsvol.RunConfig(), jobs=1)
+    assert cnsvol.read_results(out).provenance["complete"] is True
+    assert (out / "figures" / "qc" / "A.png").read_bytes() == first
+
+
 def test_run_ended_is_logged_only_by_a_run_that_finished(tmp_path, monkeypatch):
     import cnsvol.batch.run as run
 
@@ -347,3 +372,20 @@ def test_a_worker_dying_while_figures_are_drawn_costs_nothing(tmp_path, monkeypa
         executor.close()
     assert report.is_file()
     assert (tmp_path / "a.txt").read_text() == "drawn" == (tmp_path / "b.txt").read_text()
+
+
+def test_report_on_a_folder_a_run_is_writing_names_the_run(tmp_path):
+    from cnsvol.batch.lock import FolderLock
+    from cnsvol.errors import FolderLockedError
+
+    manifest = _cohort(tmp_path, ["A"])
+    out = tmp_path / "out"
+    cnsvol.run_cohort(manifest, out, cnsvol.RunConfig(qc=False), jobs=1)
+    with FolderLock(out, "cnsvol run"):
+        with pytest.raises(FolderLockedError, match="cnsvol run"):
+            cnsvol.rebuild_report(out)
+    (out / "subjects.csv").unlink()  # as in a first run, before its tables
+    with pytest.raises(ResultsError, match="no subjects.csv yet"):
+        cnsvol.read_results(out)
+    with pytest.raises(ResultsError, match="no subjects.csv here"):
+        cnsvol.read_results(tmp_path)

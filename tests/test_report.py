@@ -366,6 +366,46 @@ def test_qc_picture_with_and_without_image(tmp_path):
         qc_picture(series, [None], tmp_path / "bad")
 
 
+def test_a_qc_panel_window_keeps_a_bright_lesion_apart_from_its_tissue():
+    """Tissue at ~600 and a small lesion at ~1100: in a window of the whole slice (percentiles
+    1-99.5, the lesion a fraction of a percent of it) both are white; the panel's own window
+    keeps them apart."""
+    from cnsvol.report.qc import _panel_window
+    from cnsvol.report.raster import Crop, crop_pixels, grey_image, window
+
+    rng = np.random.default_rng(3)
+    volume = 600 + rng.normal(0, 20, (160, 160, 3))
+    yy, xx = np.mgrid[:160, :160]
+    lesion = (yy - 60) ** 2 + (xx - 90) ** 2 < 16
+    volume[lesion, 1] = 1100 + rng.normal(0, 20, lesion.sum())
+    affine = np.eye(4)
+    whole = window(volume[:, :, 1])
+    assert whole[1] < 700  # the problem: the lesion is above the whole slice's window
+    from cnsvol.report.orient import display_slice
+    values, inside = crop_pixels(display_slice(volume, affine, 1),
+                                 Crop(80.0, 80.0, 20.0, 20.0, 240))
+    grey = grey_image(values, inside, _panel_window(values, inside, volume, affine, 1))[..., 0]
+    bright = grey[values > 900]
+    tissue = grey[(values > 0) & (values < 700)]
+    assert bright.size and tissue.size
+    assert np.median(bright) - np.median(tissue) > 100
+
+
+def test_text_is_wrapped_to_the_picture_and_ids_stay_on_one_line(tmp_path):
+    from cnsvol.report.names import one_line
+    from cnsvol.report.raster import font, wrap
+
+    text = "Outline colour = lesion track (same colour at every timepoint); thick = the row's"
+    lines = wrap(text, 10, 200).split("\n")
+    assert len(lines) > 1 and " ".join(lines) == text
+    assert all(font(10).getlength(line) <= 200 for line in lines)
+    assert wrap("a\nb", 10, 500) == "a\nb"
+    assert one_line("S1\nrun ended\t\\") == "S1\\nrun ended\\t\\\\"
+    series, _ = series_with_grid_change()
+    out = qc_picture(series, None, tmp_path / "nl", title="S1\n2026-01-01\trun ended")
+    assert out[0].stat().st_size > 0
+
+
 def test_qc_picture_without_baseline_lesions(tmp_path):
     a = np.diag([*SPACING, 1.0])
     empty = cnsvol.mask_from_array(np.zeros((20, 20, 10), np.uint8), a)

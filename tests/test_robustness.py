@@ -840,6 +840,45 @@ def test_signal_stops_workers_and_says_what_was_kept(tmp_path, sig):
             proc.wait(30)
 
 
+@pytest.mark.slow
+def test_workers_end_when_the_run_process_is_killed_outright(tmp_path):
+    """SIGKILL cannot be handled: the workers notice their parent is gone and end themselves."""
+    manifest = _demo_manifest_without_failures(tmp_path / "manifest.csv")
+    out = tmp_path / "out"
+    log = out / "run.log"
+    proc = _start(["run", manifest, "--out", out, "--quiet", "--jobs", "2"], cwd=tmp_path,
+                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    kids: list[int] = []
+    try:
+        deadline = time.monotonic() + HANG_TIMEOUT
+        while True:
+            assert proc.poll() is None, "the run ended before it could be killed"
+            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+            if any(re.match(r"[^\t]+\tS\d\d\tok\t", line) for line in lines):
+                break
+            assert time.monotonic() < deadline, "no subject finished within the time limit"
+            time.sleep(0.01)
+        kids = _descendants(proc.pid)
+        assert kids, "test precondition: `--jobs 2` should run worker processes"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+        end = time.monotonic() + 10
+        while [pid for pid in kids if _alive(pid)] and time.monotonic() < end:
+            time.sleep(0.1)
+        alive = [pid for pid in kids if _alive(pid)]
+        assert not alive, f"worker process(es) {alive} still running 10 s after the kill"
+    finally:
+        for pid in kids:
+            if _alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait(30)
+
+
 # ================================================================================================
 # 6. geometry of odd NIfTI headers
 

@@ -189,10 +189,10 @@ def test_resume_with_force_from_the_command_line(clean_run, tmp_path, capsys):
     assert_same_folder(clean, out)
 
 
-def _boom_on_s03(plan, config, qc_dir):  # replaces evaluate_subject in forked workers
+def _boom_on_s03(plan, config, qc_stem):  # replaces the evaluation in forked workers
     if plan.subject_id == "S03":
         os._exit(13)
-    return _REAL_EVALUATE(plan, config, qc_dir)
+    return _REAL_EVALUATE(plan, config, qc_stem)
 
 
 _REAL_EVALUATE = None
@@ -208,14 +208,14 @@ def test_a_dying_worker_costs_one_subject(clean_run, tmp_path, monkeypatch):
     from cnsvol.batch.executors import ProcessExecutor
 
     global _REAL_EVALUATE
-    _REAL_EVALUATE = batch.evaluate_subject
-    monkeypatch.setattr(batch, "evaluate_subject", _boom_on_s03)
+    _REAL_EVALUATE = batch._evaluate
+    monkeypatch.setattr(batch, "_evaluate", _boom_on_s03)
     demo, clean = clean_run
     plans = read_manifest(demo / "manifest.csv")
     config = RunConfig("lin2009", qc=False)
     out = tmp_path / "out"
     summary = run_cohort(plans, out, config, executor=ProcessExecutor(2))
-    monkeypatch.setattr(batch, "evaluate_subject", _REAL_EVALUATE)
+    monkeypatch.setattr(batch, "_evaluate", _REAL_EVALUATE)
     assert set(summary.failed) == {"S03", "S07"}
     assert "worker failed" in summary.failed["S03"] and "died" in summary.failed["S03"]
     run_cohort(plans, tmp_path / "ref", config, jobs=1)  # the reference: the same run, no worker dying

@@ -35,9 +35,16 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
                      qc_dir: Path | None = None) -> SubjectResult:
     """Evaluate one subject; data errors become a failed result, never an exception.
 
-    With ``qc_dir`` (and ``config.qc``), its QC picture is drawn there; a picture that cannot
-    be drawn is a note on the result, never a lost result.
+    With ``qc_dir`` (and ``config.qc``), its QC picture is drawn there, named after the
+    subject; a picture that cannot be drawn is a note on the result, never a lost result.
     """
+    stem = None if qc_dir is None else Path(qc_dir) / safe_filename(plan.subject_id)
+    return _evaluate(plan, config, stem)
+
+
+def _evaluate(plan: SubjectPlan, config: RunConfig | None,
+              qc_stem: Path | None) -> SubjectResult:
+    """:func:`evaluate_subject`, its QC picture drawn to ``<qc_stem>.png``."""
     config = config if config is not None else RunConfig()
     options = config.options
     if config.limits.memory_bytes is not None and config.limits.memory_bytes < options.max_bytes:
@@ -67,8 +74,8 @@ def evaluate_subject(plan: SubjectPlan, config: RunConfig | None = None,
         message = str(exc) if isinstance(exc, _PlanError) else f"{kind}{type(exc).__name__}: {exc}"
         return SubjectResult.failed(plan.subject_id, len(plan.scans), message)
     notes: tuple[str, ...] = ()
-    if config.qc and qc_dir is not None:
-        note = _draw_qc(plan, series, qc_dir, options.max_bytes)
+    if config.qc and qc_stem is not None:
+        note = _draw_qc(plan, series, qc_stem, options.max_bytes)
         notes = (note,) if note else ()
     return SubjectResult.from_series(plan.subject_id, series, notes)
 
@@ -120,14 +127,14 @@ def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> N
         )
 
 
-def _draw_qc(plan: SubjectPlan, series: SeriesResult, qc_dir: Path, max_bytes: int) -> str:
+def _draw_qc(plan: SubjectPlan, series: SeriesResult, stem: Path, max_bytes: int) -> str:
     """Draw the subject's QC picture (its images read under ``max_bytes``, like its masks);
     returns a note when it could not be drawn."""
     from ..report.qc import qc_picture
 
     try:
         qc_picture(series, [s.image_path for s in plan.scans],
-                   qc_dir / safe_filename(plan.subject_id), title=plan.subject_id,
+                   stem, title=plan.subject_id,
                    max_bytes=max_bytes)
     except SubjectTimeout:
         raise  # the subject's time is up: it fails (timed_evaluation), picture or not
@@ -148,14 +155,14 @@ def worth_retrying(result: SubjectResult, config: RunConfig) -> bool:
 
 
 def timed_evaluation(plan: SubjectPlan, config: RunConfig,
-                     qc_dir: Path | None) -> tuple[SubjectResult, float]:
+                     qc_stem: Path | None) -> tuple[SubjectResult, float]:
     """:func:`evaluate_subject` within the run's per-subject time limit
-    (``config.limits.subject_seconds``), and the seconds it took; a subject that runs out of
-    time is a failed result saying so."""
+    (``config.limits.subject_seconds``), its QC picture drawn to ``<qc_stem>.png``, and the
+    seconds it took; a subject that runs out of time is a failed result saying so."""
     start = time.perf_counter()
     try:
         with time_limit(config.limits.subject_seconds):
-            result = evaluate_subject(plan, config, qc_dir)
+            result = _evaluate(plan, config, qc_stem)
     except SubjectTimeout as exc:
         result = SubjectResult.failed(plan.subject_id, len(plan.scans), f"{TIMED_OUT}{exc}")
     return result, time.perf_counter() - start

@@ -9,6 +9,7 @@ it (a worker killed for memory, say), as soon as it is done, in completion order
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -76,7 +77,8 @@ class ProcessExecutor(Executor):
     def _pool(self):
         from concurrent.futures import ProcessPoolExecutor
 
-        return ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_setup)
+        return ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_setup,
+                                   initargs=(os.getpid(),))
 
     def run(self, fn, tasks, on_started=None, isolate=False):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -273,10 +275,10 @@ def _terminate(pool: Any) -> None:
             proc.join(5)
 
 
-def _worker_setup() -> None:
+def _worker_setup(parent_pid: int) -> None:
     from .signals import worker_signals
 
-    worker_signals()
+    worker_signals(parent_pid)
     one_thread()
 
 

@@ -27,7 +27,8 @@ from .executors import Executor, worker_died
 from .store import ResultStore, json_value
 
 __all__ = [
-    "STAGING_DIR", "commit_outputs", "draw_figures_and_report", "rebuild_report",
+    "STAGING_DIR", "commit_outputs", "draw_figures_and_report", "mark_incomplete",
+    "stage_qc_pictures", "rebuild_report",
     "write_cohort_json", "write_json", "write_tables",
 ]
 
@@ -143,10 +144,36 @@ def draw_figures_and_report(out: Path, executor: Executor | None,
     return write_report(results, folder)
 
 
+def stage_qc_pictures(stage: Path, store: ResultStore,
+                      subjects: Sequence[tuple[str, str]]) -> int:
+    """Link the stored QC picture of each (id, store key) into ``stage/figures/qc`` as
+    ``<id>.png`` (copied where the file system has no hard links); returns how many. They
+    reach ``figures/qc`` with the other outputs in :func:`commit_outputs`."""
+    import os
+    import shutil
+
+    from ..report.names import safe_filename
+
+    qc = stage / "figures" / "qc"
+    n = 0
+    for sid, key in subjects:
+        picture = store.picture(key)
+        if not picture.is_file() or picture.stat().st_size == 0:
+            continue
+        qc.mkdir(parents=True, exist_ok=True)
+        target = qc / (safe_filename(sid) + ".png")
+        try:
+            os.link(picture, target)
+        except OSError:
+            shutil.copyfile(picture, target)
+        n += 1
+    return n
+
+
 FINAL_FILES = (*(table.filename for table in SCHEMAS.values()), "cohort.json",
                "pfs_reconciliation.csv", "report.html", "provenance.json")
 """The files of a results folder replaced as a unit by every run, beside ``figures/*.png|svg``
-(the QC pictures in ``figures/qc`` are written per subject as subjects are evaluated)."""
+and ``figures/qc/*.png``."""
 
 
 def commit_outputs(stage: Path, out: Path) -> None:
@@ -161,26 +188,32 @@ def commit_outputs(stage: Path, out: Path) -> None:
     staged = sorted(p.relative_to(stage) for p in stage.rglob("*") if p.is_file())
     if Path("provenance.json") not in staged:
         raise CnsvolError(f"{stage}: no provenance.json staged; nothing was moved")
-    write_json(out / "provenance.json", {
-        "complete": False,
-        "note": "a cnsvol run was replacing the outputs of this folder and did not finish; "
-                "run the same command again to write them whole"})
+    mark_incomplete(out, "a cnsvol run was replacing the outputs of this folder and did not "
+                         "finish; run the same command again to write them whole")
     for rel in staged:
         if rel != Path("provenance.json"):
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(stage / rel, out / rel)
     wanted = {str(rel) for rel in staged}
     stale = [out / name for name in FINAL_FILES if name not in wanted]
-    figures = out / "figures"
-    if figures.is_dir():
-        stale += [f for f in figures.iterdir() if f.suffix in (".png", ".svg") and f.is_file()
-                  and f"figures/{f.name}" not in wanted]
+    for rel in ("figures", "figures/qc"):  # the QC pictures of withdrawn subjects too
+        folder = out / rel
+        if folder.is_dir():
+            stale += [f for f in folder.iterdir() if f.suffix in (".png", ".svg")
+                      and f.is_file() and f"{rel}/{f.name}" not in wanted]
     for path in stale:
         path.unlink(missing_ok=True)
     _sync_folder(out)
     os.replace(stage / "provenance.json", out / "provenance.json")
     _sync_folder(out)
     shutil.rmtree(stage, ignore_errors=True)
+
+
+def mark_incomplete(out: Path, note: str) -> None:
+    """Make ``out/provenance.json`` say ``complete: false`` (with ``note``) while a run changes
+    the folder: its QC pictures during the subject phase, its outputs during the commit. A run
+    stopped before its end leaves a folder that says so rather than one that looks finished."""
+    write_json(out / "provenance.json", {"complete": False, "note": note})
 
 
 def _sync_folder(folder: Path) -> None:
@@ -202,8 +235,10 @@ def _sync_folder(folder: Path) -> None:
 def rebuild_report(out_dir: str | Path) -> Path:
     """Redraw the cohort figures and ``report.html`` of the results folder ``out_dir`` from
     its tables (``cnsvol report``), holding the folder's lock; returns the report's path."""
-    from .lock import FolderLock
+    from .lock import LOCK_DIR, FolderLock
 
-    read_results(out_dir)  # a folder that is not a results folder is refused before any write
-    with FolderLock(out_dir, "cnsvol report"):
+    if not (Path(out_dir) / LOCK_DIR).is_dir():
+        read_results(out_dir)  # not a results folder: refused before anything is written
+    with FolderLock(out_dir, "cnsvol report"):  # a run still writing it: named, refused
+        read_results(out_dir)
         return draw_figures_and_report(Path(out_dir), None)

@@ -27,7 +27,6 @@ from ..atomic import remove_partial_writes
 from ..errors import ResultsError
 from ..cohort.manifest import Manifest, SubjectPlan, read_manifest
 from ..cohort.pfs_table import PfsTable, read_pfs
-from ..report.names import safe_filename
 from ..response.criteria import Criteria
 from ..response.subject import SubjectResult
 from ..results.schema import SCHEMAS
@@ -37,8 +36,8 @@ from .executors import Executor, make_executor, worker_died
 from .limits import available_memory, worker_memory
 from .lock import FolderLock
 from .outputs import (
-    STAGING_DIR, commit_outputs, draw_figures_and_report, write_cohort_json, write_json,
-    write_tables,
+    STAGING_DIR, commit_outputs, draw_figures_and_report, mark_incomplete, stage_qc_pictures,
+    write_cohort_json, write_json, write_tables,
 )
 from .provenance import RunRecord, provenance, utc_now
 from .runlog import RunLog
@@ -223,7 +222,6 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
     fingerprint = config.fingerprint()
     keys = {plan.subject_id: subject_key(plan, fingerprint, hasher) for plan in plans}
     store = ResultStore(out)
-    qc_dir = out / "figures" / "qc" if config.qc else None
     log = RunLog(out / "run.log")
     if config.limits.memory_bytes is not None:
         log.note(f"each of the {executor.workers} worker(s) may use "
@@ -231,12 +229,17 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                  f"--max-gib is {config.options.max_bytes / 1024**3:.2f}): a subject needing "
                  "more fails saying so and is computed again by the next run")
     try:
+        if (out / "provenance.json").is_file():  # the earlier outputs are about to change
+            mark_incomplete(out, "a cnsvol run was updating this folder (its subject results "
+                                 "and QC pictures) and did not finish; run the same command "
+                                 "again")
         tally = _Tally(len(plans), log, progress)
-        _evaluate_all(plans, keys, config, qc_dir, executor, store, force, tally)
-        _prune_qc(out / "figures" / "qc", set(keys) if config.qc else set())
+        _evaluate_all(plans, keys, config, executor, store, force, tally)
         log.note("writing the tables, statistics, figures and report")
         ids = sorted(keys)
         stage.mkdir()
+        if config.qc:
+            stage_qc_pictures(stage, store, [(sid, keys[sid]) for sid in ids])
         write_tables(stage, store, [(sid, keys[sid]) for sid in ids], pfs, executor)
         summary = write_cohort_json(stage, config.criteria.name, landmark_days, pfs)
         inputs = [f for plan in plans for s in plan.scans for f in (s.mask, s.image) if f]
@@ -248,12 +251,11 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                            executor.describe(), started, dict(sorted(tally.failed.items())),
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))
         write_json(stage / "provenance.json", provenance(record, inputs, hasher))
-        draw_figures_and_report(stage, executor, folder=out)
+        draw_figures_and_report(stage, executor)
         commit_outputs(stage, out)
         store.prune(set(keys.values()))
     except RunInterrupted as exc:
-        for folder in (out / STORE_DIR, out / "figures" / "qc"):
-            remove_partial_writes(folder)  # files the stopped workers were writing
+        remove_partial_writes(out / STORE_DIR)  # files the stopped workers were writing
         shutil.rmtree(stage, ignore_errors=True)
         exc.kept = _kept(out, store, set(keys.values()), len(plans))
         log.stopped(exc)
@@ -278,46 +280,32 @@ def _kept(out: Path, store: ResultStore, keys: set[str], total: int) -> str:
             "again to compute the rest and write the tables and report")
 
 
-def _prune_qc(qc_dir: Path, subject_ids: set[str]) -> None:
-    """Remove the QC pictures of subjects no longer in the run (a subject withdrawn from the
-    manifest leaves no picture of its scans behind), and every picture of a run without QC
-    (they would describe an earlier run)."""
-    if not qc_dir.is_dir():
-        return
-    keep = {safe_filename(sid) + ".png" for sid in subject_ids}
-    for picture in qc_dir.glob("*.png"):
-        if picture.name not in keep:
-            picture.unlink(missing_ok=True)
-
-
-def _stored(plan: SubjectPlan, key: str, store: ResultStore, qc_dir: Path | None,
-            force: bool) -> SubjectResult | None:
+def _stored(key: str, store: ResultStore, qc: bool, force: bool) -> SubjectResult | None:
     """The subject's stored result, when it can be used as it is."""
     stored = None if force else store.load(key)
     if stored is None or stored.retry:  # retry: its worker died, worth another try
         return None
-    if qc_dir is not None and stored.result.ok:
-        picture = qc_dir / (safe_filename(plan.subject_id) + ".png")
+    if qc and stored.result.ok:
+        picture = store.picture(key)
         if not picture.is_file() or picture.stat().st_size == 0:
             return None  # its QC picture is missing (or a power cut left it empty): draw it
     return stored.result
 
 
 def _evaluate_all(plans: Manifest, keys: dict[str, str], config: RunConfig,
-                  qc_dir: Path | None, executor: Executor, store: ResultStore, force: bool,
-                  tally: _Tally) -> None:
+                  executor: Executor, store: ResultStore, force: bool, tally: _Tally) -> None:
     """Stored results where their key matches, the rest computed on ``executor``; workers
     store each result as soon as it is computed."""
     todo = []
     for plan in plans:
-        result = _stored(plan, keys[plan.subject_id], store, qc_dir, force)
+        result = _stored(keys[plan.subject_id], store, config.qc, force)
         if result is None:
             todo.append(plan)
         else:
             tally.add(result, None)
     tally.log.note(f"{len(plans)} subject(s): {len(plans) - len(todo)} from earlier runs, "
                    f"{len(todo)} to compute on {executor.describe()}")
-    fn = partial(_evaluate_chunk, config=config, qc_dir=qc_dir, out_dir=store.out_dir)
+    fn = partial(_evaluate_chunk, config=config, out_dir=store.out_dir)
     items = [(plan, keys[plan.subject_id]) for plan in todo]
     size = max(1, min(8, len(items) // (executor.workers * 16))) if executor.workers > 1 else 1
     chunks = [tuple(items[i:i + size]) for i in range(0, len(items), size)]
@@ -353,12 +341,14 @@ def _worker_failure(plan: SubjectPlan, exc: BaseException) -> SubjectResult:
 
 
 def _evaluate_chunk(items: Sequence[tuple[SubjectPlan, str]], config: RunConfig,
-                    qc_dir: Path | None, out_dir: Path) -> list[tuple[SubjectResult, float]]:
-    """Evaluate and store each (plan, key); returns each result and its seconds."""
+                    out_dir: Path) -> list[tuple[SubjectResult, float]]:
+    """Evaluate and store each (plan, key), its QC picture beside its result; returns each
+    result and its seconds."""
     store = ResultStore(out_dir)
     done = []
     for plan, key in items:
-        result, seconds = timed_evaluation(plan, config, qc_dir)
+        stem = store.picture(key).with_suffix("") if config.qc else None
+        result, seconds = timed_evaluation(plan, config, stem)
         # out of time or of this run's memory share: tried again by the next run
         store.save(key, result, retry=worth_retrying(result, config))
         done.append((result, seconds))

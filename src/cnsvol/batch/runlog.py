@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as _dt
 from pathlib import Path
 
+from ..report.names import one_line
 from ..response.subject import SubjectResult
 
 __all__ = ["RunLog"]
@@ -29,8 +30,8 @@ class RunLog:
 
     def subject(self, result: SubjectResult, seconds: float | None) -> None:
         took = "stored" if seconds is None else f"{seconds:.3f}s"
-        error = _one_field(result.subject_row()["error"])
-        self._write(f"{_one_field(result.subject_id)}\t{result.status}\t{took}\t{error}"
+        error = one_line(result.subject_row()["error"])
+        self._write(f"{one_line(result.subject_id)}\t{result.status}\t{took}\t{error}"
                     .rstrip())
 
     def stopped(self, exc: BaseException) -> None:
@@ -38,7 +39,7 @@ class RunLog:
         if not self._fh.closed:
             why = "interrupted" if isinstance(exc, KeyboardInterrupt) else \
                 f"{type(exc).__name__}: {exc}"
-            self.note(_one_field(f"run stopped before its end ({why})"))
+            self.note(one_line(f"run stopped before its end ({why})"))
             self._fh.close()
 
     def close(self) -> None:
@@ -46,18 +47,3 @@ class RunLog:
         if not self._fh.closed:
             self.note("run ended")
             self._fh.close()
-
-
-def _one_field(text: str) -> str:
-    """``text`` as one tab-separated field of one line: line breaks, tabs and other control
-    characters written as escapes (``\\n``, ``\\t``, ``\\x1b``), so an id can never forge a
-    line or a column of the log."""
-    out = []
-    for ch in str(text):
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch in "\n\r\t" or ord(ch) < 32 or ord(ch) == 127:
-            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}"))
-        else:
-            out.append(ch)
-    return "".join(out)

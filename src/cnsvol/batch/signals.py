@@ -61,9 +61,26 @@ def interruptible() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def worker_signals() -> None:
+def worker_signals(parent_pid: int | None = None) -> None:
     """Worker process set-up: SIGTERM ends the worker (the run process's handler, inherited
     when the worker is forked, must not make it survive), and SIGINT (Ctrl-C reaches the whole
-    process group) is left to the run process, which stops the workers itself."""
+    process group) is left to the run process, which stops the workers itself. With
+    ``parent_pid`` (the run process), the worker also ends within a second of that process
+    dying without stopping it (``kill -9``, the out-of-memory killer), instead of computing on
+    for nobody."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), name="cnsvol-parent-watch",
+                         daemon=True).start()
+
+
+def _watch_parent(parent_pid: int, interval: float = 1.0) -> None:
+    """End this process once its parent is no longer ``parent_pid`` (an orphan is adopted by
+    init or a subreaper). Its partial writes are removed by the next run."""
+    import os
+    import time
+
+    while os.getppid() == parent_pid:
+        time.sleep(interval)
+    os._exit(143)

@@ -1,7 +1,8 @@
 """Per-subject results kept in the output folder, so that a run can be resumed.
 
 Each subject's result is stored, as soon as it is known, in
-``<out>/.cnsvol/subjects/<key>.json``, written atomically. The key is a SHA-256 over
+``<out>/.cnsvol/subjects/<key>.json``, written atomically (its QC picture beside it, as
+``<key>.png``). The key is a SHA-256 over
 everything that determines the result: the cnsvol version, the run's configuration (criteria,
 measurement options, QC), the subject's manifest rows (ids, timepoints, days, clinical
 values, paths) and the *content* (SHA-256) of every input file. A re-run finds the results
@@ -77,6 +78,12 @@ class ResultStore:
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
 
+    def picture(self, key: str) -> Path:
+        """Where the QC picture of the result stored under ``key`` is kept (it reaches
+        ``figures/qc`` with the run's other outputs, so a picture there always belongs to
+        the results beside it)."""
+        return self.dir / f"{key}.png"
+
     def load(self, key: str) -> Stored | None:
         """The stored result, or None: absent, unreadable, of another format version, or not
         the key's (then it is computed again)."""
@@ -100,12 +107,13 @@ class ResultStore:
         atomic_write_text(self.path(key), text, durable=False)
 
     def prune(self, keep: set[str]) -> None:
-        """Remove stored results not in ``keep`` and leftovers of interrupted writes."""
+        """Remove stored results (and QC pictures) not in ``keep`` and leftovers of
+        interrupted writes."""
         if not self.dir.is_dir():
             return
         for entry in self.dir.iterdir():
-            stem = entry.name[: -len(".json")] if entry.name.endswith(".json") else None
-            if stem not in keep:
+            stem, dot, suffix = entry.name.rpartition(".")
+            if not dot or suffix not in ("json", "png") or stem not in keep:
                 entry.unlink(missing_ok=True)
 
 

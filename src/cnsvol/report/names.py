@@ -1,11 +1,12 @@
-"""File names for per-subject outputs (QC pictures) that are safe for any subject id."""
+"""File names for per-subject outputs (QC pictures) that are safe for any subject id, and ids
+as one line of text."""
 
 from __future__ import annotations
 
 import hashlib
 import re
 
-__all__ = ["safe_filename"]
+__all__ = ["one_line", "safe_filename"]
 
 _SAFE_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -52,3 +53,18 @@ def safe_filename(subject_id: str) -> str:
     if stem.startswith((".", "-")) or not stem:
         stem = "_" + stem
     return f"{stem}--{digest}"
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: line breaks, tabs and other control characters written as
+    escapes (``\\n``, ``\\t``, ``\\x1b``) and a backslash doubled, so that an id can never
+    forge a line (or a column) of a log or a picture's caption."""
+    out = []
+    for ch in str(text):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch in "\n\r\t" or ord(ch) < 32 or ord(ch) == 127:
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(ch, f"\\x{ord(ch):02x}"))
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -12,8 +12,11 @@ import numpy as np
 from ..errors import CnsvolError, MaskTooLargeError
 from ..io.files import DEFAULT_MAX_BYTES
 from ..io.read import read_image
+from .names import one_line
 from .orient import display_point, display_slice, layout, plane
-from .raster import Canvas, Crop, crop_pixels, grey_image, grey_mask, outline, rgb, window
+from .raster import (
+    Canvas, Crop, crop_pixels, grey_image, grey_mask, outline, rgb, window, wrap,
+)
 from .style import darker, short, track_colour
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -67,38 +70,41 @@ def qc_picture(
     half_mm = {tid: _half_window_mm(series, states[tid]) for tid in chosen}
 
     n_rows = max(len(chosen), 1)
-    canvas = Canvas(_LEFT + n_t * (_PANEL + _GAP) - _GAP + _RIGHT,
-                    _TOP + n_rows * (_TITLE + _PANEL + _GAP) + _FOOTER)
+    width = _LEFT + n_t * (_PANEL + _GAP) - _GAP + _RIGHT
+    head = "QC: " + short(one_line(title), 60) if title else "QC"
+    head = wrap(f"{head} \u2014 {series.criteria.name}", 13, width - 20)
+    top = _TOP + 17 * head.count("\n")
+    foot = wrap("Axial slices, radiological view (the patient's right on the left, anterior up). "
+                "Outline colour = lesion track (same colour at every timepoint); thick outline "
+                "and frame = the row's track; mm\u00b3 = track volume; slice = the index in the "
+                "mask file.", 10, width - 20)
+    canvas = Canvas(width, top + n_rows * (_TITLE + _PANEL + _GAP) + 14 * foot.count("\n")
+                    + _FOOTER)
     titles = []
     for t in range(n_t):  # one column at a time: one image volume in memory at once
         background, note = _qc_background(series.lesion_sets[t], imgs[t], max_bytes)
         for row in range(n_rows):
             tid = chosen[row] if chosen else None
-            left, top = _panel_origin(row, t)
+            left, y = _panel_origin(row, t, top)
             pixels, caption = _qc_panel(series, t, tid, states.get(tid, {}) if tid else {},
                                         positions.get(tid), half_mm.get(tid, 30.0),
                                         lesion_track[t], background, note)
-            canvas.paste(top, left, pixels)
-            titles.append((left, top, tid, caption))
+            canvas.paste(y, left, pixels)
+            titles.append((left, y, tid, caption))
         del background
-    for left, top, tid, caption in titles:
-        canvas.frame(left, top, _PANEL, track_colour(tid) if tid else "#444444", width=3)
-        canvas.text((left, top - 4), caption, 11, anchor="ld")
+    for left, y0, tid, caption in titles:
+        canvas.frame(left, y0, _PANEL, track_colour(tid) if tid else "#444444", width=3)
+        canvas.text((left, y0 - 4), caption, 11, anchor="ld")
         for x, y, s in ((0.03, 0.5, "R"), (0.97, 0.5, "L"), (0.5, 0.04, "A"), (0.5, 0.96, "P")):
-            canvas.stamp((left + x * _PANEL, top + y * _PANEL), s, 10, "#DDDDDD")
+            canvas.stamp((left + x * _PANEL, y0 + y * _PANEL), s, 10, "#DDDDDD")
     for row in range(n_rows):
         tid = chosen[row] if chosen else None
-        _, top = _panel_origin(row, 0)
-        canvas.vertical_text((_LEFT / 2, top + _PANEL / 2),
+        _, y = _panel_origin(row, 0, top)
+        canvas.vertical_text((_LEFT / 2, y + _PANEL / 2),
                              "no lesion" if tid is None else f"track {tid}", 13,
                              "#000000" if tid is None else darker(track_colour(tid)), bold=True)
-    head = "QC: " + short(title, 60) if title else "QC"
-    canvas.text((10, 10), f"{head} \u2014 {series.criteria.name}; axial slices, radiological "
-                "view (patient's right on the left, anterior up)", 13)
-    canvas.text((10, canvas.pixels.shape[0] - 8),
-                "Outline colour = lesion track (same colour at every timepoint); thick outline "
-                "and frame = the row's track; mm\u00b3 = track volume.", 10, "#444444",
-                anchor="ld")
+    canvas.text((10, 10), head, 13)
+    canvas.text((10, canvas.pixels.shape[0] - 8), foot, 10, "#444444", anchor="ld")
     stem = Path(stem)
     return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
 
@@ -109,10 +115,11 @@ _LEFT, _RIGHT, _TOP, _FOOTER = 40, 10, 34, 26  # margins: row labels, title, foo
 _TITLE = 46  # panel title (up to three lines) above each panel
 
 
-def _panel_origin(row: int, t: int) -> tuple[int, int]:
-    """(left, top) pixel of the panel of ``row`` at timepoint ``t``."""
+def _panel_origin(row: int, t: int, top: int = _TOP) -> tuple[int, int]:
+    """(left, top) pixel of the panel of ``row`` at timepoint ``t`` (``top``: the height of
+    the picture's title)."""
     return (_LEFT + t * (_PANEL + _GAP),
-            _TOP + _TITLE + row * (_TITLE + _PANEL + _GAP))
+            top + _TITLE + row * (_TITLE + _PANEL + _GAP))
 
 
 def _qc_tracks(states: dict[int, dict[int, Any]], max_lesions: int) -> list[int]:
@@ -179,13 +186,13 @@ def _qc_background(ls: Any, path: str | Path | None,
         data = np.asarray(raw)
         affine = np.asarray(affine, dtype=np.float64)
     except MaskTooLargeError:
-        return ("mask", mask.data), "image above the memory limit (--max-gib): mask shown"
+        return ("mask", mask.data), "mask shown: image over --max-gib"
     except (CnsvolError, OSError) as exc:
-        return ("mask", mask.data), f"image unreadable ({type(exc).__name__}): mask shown"
+        return ("mask", mask.data), f"mask shown: image unreadable ({type(exc).__name__})"
     if data.shape == mask.shape and bool(np.all(np.abs(affine - mask.affine) <= 1e-3)):
         return ("image", data), ""
     # never resample behind the user's back: show the mask and say why
-    return ("mask", mask.data), "image grid \u2260 mask grid: mask shown"
+    return ("mask", mask.data), "mask shown: image grid \u2260 mask"
 
 
 def _qc_panel(
@@ -223,7 +230,7 @@ def _qc_panel(
     kind, volume = background
     values, inside = crop_pixels(display_slice(volume, affine, k), crop)
     if kind == "image":
-        pixels = grey_image(values, inside, window(display_slice(volume, affine, k)))
+        pixels = grey_image(values, inside, _panel_window(values, inside, volume, affine, k))
     else:
         pixels = grey_mask(values, inside)
     labels, _ = crop_pixels(display_slice(ls.label_image, affine, k), crop)
@@ -235,10 +242,22 @@ def _qc_panel(
     return pixels, _panel_title(series.timepoints[t], k, tid, t, per_t, outside, note)
 
 
+def _panel_window(values: np.ndarray, inside: np.ndarray, volume: np.ndarray,
+                  affine: np.ndarray, k: int) -> tuple[float, float]:
+    """The grey window of a panel: from the pixels it shows (a lesion brighter than the
+    tissue around it stays distinguishable, as it would not in a window of the whole slice,
+    where the lesion is a fraction of a percent); the whole slice when the panel shows fewer
+    than 64 non-zero pixels."""
+    shown = values[inside]
+    if np.count_nonzero(np.isfinite(shown) & (shown != 0)) >= 64:
+        return window(shown)
+    return window(display_slice(volume, affine, k))
+
+
 def _panel_title(tp: Any, k: int, tid: int | None, t: int, per_t: dict[int, Any],
                  outside: bool, note: str) -> str:
     day = "day ?" if tp.days_from_baseline is None else f"day {tp.days_from_baseline:g}"
-    lines = [f"{short(tp.timepoint, 18)} \u00b7 {day} \u00b7 slice {k}"]
+    lines = [f"{short(one_line(tp.timepoint), 18)} \u00b7 {day} \u00b7 slice {k}"]
     if tid is None:
         lines.append("no lesion")
     elif t in per_t and per_t[t].lesion_ids:

@@ -89,10 +89,13 @@ def _rgb(grey: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
 
 def window(slice2d: np.ndarray, low_pct: float = 1.0, high_pct: float = 99.5) -> tuple[float, float]:
-    """The display window of an image slice: percentiles of its finite non-zero values (zero
-    is the background of skull-stripped images), from at most ~256 x 256 of its voxels."""
-    step = max(1, int(np.ceil(max(slice2d.shape) / 256)))
-    sample = np.asarray(slice2d[::step, ::step], dtype=np.float64)
+    """The display window of image values (a slice, or the pixels of a panel): percentiles of
+    the finite non-zero values (zero is the background of skull-stripped images), from at
+    most ~256 x 256 of a slice's voxels."""
+    if slice2d.ndim == 2:
+        step = max(1, int(np.ceil(max(slice2d.shape) / 256)))
+        slice2d = slice2d[::step, ::step]
+    sample = np.asarray(slice2d, dtype=np.float64)
     finite = sample[np.isfinite(sample)]
     vals = finite[finite != 0] if np.any(finite != 0) else finite
     if not vals.size:
@@ -116,6 +119,21 @@ def outline(region: np.ndarray, width: int = 1) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
+def wrap(text: str, size: int, width: float, bold: bool = False) -> str:
+    """``text`` broken at spaces into lines no wider than ``width`` pixels at ``size`` (a
+    word longer than the width stays whole on its line)."""
+    f = font(size, bold)
+    lines: list[str] = []
+    for paragraph in text.split("\n"):  # a line break given is kept
+        start = len(lines)
+        for word in paragraph.split(" "):
+            if len(lines) > start and f.getlength(lines[-1] + " " + word) <= width:
+                lines[-1] += " " + word
+            else:
+                lines.append(word)
+    return "\n".join(lines)
+
+
 def font(size: int, bold: bool = False) -> Any:
     """DejaVu Sans (matplotlib's own copy, so every machine draws the same glyphs) at ``size``
     pixels; Pillow's built-in font when it cannot be found."""
@@ -188,12 +206,15 @@ class Canvas:
         self._image.paste(rgb(colour), (x, y, x + strip.width, y + strip.height), strip)
 
     def stamp(self, centre: tuple[float, float], text: str, size: int, colour: str) -> None:
-        """A short label (a letter) centred on ``centre``, its glyphs rendered once per run
-        (a picture repeats the same few labels in every panel)."""
+        """A short label (a letter) centred on ``centre`` with a dark rim, its glyphs
+        rendered once per run (a picture repeats the same few labels in every panel)."""
         self._pen()
         mask = _stamp(text, size)
         x = int(round(centre[0] - mask.width / 2))
         y = int(round(centre[1] - mask.height / 2))
+        for dx, dy in ((-1, 0), (1, 0), (0, -1), (0, 1)):  # a dark rim: legible on white too
+            self._image.paste((0, 0, 0), (x + dx, y + dy, x + dx + mask.width,
+                                          y + dy + mask.height), mask)
         self._image.paste(rgb(colour), (x, y, x + mask.width, y + mask.height), mask)
 
     def save(self, path: Path) -> Path:

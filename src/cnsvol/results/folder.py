@@ -74,8 +74,9 @@ class RunResults:
 def read_results(out_dir: str | Path) -> RunResults:
     """Read the results folder written by ``cnsvol run`` (or :func:`cnsvol.run_cohort`).
 
-    ``subjects.csv`` must be there, and the folder must not be one whose run was interrupted
-    while replacing its outputs (``provenance.json`` says ``complete: false``). The tables are read on first use; ``cohort.json``,
+    ``subjects.csv`` must be there, and the folder must not be one that a run is changing or
+    that a run stopped before its end (``provenance.json`` says ``complete: false``). The
+    tables are read on first use; ``cohort.json``,
     ``provenance.json`` and the criteria at once. Raises :class:`~cnsvol.errors.ResultsError`
     naming the file when something cannot be read.
     """
@@ -84,6 +85,10 @@ def read_results(out_dir: str | Path) -> RunResults:
         raise ResultsError(f"{out}: no such folder. Fix: give a results folder written by "
                            "cnsvol run")
     if not (out / "subjects.csv").is_file():
+        if (out / ".cnsvol").is_dir():
+            raise ResultsError(f"{out}: no subjects.csv yet: a cnsvol run is writing this "
+                               "folder or stopped before writing its tables. Fix: wait for the "
+                               "run to end, or run the same cnsvol run command again")
         raise ResultsError(f"{out}: no subjects.csv here. Fix: give a results folder written "
                            "by cnsvol run")
     cohort_doc = read_json(out / "cohort.json")
@@ -91,10 +96,10 @@ def read_results(out_dir: str | Path) -> RunResults:
     provenance = provenance if isinstance(provenance, dict) else {}
     if provenance.get("complete") is False:
         raise ResultsError(
-            f"{out}: the run writing this folder was interrupted while it replaced the outputs "
+            f"{out}: a cnsvol run is changing this folder or was interrupted before its end "
             "(provenance.json says complete: false), so its tables, figures and report may "
-            "describe different runs. Fix: run the same cnsvol run command again: it reuses the "
-            "stored subjects and writes the outputs whole")
+            "describe different runs. Fix: wait for the run to end, or run the same cnsvol run "
+            "command again: it reuses the stored subjects and writes the outputs whole")
     criteria, source = _criteria(out, provenance, cohort_doc)
     try:
         cohort = None if cohort_doc is None else CohortSummary.from_dict(cohort_doc)
