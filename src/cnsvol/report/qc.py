@@ -104,7 +104,7 @@ def qc_picture(
                              "no lesion" if tid is None else f"track {tid}", 13,
                              "#000000" if tid is None else darker(track_colour(tid)), bold=True)
     canvas.text((10, 10), head, 13)
-    canvas.text((10, canvas.pixels.shape[0] - 8), foot, 10, "#444444", anchor="ld")
+    canvas.block((10, canvas.pixels.shape[0] - 6), foot, 10, "#444444")
     stem = Path(stem)
     return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
 

@@ -118,7 +118,7 @@ def outline(region: np.ndarray, width: int = 1) -> np.ndarray:
     return edge
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=64)
 def wrap(text: str, size: int, width: float, bold: bool = False) -> str:
     """``text`` broken at spaces into lines no wider than ``width`` pixels at ``size`` (a
     word longer than the width stays whole on its line)."""
@@ -134,6 +134,7 @@ def wrap(text: str, size: int, width: float, bold: bool = False) -> str:
     return "\n".join(lines)
 
 
+@lru_cache(maxsize=16)
 def font(size: int, bold: bool = False) -> Any:
     """DejaVu Sans (matplotlib's own copy, so every machine draws the same glyphs) at ``size``
     pixels; Pillow's built-in font when it cannot be found."""
@@ -193,17 +194,20 @@ class Canvas:
     def vertical_text(self, centre: tuple[float, float], text: str, size: int, colour: str, *,
                       bold: bool = False) -> None:
         """``text`` rotated to read bottom to top, centred on ``centre``."""
-        from PIL import Image, ImageDraw
-
-        f = font(size, bold)
-        left, top, right, bottom = f.getbbox(text)
-        strip = Image.new("L", (int(right - left) + 2, int(bottom - top) + 2), 0)
-        ImageDraw.Draw(strip).text((1 - left, 1 - top), text, fill=255, font=f)
-        strip = strip.rotate(90, expand=True)
+        strip = _text_mask(text, size, bold, True)
         x = int(round(centre[0] - strip.width / 2))
         y = int(round(centre[1] - strip.height / 2))
         self._pen()
         self._image.paste(rgb(colour), (x, y, x + strip.width, y + strip.height), strip)
+
+    def block(self, left_bottom: tuple[float, float], text: str, size: int,
+              colour: str = "#000000") -> None:
+        """Lines of text (one per ``\\n``) with their bottom-left corner at ``left_bottom``,
+        rendered once per run (the footnote of every picture of a cohort is the same)."""
+        mask = _text_mask(text, size, False, False)
+        x, y = int(round(left_bottom[0])), int(round(left_bottom[1])) - mask.height
+        self._pen()
+        self._image.paste(rgb(colour), (x, y, x + mask.width, y + mask.height), mask)
 
     def stamp(self, centre: tuple[float, float], text: str, size: int, colour: str) -> None:
         """A short label (a letter) centred on ``centre`` with a dark rim, its glyphs
@@ -227,13 +231,21 @@ class Canvas:
 
 @lru_cache(maxsize=64)
 def _stamp(text: str, size: int) -> Any:
+    return _text_mask(text, size, False, False)
+
+
+@lru_cache(maxsize=64)
+def _text_mask(text: str, size: int, bold: bool, vertical: bool) -> Any:
+    """``text`` (lines split at ``\\n``) as a Pillow "L" mask, rotated to read bottom to top
+    when ``vertical``."""
     from PIL import Image, ImageDraw
 
-    f = font(size)
-    left, top, right, bottom = f.getbbox(text)
+    f = font(size, bold)
+    draw = ImageDraw.Draw(Image.new("L", (1, 1)))
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=f, spacing=2)
     mask = Image.new("L", (int(right - left) + 2, int(bottom - top) + 2), 0)
-    ImageDraw.Draw(mask).text((1 - left, 1 - top), text, fill=255, font=f)
-    return mask
+    ImageDraw.Draw(mask).multiline_text((1 - left, 1 - top), text, fill=255, font=f, spacing=2)
+    return mask.rotate(90, expand=True) if vertical else mask
 
 
 def png_bytes(pixels: np.ndarray) -> bytes:
