@@ -108,5 +108,23 @@ def _silence_stdout() -> None:
         pass
 
 
+def entry() -> None:
+    """The ``cnsvol`` command: :func:`main`, then exit with its code. A run stopped by a
+    signal (exit 130 or 143) leaves at once, its outputs already flushed, without the
+    interpreter's teardown: a library thread still starting up (the run process loads the
+    statistics and figure libraries while workers compute) could otherwise abort the exit."""
+    import os
+
+    code = main()
+    if code in (130, 143):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    entry()
