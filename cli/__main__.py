@@ -1,3 +1,5 @@
-from .main import entry
+import sys
 
-entry()
+from .main import main
+
+sys.exit(main())

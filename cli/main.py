@@ -55,8 +55,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stopped(code: int, command_line: bool) -> int:
+    """The exit code of a command stopped by a signal. As the ``cnsvol`` command (not called
+    in-process with ``argv``), it leaves at once, its output flushed, without the
+    interpreter's teardown: a library thread still starting in the run process (statistics and
+    figure libraries load while workers compute) could otherwise abort the exit."""
+    if command_line:
+        import os
+
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (tests call this in-process)."""
+    command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -73,11 +91,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RunInterrupted as exc:
         print(f"cnsvol {args.command}: {exc}: {exc.kept or 'nothing was changed'}",
               file=sys.stderr)
-        return exc.exit_code
+        return _stopped(exc.exit_code, command_line)
     except KeyboardInterrupt:
         print(f"cnsvol {args.command}: interrupted by SIGINT: nothing was written",
               file=sys.stderr)
-        return 130
+        return _stopped(130, command_line)
     except (CnsvolError, OSError, ValueError, DaskNotInstalled) as exc:
         if args.debug:
             traceback.print_exc()
@@ -108,23 +126,5 @@ def _silence_stdout() -> None:
         pass
 
 
-def entry() -> None:
-    """The ``cnsvol`` command: :func:`main`, then exit with its code. A run stopped by a
-    signal (exit 130 or 143) leaves at once, its outputs already flushed, without the
-    interpreter's teardown: a library thread still starting up (the run process loads the
-    statistics and figure libraries while workers compute) could otherwise abort the exit."""
-    import os
-
-    code = main()
-    if code in (130, 143):
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):
-                pass
-        os._exit(code)
-    sys.exit(code)
-
-
 if __name__ == "__main__":  # pragma: no cover
-    entry()
+    sys.exit(main())
