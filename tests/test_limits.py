@@ -389,3 +389,29 @@ def test_report_on_a_folder_a_run_is_writing_names_the_run(tmp_path):
         cnsvol.read_results(out)
     with pytest.raises(ResultsError, match="no subjects.csv here"):
         cnsvol.read_results(tmp_path)
+
+
+def test_a_signal_in_a_deferred_section_raises_at_its_end_and_a_lost_one_at_the_next_check():
+    import signal as sig
+
+    from cnsvol.batch.signals import RunInterrupted, check_interrupted, deferred, interruptible
+
+    with interruptible():
+        reached = False
+        with pytest.raises(RunInterrupted, match="SIGTERM"):
+            with deferred():  # e.g. forking workers
+                os.kill(os.getpid(), sig.SIGTERM)
+                time.sleep(0.05)
+                reached = True  # not interrupted inside the section
+        assert reached
+    with interruptible():
+        try:  # as a fork hook or a finaliser swallows the exception
+            os.kill(os.getpid(), sig.SIGINT)
+            time.sleep(0.05)
+        except RunInterrupted:
+            pass
+        os.kill(os.getpid(), sig.SIGINT)  # a second signal is ignored, not raised
+        time.sleep(0.05)
+        with pytest.raises(RunInterrupted, match="SIGINT"):
+            check_interrupted()  # the run's next safe point stops it
+    check_interrupted()  # outside a run: nothing

@@ -129,18 +129,19 @@ def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> N
 
 def _draw_qc(plan: SubjectPlan, series: SeriesResult, stem: Path, max_bytes: int) -> str:
     """Draw the subject's QC picture (its images read under ``max_bytes``, like its masks);
-    returns a note when it could not be drawn."""
+    returns a note when it could not be drawn, or shows a mask where an image was given."""
     from ..report.qc import qc_picture
 
+    shown: list[str] = []
     try:
         qc_picture(series, [s.image_path for s in plan.scans],
                    stem, title=plan.subject_id,
-                   max_bytes=max_bytes)
+                   max_bytes=max_bytes, notes=shown)
     except SubjectTimeout:
         raise  # the subject's time is up: it fails (timed_evaluation), picture or not
     except Exception as exc:  # noqa: BLE001 - a picture must not discard the subject's numbers
         return f"QC picture not drawn: {type(exc).__name__}: {exc}"
-    return ""
+    return ("QC picture: " + "; ".join(shown)) if shown else ""
 
 
 def worth_retrying(result: SubjectResult, config: RunConfig) -> bool:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from ..errors import CnsvolError
+from .signals import deferred
 
 __all__ = [
     "DaskNotInstalled", "Executor", "NoWorkers", "make_executor", "worker_died",
@@ -101,7 +102,8 @@ class ProcessExecutor(Executor):
                         if task is _END:
                             break
                     try:
-                        in_flight[pool.submit(fn, task)] = task
+                        with deferred():  # submit forks the workers
+                            in_flight[pool.submit(fn, task)] = task
                     except BrokenProcessPool:
                         retry_task, broken = task, True
                         break

@@ -41,7 +41,7 @@ from .outputs import (
 )
 from .provenance import RunRecord, provenance, utc_now
 from .runlog import RunLog
-from .signals import RunInterrupted, interruptible
+from .signals import RunInterrupted, check_interrupted, interruptible
 from .store import STORE_DIR, FileHasher, ResultStore, subject_key
 
 __all__ = ["RunSummary", "SubjectDone", "run_cohort"]
@@ -197,6 +197,7 @@ class _Tally:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def add(self, result: SubjectResult, seconds: float | None) -> None:
+        check_interrupted()  # a signal whose exception was swallowed on the way stops here
         self.done += 1
         if not result.ok:
             self.failed[result.subject_id] = result.error
@@ -235,6 +236,7 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                                  "again")
         tally = _Tally(len(plans), log, progress)
         _evaluate_all(plans, keys, config, executor, store, force, tally)
+        check_interrupted()
         log.note("writing the tables, statistics, figures and report")
         ids = sorted(keys)
         stage.mkdir()
@@ -252,6 +254,7 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                            tally.seconds, sorted(set(ids) - set(tally.seconds)))
         write_json(stage / "provenance.json", provenance(record, inputs, hasher))
         draw_figures_and_report(stage, executor)
+        check_interrupted()
         commit_outputs(stage, out)
         store.prune(set(keys.values()))
     except RunInterrupted as exc:
@@ -380,7 +383,8 @@ class _WarmUp:
 
     def finish(self, log: RunLog) -> None:
         if self._thread.is_alive() or self._thread.ident is not None:
-            self._thread.join()
+            self._thread.join(timeout=120)  # never wait on it for good: the figures load
+            check_interrupted()             # their modules themselves when drawn
         if self.error is not None:
             log.note(f"warm-up failed ({type(self.error).__name__}: {self.error}); the figures "
                      "load their modules when drawn")

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["RunInterrupted", "interruptible", "worker_signals"]
+__all__ = ["RunInterrupted", "check_interrupted", "deferred", "interruptible", "worker_signals"]
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -39,26 +39,64 @@ class RunInterrupted(BaseException):
         return 128 + self.signum
 
 
+class _State:
+    """The run process's signal state: the signal received (0: none), whether its
+    :class:`RunInterrupted` was raised, and how deep the current :func:`deferred` sections
+    nest."""
+
+    received = 0
+    raised = False
+    depth = 0
+
+
 @contextmanager
 def interruptible() -> Iterator[None]:
-    """Within the block, SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread
-    (once: a second signal during the clean-up is ignored). Outside the main thread, where
-    signal handlers cannot be set, nothing changes."""
+    """Within the block, SIGTERM and SIGINT raise :class:`RunInterrupted` in the main thread,
+    once (a second signal during the clean-up is ignored), and never inside a
+    :func:`deferred` section: there the signal waits for the section's end. Outside the main
+    thread, where signal handlers cannot be set, nothing changes."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
 
     def handler(signum, frame):  # noqa: ARG001 - signal handler signature
-        for s in _SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
-        raise RunInterrupted(signum)
+        if _State.received:
+            return  # the run is already stopping
+        _State.received = signum
+        if _State.depth == 0:
+            _State.raised = True
+            raise RunInterrupted(signum)
 
+    _State.received, _State.raised, _State.depth = 0, False, 0
     previous = {s: signal.signal(s, handler) for s in _SIGNALS}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+        _State.received, _State.raised, _State.depth = 0, False, 0
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """A section a signal must not interrupt (forking workers: an exception raised inside
+    the interpreter's fork hooks is swallowed and leaves the logging lock held); a signal
+    received within it raises :class:`RunInterrupted` at its end."""
+    _State.depth += 1
+    try:
+        yield
+    finally:
+        _State.depth -= 1
+    check_interrupted()
+
+
+def check_interrupted() -> None:
+    """Raise :class:`RunInterrupted` if a signal was received and its exception has not been
+    raised yet (it waited for a :func:`deferred` section), or was lost: swallowed by code
+    that cannot propagate exceptions, such as a finaliser. Called at the run's safe points."""
+    if _State.received and _State.depth == 0:
+        _State.raised = True
+        raise RunInterrupted(_State.received)
 
 
 def worker_signals(parent_pid: int | None = None) -> None:

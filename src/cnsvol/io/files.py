@@ -82,12 +82,18 @@ def check_size(path: Path, shape: tuple[int, ...], itemsize: int, max_bytes: int
             path,
             f"header declares {tuple(int(s) for s in shape)} = {n:,} voxels of {itemsize} "
             f"byte(s) ({n * itemsize / 1024**3:.2f} GiB decoded); reading and measuring it needs "
-            f"an estimated {need:,} bytes ({need / 1024**3:.2f} GiB), above the limit of "
-            f"{max_bytes / 1024**3:.2f} GiB",
+            f"an estimated {need:,} bytes ({_gib(need)} GiB), above the limit of "
+            f"{int(max_bytes):,} bytes ({_gib(max_bytes)} GiB)",
             "check the header is not corrupt, or raise the limit (--max-gib / max_bytes) if "
             "this machine has that memory for each worker (fewer --jobs gives each more)",
         )
     return need
+
+
+def _gib(n: float) -> str:
+    """Bytes as GiB with enough decimals to tell small sizes apart (0.00065, not 0.00)."""
+    g = n / 1024**3
+    return f"{g:.2f}" if g >= 0.1 or g == 0 else f"{g:.2g}"
 
 
 def spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:

@@ -33,6 +33,7 @@ def qc_picture(
     *,
     title: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    notes: list[str] | None = None,
 ) -> list[Path]:
     """Slices through the largest lesions at every timepoint, outlines coloured by track.
 
@@ -48,8 +49,8 @@ def qc_picture(
     Orientation (radiological convention): anterior up, the patient's right on the viewer's
     left; the flips are derived from each scan's affine, so LPS- or RAS-stored grids look alike.
 
-    Images are read under ``max_bytes`` (:func:`cnsvol.read_image`), one at a time. Writes
-    ``<stem>.png`` only (an SVG of images is heavy) and returns ``[png]``.
+    Images are read under ``max_bytes`` (:func:`cnsvol.read_image`), one at a time; an image not
+    shown is noted in ``notes`` (given), with why. Writes ``<stem>.png`` only; returns ``[png]``.
     """
     labels = [tp.timepoint for tp in series.timepoints]
     n_t = len(labels)
@@ -83,6 +84,8 @@ def qc_picture(
     titles = []
     for t in range(n_t):  # one column at a time: one image volume in memory at once
         background, note = _qc_background(series.lesion_sets[t], imgs[t], max_bytes)
+        if note and notes is not None:
+            notes.append(f"{labels[t]}: {note}")
         for row in range(n_rows):
             tid = chosen[row] if chosen else None
             left, y = _panel_origin(row, t, top)

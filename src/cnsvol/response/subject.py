@@ -155,7 +155,8 @@ SUBJECT_COLUMNS: tuple[Column, ...] = (
     Column("subject_id", "string", None, "as in the manifest"),
     Column("status", "string", None, "ok or failed"),
     Column("error", "string", None, "the error message when failed (which file, what, the "
-           "fix); for an ok subject, a note when its QC picture could not be drawn"),
+           "fix); for an ok subject, a note when its QC picture could not be drawn, or shows "
+           "a timepoint's mask instead of its image (and why)"),
     Column("n_timepoints", "Int64", None, "timepoints in the manifest"),
 )
 """The subject's own columns of ``subjects.csv``; the summary's are
