@@ -730,3 +730,19 @@ def test_the_qc_slice_of_a_track_is_found_from_sparse_voxels():
     assert _slice_with_track(ls, 2, 0, [2]) == 3      # elsewhere: its fullest slice (tie: first)
     assert _slice_with_track(ls, 2, 0, [1, 2]) == 7   # 64 voxels on each of 7-9: the first
     assert _slice_with_track(ls, 2, 5, [99]) == 5     # no voxel: the slice asked
+
+
+def test_qc_rows_are_the_largest_baseline_tracks_and_the_largest_new_one():
+    from types import SimpleNamespace as R
+
+    from cnsvol.report.qc import _qc_tracks
+
+    def row(v):
+        return R(lesion_ids=(1,) if v else (), volume_mm3=float(v))
+
+    states = {1: {0: row(900), 1: row(500)}, 2: {0: row(300), 1: row(0)},
+              3: {0: row(100), 1: row(90)}, 4: {0: row(50), 1: row(60)},
+              5: {1: row(40)}, 6: {1: row(800)}}  # 5 and 6 are new at the follow-up
+    assert _qc_tracks(states, 3) == [1, 2, 3, 6]
+    assert _qc_tracks({k: states[k] for k in (1, 2)}, 3) == [1, 2]  # nothing new: no row
+    assert _qc_tracks({5: states[5], 6: states[6]}, 1) == [6]  # empty baseline

@@ -37,8 +37,8 @@ def qc_picture(
 ) -> list[Path]:
     """Slices through the largest lesions at every timepoint, outlines coloured by track.
 
-    Rows are the largest baseline tracks (at most ``max_lesions``; the largest tracks at any
-    timepoint when the baseline has no lesion), columns the timepoints. Each panel is the axial
+    Rows are the largest baseline tracks (at most ``max_lesions``) and the largest new track
+    (:func:`_qc_tracks`), columns the timepoints. Each panel is the axial
     slice (perpendicular to :func:`cnsvol.geometry.axial_axis` of that scan's grid) through the
     track's centroid; where the track is absent, the slice nearest the world position of its
     last (else next) centroid. The background is the MRI image when one is given on the same
@@ -126,14 +126,26 @@ def _panel_origin(row: int, t: int, top: int = _TOP) -> tuple[int, int]:
 
 
 def _qc_tracks(states: dict[int, dict[int, Any]], max_lesions: int) -> list[int]:
-    """Largest baseline tracks; if the baseline is empty, the largest tracks at any time."""
+    """Largest baseline tracks, then the largest new track (absent at baseline: a new lesion
+    can make the response PD, so a reviewer must see it); if the baseline is empty, the
+    largest tracks at any time."""
+    def largest(per_t: dict[int, Any]) -> float:
+        return max(r.volume_mm3 for r in per_t.values())
+
+    n = max(int(max_lesions), 0)
     base = [(r.volume_mm3, tid) for tid, per_t in states.items()
             for t, r in per_t.items() if t == 0 and r.lesion_ids]
     if not base:
-        base = [(max(r.volume_mm3 for r in per_t.values()), tid)
+        base = [(largest(per_t), tid)
                 for tid, per_t in states.items() if any(r.lesion_ids for r in per_t.values())]
-    base.sort(key=lambda vt: (-vt[0], vt[1]))
-    return [tid for _, tid in base[: max(int(max_lesions), 0)]]
+        return [tid for _, tid in sorted(base, key=lambda vt: (-vt[0], vt[1]))[:n]]
+    chosen = [tid for _, tid in sorted(base, key=lambda vt: (-vt[0], vt[1]))[:n]]
+    new = [(largest(per_t), tid) for tid, per_t in states.items()
+           if not (0 in per_t and per_t[0].lesion_ids) and any(r.lesion_ids
+                                                                for r in per_t.values())]
+    if new and n:
+        chosen.append(min(new, key=lambda vt: (-vt[0], vt[1]))[1])
+    return chosen
 
 
 def _track_centroid(series: SeriesResult, t: int, lesion_ids: Sequence[int]) -> np.ndarray | None:
