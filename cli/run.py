@@ -24,8 +24,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         ),
         epilog=UNITS + "\n\nmanifest columns: subject_id, timepoint, mask_path, "
         "days_from_baseline or scan_date; optional image_path, steroid_dose_mg, neuro_status, "
-        "extracns_progression. Relative paths are relative to the manifest's folder.\n"
-        "exit codes: 0 every subject succeeded, 1 invalid input (nothing run), 2 bad "
+        "extracns_progression, radiotherapy_end_days. Relative paths are relative to the "
+        "manifest's folder.\n"
+        "exit codes: 0 every subject succeeded, 1 invalid input (nothing run), the folder in use "
+        "by another run, or an I/O error that stopped the run (what was stored is kept), 2 bad "
         "invocation, 3 finished with failed subjects, 130 stopped by Ctrl-C (SIGINT), 143 "
         "stopped by SIGTERM (after either, run the same command again to go on).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -137,7 +139,10 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
 
 
 def _seconds_or_none(text: str) -> float | None:
-    value = non_negative(text)
+    try:
+        value = non_negative(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (0 = no limit)") from None
     return None if value == 0 else value
 
 

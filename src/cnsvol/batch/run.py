@@ -229,6 +229,7 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                  f"{config.limits.memory_bytes / 1024**3:.2f} GiB (the memory available, shared; "
                  f"--max-gib is {config.options.max_bytes / 1024**3:.2f}): a subject needing "
                  "more fails saying so and is computed again by the next run")
+    tally = None
     try:
         if (out / "provenance.json").is_file():  # the earlier outputs are about to change
             mark_incomplete(out, "a cnsvol run was updating this folder (its subject results "
@@ -260,7 +261,12 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
     except RunInterrupted as exc:
         remove_partial_writes(out / STORE_DIR)  # files the stopped workers were writing
         shutil.rmtree(stage, ignore_errors=True)
-        exc.kept = _kept(out, store, set(keys.values()), len(plans))
+        stored = sum(1 for key in set(keys.values()) if store.path(key).is_file())
+        unlisted = stored - (tally.done if tally is not None else 0)
+        if unlisted > 0:
+            log.note(f"{unlisted} more subject result(s) were stored by the workers as the run "
+                     "stopped; the next run lists them as stored")
+        exc.kept = _kept(out, stored, len(plans))
         log.stopped(exc)
         raise
     except BaseException as exc:
@@ -276,9 +282,11 @@ def _run(plans: Manifest, out: Path, config: RunConfig, pfs: PfsTable | None,
                       len(record.from_earlier_run))
 
 
-def _kept(out: Path, store: ResultStore, keys: set[str], total: int) -> str:
+def _kept(out: Path, stored: int, total: int) -> str:
     """What an interrupted run kept, in one sentence."""
-    stored = sum(1 for key in keys if store.path(key).is_file())
+    if stored >= total:
+        return (f"all {total} subject result(s) are stored in {out}; run the same command "
+                "again to write the tables and report")
     return (f"{stored} of {total} subject result(s) are stored in {out}; run the same command "
             "again to compute the rest and write the tables and report")
 
