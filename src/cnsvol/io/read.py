@@ -27,6 +27,7 @@ from .mask import (
     DEFAULT_THRESHOLD, Mask, check_affine, check_lesion_extent, check_not_all_foreground,
     parse_labels_for, to_labels,
 )
+from .dicom import is_dicom, read_dicom_seg
 from .nifti import read_nifti
 
 __all__ = ["mask_format", "read_image", "read_mask"]
@@ -36,7 +37,10 @@ _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def mask_format(path: str | Path) -> str:
-    """Which reader handles ``path``: ``"nifti"`` or ``"sitk"``, from its name."""
+    """Which reader handles ``path``: ``"dicom"`` (from its content: a DICOM SEG, whatever
+    its name), else ``"nifti"`` or ``"sitk"`` from its name."""
+    if is_dicom(Path(path)):
+        return "dicom"
     name = str(path).lower()
     if name.endswith(_NIFTI_SUFFIXES):
         return "nifti"
@@ -45,7 +49,8 @@ def mask_format(path: str | Path) -> str:
     raise MaskError(
         path,
         "unrecognised file type",
-        "give a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file",
+        "give a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) or DICOM "
+        "SEG file",
     )
 
 
@@ -61,7 +66,8 @@ def read_mask(
     """Read a lesion mask file into a :class:`Mask` in RAS+ millimetres.
 
     Args:
-        path: a NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file.
+        path: a NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file,
+            or a DICOM SEG (recognised by content; its SegmentNumbers are the labels).
         labels: which label values form the lesion region: ``None`` (every non-zero label),
             a preset name (see :mod:`cnsvol.labelsets`), ``"1,3"`` or a sequence of ints.
         threshold: foreground threshold for fractional float masks (``value >= threshold``).
@@ -80,7 +86,10 @@ def read_mask(
     path = Path(path)
     selection = parse_labels_for(path, labels)
     check_file(path)
-    if mask_format(path) == "nifti":
+    kind = mask_format(path)
+    if kind == "dicom":
+        raw, affine, fmt, notes = read_dicom_seg(path, max_bytes, selection)
+    elif kind == "nifti":
         raw, affine, fmt, notes = read_nifti(path, max_bytes)
     else:
         check_data_files(path)
