@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                        metavar="SECONDS",
                        help="a subject still running after this long fails with that reason and "
                        "the run goes on (default: 600; 0 = no limit)")
-    where.add_argument("--dask-worker-timeout", type=_positive_seconds, default=300.0,
+    where.add_argument("--dask-worker-timeout", type=positive, default=300.0,
                        metavar="SECONDS",
                        help="a Dask run with no live worker for this long stops with an error, "
                        "keeping what was computed (> 0; default: 300)")
@@ -144,10 +144,6 @@ def _seconds_or_none(text: str) -> float | None:
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (0 = no limit)") from None
     return None if value == 0 else value
-
-
-def _positive_seconds(text: str) -> float:
-    return positive(text)
 
 
 def _delimiter(text: str) -> str:

@@ -793,6 +793,27 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def _wait_for_ok_subjects(proc, log: Path, n: int) -> None:
+    """Until ``run.log`` has ``n`` subject lines with status ok (the run still running)."""
+    deadline = time.monotonic() + HANG_TIMEOUT
+    while True:
+        assert proc.poll() is None, "the run ended before it could be stopped"
+        lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+        if sum(1 for line in lines if re.match(r"[^\t]+\tS\d\d\tok\t", line)) >= n:
+            return
+        assert time.monotonic() < deadline, "no subject finished within the time limit"
+        time.sleep(0.01)
+
+
+def _kill_survivors(pids: list[int]) -> None:
+    for pid in pids:
+        if _alive(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_signal_stops_workers_and_says_what_was_kept(tmp_path, sig):
@@ -804,14 +825,7 @@ def test_signal_stops_workers_and_says_what_was_kept(tmp_path, sig):
                       stdout=fo, stderr=fe)
     kids: list[int] = []
     try:
-        deadline = time.monotonic() + HANG_TIMEOUT
-        while True:
-            assert proc.poll() is None, "the run ended before it could be interrupted"
-            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-            if sum(1 for line in lines if re.match(r"[^\t]+\tS\d\d\tok\t", line)) >= 2:
-                break
-            assert time.monotonic() < deadline, "no subject finished within the time limit"
-            time.sleep(0.01)
+        _wait_for_ok_subjects(proc, log, 2)
         kids = _descendants(proc.pid)
         assert kids, "test precondition: `--jobs 2` should run worker processes"
         os.kill(proc.pid, sig)
@@ -829,12 +843,7 @@ def test_signal_stops_workers_and_says_what_was_kept(tmp_path, sig):
         assert re.search(r"kept|stored|saved|resum", said[0], re.IGNORECASE), (
             f"the line must say what was kept: {said[0]!r}")
     finally:
-        for pid in kids:
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_survivors(kids)
         _kill_group(proc.pid)
         if proc.returncode is None:
             proc.wait(30)
@@ -850,14 +859,7 @@ def test_workers_end_when_the_run_process_is_killed_outright(tmp_path):
                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     kids: list[int] = []
     try:
-        deadline = time.monotonic() + HANG_TIMEOUT
-        while True:
-            assert proc.poll() is None, "the run ended before it could be killed"
-            lines = log.read_text(errors="replace").splitlines() if log.exists() else []
-            if any(re.match(r"[^\t]+\tS\d\d\tok\t", line) for line in lines):
-                break
-            assert time.monotonic() < deadline, "no subject finished within the time limit"
-            time.sleep(0.01)
+        _wait_for_ok_subjects(proc, log, 1)
         kids = _descendants(proc.pid)
         assert kids, "test precondition: `--jobs 2` should run worker processes"
         os.kill(proc.pid, signal.SIGKILL)
@@ -868,12 +870,7 @@ def test_workers_end_when_the_run_process_is_killed_outright(tmp_path):
         alive = [pid for pid in kids if _alive(pid)]
         assert not alive, f"worker process(es) {alive} still running 10 s after the kill"
     finally:
-        for pid in kids:
-            if _alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        _kill_survivors(kids)
         if proc.returncode is None:
             proc.kill()
             proc.wait(30)

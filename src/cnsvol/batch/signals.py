@@ -40,12 +40,10 @@ class RunInterrupted(BaseException):
 
 
 class _State:
-    """The run process's signal state: the signal received (0: none), whether its
-    :class:`RunInterrupted` was raised, and how deep the current :func:`deferred` sections
-    nest."""
+    """The run process's signal state: the signal received (0: none) and how deep the
+    current :func:`deferred` sections nest."""
 
     received = 0
-    raised = False
     depth = 0
 
 
@@ -64,17 +62,16 @@ def interruptible() -> Iterator[None]:
             return  # the run is already stopping
         _State.received = signum
         if _State.depth == 0:
-            _State.raised = True
             raise RunInterrupted(signum)
 
-    _State.received, _State.raised, _State.depth = 0, False, 0
+    _State.received, _State.depth = 0, 0
     previous = {s: signal.signal(s, handler) for s in _SIGNALS}
     try:
         yield
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
-        _State.received, _State.raised, _State.depth = 0, False, 0
+        _State.received, _State.depth = 0, 0
 
 
 @contextmanager
@@ -95,7 +92,6 @@ def check_interrupted() -> None:
     raised yet (it waited for a :func:`deferred` section), or was lost: swallowed by code
     that cannot propagate exceptions, such as a finaliser. Called at the run's safe points."""
     if _State.received and _State.depth == 0:
-        _State.raised = True
         raise RunInterrupted(_State.received)
 
 

@@ -68,9 +68,8 @@ def read_dicom_seg(path: Path, max_bytes: int,
         seg = hd.seg.Segmentation.from_dataset(ds)
         numbers = [int(n) for n in seg.segment_numbers]
         wanted = numbers if selection is None else [n for n in numbers if n in selection]
-        if not wanted:
-            return _empty(seg, path, numbers)
-        volume = seg.get_volume(segment_numbers=wanted, combine_segments=False)
+        # none selected: the grid all the same (of the first segment), every voxel background
+        volume = seg.get_volume(segment_numbers=wanted or numbers[:1], combine_segments=False)
     except MaskError:
         raise
     except Exception as exc:  # noqa: BLE001 - highdicom's refusals: spacing, orientation...
@@ -78,9 +77,8 @@ def read_dicom_seg(path: Path, max_bytes: int,
                         f"({type(exc).__name__}: {exc})",
                         "re-export the SEG with equally spaced, parallel frames") from None
     stack = np.asarray(volume.array)
-    if seg.SegmentationType == "FRACTIONAL":
-        stack = stack >= 0.5
-    stack = stack > 0
+    stack = stack >= 0.5 if seg.SegmentationType == "FRACTIONAL" else stack > 0
+    stack = stack[..., :len(wanted)]
     overlap = int(np.count_nonzero(stack.sum(axis=-1) > 1))
     if overlap:
         raise MaskError(path, f"{overlap:,} voxels lie in more than one of the segments "
@@ -92,12 +90,3 @@ def read_dicom_seg(path: Path, max_bytes: int,
     names = ", ".join(f"{n} {seg.get_segment_description(n).SegmentLabel!s}" for n in numbers)
     affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
     return labels, affine, "dicom-seg", [f"DICOM SEG segments: {names}"]
-
-
-def _empty(seg: Any, path: Path, numbers: list[int]) -> tuple[np.ndarray, np.ndarray, str,
-                                                                list[str]]:
-    volume = seg.get_volume(segment_numbers=numbers[:1], combine_segments=False)
-    shape = np.asarray(volume.array).shape[:3]
-    affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
-    return np.zeros(shape, np.uint16), affine, "dicom-seg", [
-        f"DICOM SEG segments: {', '.join(map(str, numbers))}"]

@@ -129,23 +129,18 @@ def _qc_tracks(states: dict[int, dict[int, Any]], max_lesions: int) -> list[int]
     """Largest baseline tracks, then the largest new track (absent at baseline: a new lesion
     can make the response PD, so a reviewer must see it); if the baseline is empty, the
     largest tracks at any time."""
-    def largest(per_t: dict[int, Any]) -> float:
-        return max(r.volume_mm3 for r in per_t.values())
+    def ranked(items: list[tuple[float, int]]) -> list[int]:  # largest first, then by id
+        return [tid for _, tid in sorted(items, key=lambda vt: (-vt[0], vt[1]))]
 
     n = max(int(max_lesions), 0)
-    base = [(r.volume_mm3, tid) for tid, per_t in states.items()
-            for t, r in per_t.items() if t == 0 and r.lesion_ids]
+    base = [(per_t[0].volume_mm3, tid) for tid, per_t in states.items()
+            if 0 in per_t and per_t[0].lesion_ids]
+    later = [(max(r.volume_mm3 for r in per_t.values()), tid) for tid, per_t in states.items()
+             if any(r.lesion_ids for r in per_t.values())]
     if not base:
-        base = [(largest(per_t), tid)
-                for tid, per_t in states.items() if any(r.lesion_ids for r in per_t.values())]
-        return [tid for _, tid in sorted(base, key=lambda vt: (-vt[0], vt[1]))[:n]]
-    chosen = [tid for _, tid in sorted(base, key=lambda vt: (-vt[0], vt[1]))[:n]]
-    new = [(largest(per_t), tid) for tid, per_t in states.items()
-           if not (0 in per_t and per_t[0].lesion_ids) and any(r.lesion_ids
-                                                                for r in per_t.values())]
-    if new and n:
-        chosen.append(min(new, key=lambda vt: (-vt[0], vt[1]))[1])
-    return chosen
+        return ranked(later)[:n]
+    new = [(v, tid) for v, tid in later if tid not in {t for _, t in base}]
+    return ranked(base)[:n] + (ranked(new)[:1] if n else [])
 
 
 def _track_centroid(series: SeriesResult, t: int, lesion_ids: Sequence[int]) -> np.ndarray | None:
