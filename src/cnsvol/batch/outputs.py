@@ -121,12 +121,11 @@ def _call(fn: Callable[[], Any]) -> Any:
     return fn()
 
 
-def draw_figures_and_report(out: Path, executor: Executor | None,
-                            folder: Path | None = None) -> Path:
+def draw_figures_and_report(out: Path, executor: Executor | None) -> Path:
     """The cohort figures (on ``executor``'s workers when given) and ``report.html``, from the
-    folder ``out`` read back with :func:`cnsvol.read_results`; returns the report's path.
-    ``folder``: where the report will be read (its QC picture links are checked there), when
-    ``out`` is a staging folder. A figure whose worker died is drawn again in this process."""
+    folder ``out`` read back with :func:`cnsvol.read_results` (a staging folder holds the QC
+    pictures its report links to); returns the report's path. A figure whose worker died is
+    drawn again in this process."""
     from ..report.figures import cohort_figure_tasks
     from ..report.page import write_report
 
@@ -141,7 +140,7 @@ def draw_figures_and_report(out: Path, executor: Executor | None,
                 if not worker_died(exc):
                     raise exc
                 draw()  # its worker died (killed, out of memory): drawn here instead
-    return write_report(results, folder)
+    return write_report(results)
 
 
 def stage_qc_pictures(stage: Path, store: ResultStore,
