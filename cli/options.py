@@ -50,6 +50,19 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
         f"preset ({', '.join(LABEL_PRESETS)}); default: every non-zero label",
     )
     p.add_argument(
+        "--segments", "--roi", dest="segments", default=None, metavar="SPEC",
+        help="DICOM SEG and RTSTRUCT masks: the segments (ROIs) that form the lesion region, "
+        "comma-separated numbers or name patterns matched without case on SegmentLabel / "
+        "ROIName or the coded property (e.g. 'GTV*'); default: every segment",
+    )
+    p.add_argument(
+        "--rasterisation", choices=("centre", "fill"), default="centre",
+        help="how RTSTRUCT contours become voxels: centre (a voxel whose centre lies inside the "
+        "polygon, holes by the even-odd rule; default) or fill (polygon fill on rounded "
+        "vertices, boundary included: the OpenCV/rt-utils rule). Each ROI's planar volume is "
+        "reported beside its voxel volume",
+    )
+    p.add_argument(
         "--connectivity", type=int, choices=(6, 18, 26), default=26,
         help="voxel connectivity of a lesion: 6 (faces), 18 (+edges), 26 (+corners); "
         "default: 26",
@@ -136,4 +149,6 @@ def measure_options(args: argparse.Namespace) -> Any:
         compartments=args.compartments,
         mask_kind=args.mask_kind,
         allow_large_lesions=args.allow_large_lesions,
+        segments=args.segments,
+        rasterisation=args.rasterisation,
     )

@@ -39,7 +39,7 @@ DOCUMENTED_COLUMNS = {
     ],
     "timepoints": [
         "subject_id", "timepoint", "days_from_baseline", "path", "lesion_count",
-        "total_volume_mm3", "target_volume_mm3", "percent_change_vs_baseline",
+        "total_volume_mm3", "segments", "planar_volume_mm3", "target_volume_mm3", "percent_change_vs_baseline",
         "percent_change_vs_nadir", "new_lesions", "equivocal_new_lesions",
         "nontarget_progression", "post_progression", "category",
         "confirmed", "confirmed_category", "within_measurement_error",
@@ -54,8 +54,8 @@ DOCUMENTED_COLUMNS = {
         "subject_id", "timepoint", "lesion_id", "voxel_count", "volume_mm3",
         "centroid_ras_x_mm", "centroid_ras_y_mm", "centroid_ras_z_mm", "longest_diameter_mm",
         "max_diameter_3d_mm", "perpendicular_diameter_mm", "axial_slice_count", "measurable",
-        "min_detectable_change_mm3", "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "bbox_i_start",
-        "bbox_i_stop", "bbox_j_start", "bbox_j_stop", "bbox_k_start", "bbox_k_stop",
+        "min_detectable_change_mm3", "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "segment",
+        "bbox_i_start", "bbox_i_stop", "bbox_j_start", "bbox_j_stop", "bbox_k_start", "bbox_k_stop",
     ],
 }
 
@@ -198,7 +198,7 @@ def test_schema_units_match_the_unit_in_each_column_name():
                 # the unit is spelled in the name (days_from_baseline: "days" is a word of it)
                 assert col.unit in col.name.split("_"), (table, col.name, col.unit)
     # e.g. volume_mm3, centroid_ras_x_mm, pfs_days ...: the check above really ran
-    assert checked == 27
+    assert checked == 28
 
 
 def test_days_from_baseline_is_in_days():
@@ -461,13 +461,15 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # Then the demo's PFS table was made to follow its imaging (fixtures/make_fixtures.py
 # _pfs_rows): subjects.csv changed in pfs_days only (26 rows; every other cell equal), and
 # cohort.json in its PFS numbers and the new reconciliation (two deliberate discrepancies);
-# then subjects.csv gained best_change_within_measurement_error (every other cell equal).
+# then subjects.csv gained best_change_within_measurement_error (every other cell equal);
+# then timepoints.csv gained segments and planar_volume_mm3, lesions.csv segment (DICOM
+# masks only: empty in the demo; every other cell equal).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
     "subjects.csv": "57ed70e55c41eb0ce019f0d0536e78c191de2325fa0c1b722fc7af506e9ea05f",
-    "timepoints.csv": "a79cdafba67d61d2d6eeac1c0d11d67a9e74843368f88986774c8a3b979b3965",
+    "timepoints.csv": "8307a25ba1b8de71d1b59d0c8b1afc4a64b5fa899e41b89e852b8feac481f76b",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
-    "lesions.csv": "0a6e39d47aa3868f38ce5d32c3ae4708cf07dfce2cddbd7794135ed1c80bd29f",
+    "lesions.csv": "08188f5ff8efde873518346d66f96cc6ee798f0a3b890baa367b35f993e41406",
 }
 # cohort.json by value: its floats to 12 significant digits (the Cox fit's last binary digits
 # depend on the BLAS threading of the process), as canonical JSON

@@ -23,9 +23,10 @@ from .io.labelsets import parse_labels
 from .errors import MaskError
 from .io.mask import DEFAULT_THRESHOLD, Mask, check_mask_kind, select_labels
 from .io.read import read_mask
+from .io.rtstruct import RASTERISATIONS
 from .lesions.compartments import check_labels, get_convention, with_compartments
 from .lesions.find import DEFAULT_CONNECTIVITY, DiameterConvention, find_lesions
-from .lesions.lesion import LesionSet
+from .lesions.lesion import LesionSet, with_segment_names
 from .response.clinical import ClinicalStatus
 from .response.criteria import Criteria, get_criteria
 from .response.evaluation import CompareResult, SeriesResult, evaluate, series_inputs
@@ -41,7 +42,8 @@ class MeasureOptions:
     """How masks become lesion sets and are matched (shared by every timepoint).
 
     ``labels``, ``threshold``, ``max_bytes``, ``mask_kind``, ``allow_large_lesions``: reading
-    and the plausibility checks (:func:`cnsvol.read_mask`);
+    and the plausibility checks (:func:`cnsvol.read_mask`); ``segments``, ``rasterisation``:
+    the segments (ROIs) of DICOM SEG and RTSTRUCT masks, and an RTSTRUCT's rasterisation rule;
     ``connectivity``, ``min_volume_mm3``, ``instance_labels``, ``diameter_convention``:
     finding and measuring lesions (:func:`cnsvol.find_lesions`); ``compartments``: the label
     convention of a multi-label tumour mask (:mod:`cnsvol.lesions.compartments`: ``brats2021``,
@@ -62,6 +64,8 @@ class MeasureOptions:
     compartments: str | None = None
     mask_kind: str = "auto"
     allow_large_lesions: bool = False
+    segments: str | None = None
+    rasterisation: str = "centre"
 
     def __post_init__(self) -> None:
         if self.diameter_convention not in ("corners", "centres"):
@@ -70,6 +74,9 @@ class MeasureOptions:
         if self.compartments is not None:
             object.__setattr__(self, "compartments", get_convention(self.compartments).name)
         check_mask_kind(self.mask_kind)
+        if self.rasterisation not in RASTERISATIONS:
+            raise ValueError(f"rasterisation must be one of {', '.join(RASTERISATIONS)}, got "
+                             f"{self.rasterisation!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""
@@ -78,9 +85,11 @@ class MeasureOptions:
 
 def measure(
     source: MaskSource, options: MeasureOptions | None = None,
-    criteria: str | Path | Criteria = "lin2009",
+    criteria: str | Path | Criteria = "lin2009", *, reference: str | Path | None = None,
 ) -> LesionSet:
     """Read (if needed) and measure one mask; a :class:`LesionSet` is returned as is.
+    ``reference``: the image series folder an RTSTRUCT mask was drawn on (else looked for
+    beside it); other masks ignore it.
 
     ``criteria`` gives the measurability rule (longest and perpendicular diameter, slices) and,
     with ``options.compartments``, the compartments that form the lesions (the labels selected,
@@ -96,8 +105,15 @@ def measure(
     mask = source if isinstance(source, Mask) else read_mask(
         source, labels=read_labels, threshold=opts.threshold, max_bytes=opts.max_bytes,
         mask_kind="labels" if opts.instance_labels and opts.mask_kind == "auto" else opts.mask_kind,
-        allow_large_lesions=opts.allow_large_lesions,
+        allow_large_lesions=opts.allow_large_lesions, segments=opts.segments,
+        reference=reference, rasterisation=opts.rasterisation,
     )
+    if mask.overlap_voxels and (convention is not None or opts.instance_labels):
+        raise MaskError(mask.path, f"{mask.overlap_voxels:,} voxels lie in more than one of "
+                        "its segments, and " + ("a compartment convention" if convention
+                                                else "--instance-labels")
+                        + " needs one label per voxel",
+                        "select segments that do not overlap (--segments)")
     if isinstance(source, Mask) and read_labels is not None:  # a file applies them when read
         sel = parse_labels(read_labels)
         mask = replace(mask, data=select_labels(mask.data, sel), labels=sel)
@@ -123,7 +139,7 @@ def measure(
     )
     if convention is not None and full is not None:
         lesions = with_compartments(lesions, full, convention)
-    return lesions
+    return with_segment_names(lesions)
 
 
 def _refuse_unlabelled_compartments(mask: Mask, crit: Criteria) -> None:
@@ -166,18 +182,23 @@ def evaluate_series(
     criteria: str | Path | Criteria = "lin2009",
     options: MeasureOptions | None = None,
     radiotherapy_end_days: float | None = None,
+    references: Sequence[str | Path | None] | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's series: baseline first, then follow-ups in time order.
 
     ``masks``: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, read and
-    measured with ``options``; ``days``, ``timepoints``, ``clinical``, ``criteria`` and
+    measured with ``options``; ``references``: per timepoint, the image series an RTSTRUCT
+    mask was drawn on (:func:`measure`); ``days``, ``timepoints``, ``clinical``, ``criteria`` and
     ``radiotherapy_end_days`` as for :func:`cnsvol.response.evaluate`, which evaluates the
     measured series.
     """
     series_inputs(len(masks), days, timepoints, clinical)  # checked before any file is read
     crit = get_criteria(criteria)
     opts = options or MeasureOptions()
-    sets = [measure(m, opts, crit) for m in masks]
+    refs = list(references) if references is not None else [None] * len(masks)
+    if len(refs) != len(masks):
+        raise ValueError(f"{len(refs)} references for {len(masks)} masks")
+    sets = [measure(m, opts, crit, reference=r) for m, r in zip(masks, refs, strict=True)]
     return evaluate(
         sets, days, timepoints=timepoints, clinical=clinical, criteria=crit,
         max_centroid_distance_mm=opts.max_centroid_distance_mm,

@@ -65,6 +65,7 @@ def _evaluate(plan: SubjectPlan, config: RunConfig | None,
             criteria=config.criteria,
             options=options,
             radiotherapy_end_days=plan.radiotherapy_end_days,
+            references=[s.image_path for s in plan.scans],
         )
         _check_labels_found(series, config)
     except SubjectTimeout:
@@ -111,7 +112,9 @@ def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> N
                 mask = read_mask(scan.mask, labels=labels, threshold=config.options.threshold,
                                  max_bytes=config.options.max_bytes,
                                  mask_kind=config.options.mask_kind,
-                                 allow_large_lesions=config.options.allow_large_lesions)
+                                 allow_large_lesions=config.options.allow_large_lesions,
+                                 segments=config.options.segments, reference=scan.image_path,
+                                 rasterisation=config.options.rasterisation)
             except (CnsvolError, OSError, ValueError):
                 continue
             checked += 1

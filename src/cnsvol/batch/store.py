@@ -45,7 +45,9 @@ class FileHasher:
             st = os.stat(path)
         except OSError:
             return None
-        if not stat.S_ISREG(st.st_mode):  # a folder, a named pipe (opening one would block)
+        if stat.S_ISDIR(st.st_mode):  # a DICOM folder: every file in it, by relative name
+            return self._folder(Path(path))
+        if not stat.S_ISREG(st.st_mode):  # a named pipe (opening one would block)...
             return None
         key = (str(path), st.st_size, st.st_mtime_ns)
         if key not in self._seen:
@@ -55,9 +57,19 @@ class FileHasher:
                     for chunk in iter(lambda: fh.read(1 << 20), b""):
                         h.update(chunk)
                 self._seen[key] = h.hexdigest()
-            except OSError:  # unreadable, a directory...: the subject fails on its own
+            except OSError:  # unreadable: the subject fails on its own
                 self._seen[key] = None
         return self._seen[key]
+
+    def _folder(self, folder: Path) -> str | None:
+        h = hashlib.sha256()
+        try:
+            files = sorted(p for p in folder.rglob("*") if p.is_file())
+        except OSError:
+            return None
+        for p in files:
+            h.update(f"{p.relative_to(folder).as_posix()}\0{self(p)}\n".encode())
+        return h.hexdigest()
 
 
 @dataclass(frozen=True)

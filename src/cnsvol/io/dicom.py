@@ -1,13 +1,22 @@
-"""DICOM SEG masks through highdicom (the ``dicom`` extra).
+"""DICOM masks: SEG through highdicom, RTSTRUCT rasterised onto its image series (the ``dicom``
+extra).
 
 A file is recognised as DICOM by its content (the ``DICM`` marker after the 128-byte
-preamble), whatever its name. A SEG's geometry comes from its per-frame functional groups, as
-highdicom's volume API assembles them (frame positions, orientation, pixel spacing, the spacing
-between frame positions; never SliceThickness); frames that are not equally spaced or not
-parallel are refused by it and reported as a :class:`~cnsvol.errors.MaskError`. LPS is
-converted to RAS+ once, here. Each segment becomes the label equal to its SegmentNumber. A
-voxel in two selected segments cannot be one label: such a SEG is refused, naming the
-overlaps, unless ``--labels`` selects segments that do not overlap.
+preamble), whatever its name; a folder given as a mask must hold exactly one SEG or RTSTRUCT.
+
+* **SEG**: the geometry comes from the per-frame functional groups, as highdicom's volume API
+  assembles them (frame positions, orientation, pixel spacing, the spacing between frame
+  positions; never SliceThickness). Frames that are not equally spaced or not parallel are
+  refused by it and reported as a :class:`~cnsvol.errors.MaskError`; frames a SEG leaves out
+  (empty ones, which the standard allows) are background. A FRACTIONAL SEG is thresholded like
+  any probability map (``value >= threshold``).
+* **RTSTRUCT**: :mod:`cnsvol.io.rtstruct` (grid of the referenced image series, rule stated).
+
+Each segment (or ROI) becomes the label equal to its SegmentNumber (ROINumber) and is measured
+on its own voxels (:class:`~cnsvol.io.mask.Segment`), so a voxel two segments share counts in
+both. The lesion region is the union of the selected segments; a shared voxel is labelled with
+the lower segment number, and the overlap is stated in the mask's notes. LPS is converted to
+RAS+ once, here.
 """
 
 from __future__ import annotations
@@ -18,22 +27,45 @@ from typing import Any
 import numpy as np
 
 from ..errors import MaskError
-from .files import check_size
+from .files import check_size, first_line, is_dicom
+from .segments import DicomMask, choose, combine
 
-__all__ = ["is_dicom", "read_dicom_seg"]
+__all__ = ["dicom_kind", "is_dicom", "mask_file_in", "read_dicom_mask"]
 
-_SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
-def is_dicom(path: Path) -> bool:
-    """Whether ``path`` holds a DICOM Part 10 file (``DICM`` at byte 128)."""
+def _dataset(path: Path, *, pixels: bool = True) -> Any:
+    import pydicom
+
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(132)
-    except OSError:
-        return False
-    return len(head) == 132 and head[128:132] == b"DICM"
+        return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
+        raise MaskError(path, f"not a readable DICOM file ({type(exc).__name__}: "
+                        f"{first_line(exc)})", "re-export or re-copy the file") from None
+
+
+def dicom_kind(ds: Any) -> str:
+    """``"seg"``, ``"rtstruct"`` or ``"other"``, from the SOP class."""
+    sop = str(getattr(ds, "SOPClassUID", ""))
+    return {SEG_SOP_CLASS: "seg", RTSTRUCT_SOP_CLASS: "rtstruct"}.get(sop, "other")
+
+
+def mask_file_in(folder: Path) -> Path:
+    """The one DICOM SEG or RTSTRUCT file in ``folder`` (not its subfolders)."""
+    found = []
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and is_dicom(p) and dicom_kind(_dataset(p, pixels=False)) != "other":
+            found.append(p)
+    if not found:
+        raise MaskError(folder, "a folder holding no DICOM SEG or RTSTRUCT file",
+                        "give the mask file, or the folder holding its SEG or RTSTRUCT")
+    if len(found) > 1:
+        raise MaskError(folder, f"a folder holding {len(found)} DICOM SEG/RTSTRUCT files ("
+                        f"{', '.join(p.name for p in found[:5])})", "give one of them")
+    return found[0]
 
 
 def _highdicom(path: Path) -> Any:
@@ -45,48 +77,62 @@ def _highdicom(path: Path) -> Any:
     return highdicom
 
 
-def read_dicom_seg(path: Path, max_bytes: int,
-                   selection: tuple[int, ...] | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, str, list[str]]:
-    """(labels ``[i, j, k]`` = frame, row, column; RAS+ affine; format; notes) of a DICOM SEG.
-    The labels are the SegmentNumbers; with ``selection``, only those segments are read."""
-    hd = _highdicom(path)
-    import pydicom
+def read_dicom_mask(path: Path, max_bytes: int, *, selection: tuple[int, ...] | None = None,
+                    segments: tuple[str, ...] | None = None, reference: Path | None = None,
+                    rasterisation: str = "centre", threshold: float = 0.5) -> DicomMask:
+    """Read a DICOM SEG or RTSTRUCT (``path``, a file) as labelled voxels in RAS+ mm.
+    ``selection`` (numbers) and ``segments`` (:func:`parse_segments`) choose segments;
+    ``reference`` is the image series folder of an RTSTRUCT."""
+    _highdicom(path)
+    head = _dataset(path, pixels=False)
+    kind = dicom_kind(head)
+    if kind == "other":
+        raise MaskError(path, f"a DICOM file of SOP class {getattr(head, 'SOPClassUID', '?')} "
+                        f"(modality {getattr(head, 'Modality', '?')}), not a Segmentation or "
+                        "an RT Structure Set", "give the DICOM SEG or RTSTRUCT of the lesion mask")
+    if kind == "rtstruct":
+        from .rtstruct import read_rtstruct
 
-    try:
-        ds = pydicom.dcmread(str(path))
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
-        raise MaskError(path, f"not a readable DICOM file ({type(exc).__name__}: {exc})",
-                        "re-export the segmentation") from None
-    if str(getattr(ds, "SOPClassUID", "")) != _SEG_SOP_CLASS:
-        raise MaskError(path, f"a DICOM file of SOP class {getattr(ds, 'SOPClassUID', '?')}, "
-                        "not a Segmentation", "give the DICOM SEG file of the lesion mask")
-    n_frames = int(getattr(ds, "NumberOfFrames", 1))
-    check_size(path, (int(ds.Rows), int(ds.Columns), n_frames, len(ds.SegmentSequence)), 1,
-               max_bytes)
+        return read_rtstruct(path, head, max_bytes, selection=selection, segments=segments,
+                             reference=reference, rasterisation=rasterisation)
+    return _read_seg(path, head, max_bytes, selection, segments, threshold)
+
+
+def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] | None,
+              segments: tuple[str, ...] | None, threshold: float) -> DicomMask:
+    hd = _highdicom(path)
+    n_frames = int(getattr(head, "NumberOfFrames", 1))
+    check_size(path, (int(head.Rows), int(head.Columns), n_frames,
+                      len(getattr(head, "SegmentSequence", [])) or 1), 1, max_bytes)
+    ds = _dataset(path)
     try:
         seg = hd.seg.Segmentation.from_dataset(ds)
-        numbers = [int(n) for n in seg.segment_numbers]
-        wanted = numbers if selection is None else [n for n in numbers if n in selection]
+        available = []
+        for n in seg.segment_numbers:
+            desc = seg.get_segment_description(int(n))
+            prop = desc.segmented_property_type
+            available.append((int(n), str(desc.SegmentLabel),
+                              str(getattr(prop, "meaning", "") or "")))
+        wanted = choose(path, "segment", available, selection, segments)
         # none selected: the grid all the same (of the first segment), every voxel background
-        volume = seg.get_volume(segment_numbers=wanted or numbers[:1], combine_segments=False)
+        volume = seg.get_volume(segment_numbers=wanted or [available[0][0]],
+                                combine_segments=False)
     except MaskError:
         raise
     except Exception as exc:  # noqa: BLE001 - highdicom's refusals: spacing, orientation...
         raise MaskError(path, f"its frames do not form one regular 3D grid "
-                        f"({type(exc).__name__}: {exc})",
+                        f"({type(exc).__name__}: {first_line(exc)})",
                         "re-export the SEG with equally spaced, parallel frames") from None
+    fractional = str(seg.SegmentationType) == "FRACTIONAL"
     stack = np.asarray(volume.array)
-    stack = stack >= 0.5 if seg.SegmentationType == "FRACTIONAL" else stack > 0
-    stack = stack[..., :len(wanted)]
-    overlap = int(np.count_nonzero(stack.sum(axis=-1) > 1))
-    if overlap:
-        raise MaskError(path, f"{overlap:,} voxels lie in more than one of the segments "
-                        f"{', '.join(map(str, wanted))}, which one label per voxel cannot hold",
-                        "select segments that do not overlap with --labels (segment numbers)")
-    labels = np.zeros(stack.shape[:3], dtype=np.uint16)
-    for index, number in enumerate(wanted):
-        labels[stack[..., index]] = number
-    names = ", ".join(f"{n} {seg.get_segment_description(n).SegmentLabel!s}" for n in numbers)
+    stack = (stack >= threshold) if fractional else (stack > 0)
     affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
-    return labels, affine, "dicom-seg", [f"DICOM SEG segments: {names}"]
+    names = {n: (name, prop) for n, name, prop in available}
+    layers = [(n, *names[n], stack[..., i]) for i, n in enumerate(wanted)]
+    labels, records, overlap, notes = combine(path, layers, stack.shape[:3], affine, "segment")
+    listing = ", ".join(f"{n} {name}" for n, name, _ in available)
+    notes.insert(0, f"DICOM SEG segments: {listing}")
+    if fractional:
+        notes.append(f"FRACTIONAL SEG: a voxel is in a segment when its value >= {threshold:g}")
+    return DicomMask(labels, affine, "dicom-seg", tuple(notes), records, overlap,
+                     threshold if fractional else None, tuple(n for n, _, _ in available))

@@ -14,7 +14,7 @@ import numpy as np
 from ..errors import MaskError, MaskTooLargeError
 
 __all__ = [
-    "DEFAULT_MAX_BYTES", "WORKING_BYTES_PER_VOXEL", "check_file", "check_size", "first_line",
+    "DEFAULT_MAX_BYTES", "WORKING_BYTES_PER_VOXEL", "check_file", "is_dicom", "check_size", "first_line",
     "memory_estimate", "spatial_shape",
 ]
 
@@ -115,3 +115,13 @@ def spatial_shape(path: Path, shape: tuple[int, ...]) -> tuple[int, int, int]:
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1].strip() if text else type(exc).__name__
+
+
+def is_dicom(path: Path) -> bool:
+    """Whether ``path`` holds a DICOM Part 10 file (``DICM`` at byte 128)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(132)
+    except OSError:
+        return False
+    return len(head) == 132 and head[128:132] == b"DICM"

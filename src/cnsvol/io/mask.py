@@ -25,6 +25,7 @@ __all__ = [
     "INTEGRAL_TOLERANCE",
     "MASK_KINDS",
     "Mask",
+    "Segment",
     "Storage",
     "check_affine",
     "check_lesion_extent",
@@ -50,6 +51,37 @@ class Storage(StrEnum):
     FLOAT_THRESHOLDED = "float-thresholded"
 
 
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a DICOM SEG (or ROI of an RTSTRUCT), measured on its own voxels.
+
+    Attributes:
+        number: SegmentNumber (ROINumber): the segment's label value in :attr:`Mask.data`.
+        name: SegmentLabel (ROIName).
+        voxel_count: voxels in the segment (a voxel two segments share counts in both).
+        volume_mm3: ``voxel_count`` x voxel volume.
+        centroid_ras_mm: mean voxel centre, RAS+ mm; ``None`` when the segment is empty.
+        property: the coded segmented property (SEG) or RT ROI interpreted type (RTSTRUCT).
+        planar_volume_mm3: RTSTRUCT only: the sum of the ROI's polygon areas times the slice
+            spacing, with no rasterisation (``None`` for a SEG).
+    """
+
+    number: int
+    name: str
+    voxel_count: int
+    volume_mm3: float
+    centroid_ras_mm: tuple[float, float, float] | None
+    property: str = ""
+    planar_volume_mm3: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "name": self.name, "property": self.property,
+                "voxel_count": self.voxel_count, "volume_mm3": self.volume_mm3,
+                "planar_volume_mm3": self.planar_volume_mm3,
+                "centroid_ras_mm": None if self.centroid_ras_mm is None
+                else list(self.centroid_ras_mm)}
+
+
 @dataclass(frozen=True, eq=False)
 class Mask:
     """A 3D lesion mask in world space.
@@ -59,7 +91,8 @@ class Mask:
             are already set to 0.
         affine: 4x4 float64, voxel ``(i, j, k)`` -> RAS+ millimetres.
         path: the source file, or ``None`` for an in-memory mask.
-        source_format: ``"nifti1"``, ``"nifti2"``, ``"nrrd"``, ``"metaimage"`` or ``"array"``.
+        source_format: ``"nifti1"``, ``"nifti2"``, ``"nrrd"``, ``"metaimage"``, ``"dicom-seg"``,
+            ``"dicom-rtstruct"`` or ``"array"``.
         storage: a :class:`Storage` (see the module docstring).
         labels: the label values selected, or ``None`` for every non-zero label.
         threshold: the threshold used for a fractional float mask, else ``None``.
@@ -67,6 +100,10 @@ class Mask:
             to be millimetres because the header says "unknown").
         labels_found: when ``labels`` selected nothing, the labels the file holds (empty when it
             holds none); ``None`` otherwise.
+        segments: a DICOM SEG's selected segments (an RTSTRUCT's ROIs), each measured on its
+            own voxels; empty for other formats.
+        overlap_voxels: voxels lying in more than one of ``segments`` (labelled with the lower
+            segment number in ``data``).
     """
 
     data: np.ndarray
@@ -78,6 +115,8 @@ class Mask:
     threshold: float | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
     labels_found: tuple[int, ...] | None = None
+    segments: tuple[Segment, ...] = ()
+    overlap_voxels: int = 0
 
     @property
     def shape(self) -> tuple[int, int, int]:

@@ -9,13 +9,15 @@ Everything that leaves :mod:`cnsvol.io` is in one convention:
 
 NIfTI-1/2 files are read with nibabel (:mod:`cnsvol.io.nifti`), whose affines are already RAS+;
 NRRD and MetaImage files with SimpleITK (:mod:`cnsvol.io.itk`), where the LPS to RAS flip and
-the axis reversal happen once, and nowhere else. How stored values become labels:
-:mod:`cnsvol.io.mask`.
+the axis reversal happen once, and nowhere else; DICOM SEG and RTSTRUCT masks (recognised by
+content, or a folder holding one) by :mod:`cnsvol.io.dicom`, DICOM image series (a folder) by
+:mod:`cnsvol.io.dicom_series`. How stored values become labels: :mod:`cnsvol.io.mask`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +26,11 @@ from .files import DEFAULT_MAX_BYTES, check_file
 from .headers import check_data_files
 from .itk import read_sitk
 from .mask import (
-    DEFAULT_THRESHOLD, Mask, check_affine, check_lesion_extent, check_not_all_foreground,
+    DEFAULT_THRESHOLD, Mask, Storage, check_affine, check_lesion_extent, check_not_all_foreground,
     parse_labels_for, to_labels,
 )
-from .dicom import is_dicom, read_dicom_seg
+from .dicom import is_dicom, mask_file_in, read_dicom_mask
+from .segments import parse_segments
 from .nifti import read_nifti
 
 __all__ = ["mask_format", "read_image", "read_mask"]
@@ -37,9 +40,10 @@ _SITK_SUFFIXES = (".nrrd", ".nhdr", ".mha", ".mhd")
 
 
 def mask_format(path: str | Path) -> str:
-    """Which reader handles ``path``: ``"dicom"`` (from its content: a DICOM SEG, whatever
-    its name), else ``"nifti"`` or ``"sitk"`` from its name."""
-    if is_dicom(Path(path)):
+    """Which reader handles ``path``: ``"dicom"`` (from its content: a DICOM SEG or RTSTRUCT,
+    whatever its name; or a folder of DICOM files), else ``"nifti"`` or ``"sitk"`` from its
+    name."""
+    if Path(path).is_dir() or is_dicom(Path(path)):
         return "dicom"
     name = str(path).lower()
     if name.endswith(_NIFTI_SUFFIXES):
@@ -49,8 +53,8 @@ def mask_format(path: str | Path) -> str:
     raise MaskError(
         path,
         "unrecognised file type",
-        "give a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) or DICOM "
-        "SEG file",
+        "give a NIfTI (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd), DICOM SEG or "
+        "RTSTRUCT file",
     )
 
 
@@ -62,12 +66,16 @@ def read_mask(
     max_bytes: int = DEFAULT_MAX_BYTES,
     mask_kind: str = "auto",
     allow_large_lesions: bool = False,
+    segments: str | list[str | int] | tuple[str | int, ...] | None = None,
+    reference: str | Path | None = None,
+    rasterisation: str = "centre",
 ) -> Mask:
     """Read a lesion mask file into a :class:`Mask` in RAS+ millimetres.
 
     Args:
-        path: a NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file,
-            or a DICOM SEG (recognised by content; its SegmentNumbers are the labels).
+        path: a NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) or MetaImage (.mha, .mhd) file;
+            or a DICOM SEG or RTSTRUCT file (recognised by content, whatever its name), or a
+            folder holding one: its SegmentNumbers (ROINumbers) are the labels.
         labels: which label values form the lesion region: ``None`` (every non-zero label),
             a preset name (see :mod:`cnsvol.labelsets`), ``"1,3"`` or a sequence of ints.
         threshold: foreground threshold for fractional float masks (``value >= threshold``).
@@ -76,6 +84,15 @@ def read_mask(
             what the stored values are; ``"auto"`` refuses more than 256 distinct labels.
         allow_large_lesions: accept a foreground above 1.5 L or a quarter of the field of view
             (refused by default: an image or a head mask given as a lesion mask).
+        segments: DICOM only: which segments (ROIs) form the mask: ``"GTV*,3"`` or a sequence,
+            each a number or a case-insensitive shell pattern on the SegmentLabel (ROIName) or
+            coded property; ``None`` = all. A selection matching none is refused, listing them.
+        reference: RTSTRUCT only: the folder of the image series it was drawn on; ``None``
+            looks beside the file (its folder, then the folders next to it) by frame of
+            reference.
+        rasterisation: RTSTRUCT only: ``"centre"`` (voxel centre inside the polygon, even-odd
+            rule; default) or ``"fill"`` (polygon fill on rounded vertices, as OpenCV and
+            rt-utils); see :mod:`cnsvol.io.rtstruct`.
 
     Raises:
         MaskError: the file is missing, unreadable, not a regular file, not 3D, truncated,
@@ -85,11 +102,17 @@ def read_mask(
     """
     path = Path(path)
     selection = parse_labels_for(path, labels)
+    chosen = _segments_for(path, segments)
+    if path.is_dir():
+        path = mask_file_in(path)
     check_file(path)
     kind = mask_format(path)
     if kind == "dicom":
-        raw, affine, fmt, notes = read_dicom_seg(path, max_bytes, selection)
-    elif kind == "nifti":
+        return _dicom_mask(path, read_dicom_mask(
+            path, max_bytes, selection=selection, segments=chosen,
+            reference=None if reference is None else Path(reference),
+            rasterisation=rasterisation, threshold=threshold), selection, allow_large_lesions)
+    if kind == "nifti":
         raw, affine, fmt, notes = read_nifti(path, max_bytes)
     else:
         check_data_files(path)
@@ -119,6 +142,35 @@ def read_mask(
     )
 
 
+def _segments_for(path: Path, segments: Any) -> tuple[str, ...] | None:
+    try:
+        chosen = parse_segments(segments)
+    except ValueError as exc:
+        raise MaskError(path, str(exc), "e.g. --segments 'GTV*'") from None
+    if chosen is not None and not path.is_dir() and not is_dicom(path):
+        raise MaskError(path, "segments are chosen by name in DICOM SEG and RTSTRUCT masks only",
+                        "select this mask's labels with --labels")
+    return chosen
+
+
+def _dicom_mask(path: Path, dm: Any, selection: tuple[int, ...] | None,
+                allow_large_lesions: bool) -> Mask:
+    """A :class:`Mask` from a DICOM SEG/RTSTRUCT read, with the checks every mask gets."""
+    notes, found = list(dm.notes), None
+    if selection is not None and not dm.labels.any():
+        found = dm.available
+        notes.append(f"none of the labels {', '.join(map(str, selection))} is in this mask; "
+                     f"labels present: {', '.join(map(str, found)) or 'none'}")
+    check_not_all_foreground(dm.labels, path)
+    check_affine(dm.affine, path)
+    if not allow_large_lesions:
+        check_lesion_extent(dm.labels, float(abs(np.linalg.det(dm.affine[:3, :3]))), path)
+    storage = Storage.FLOAT_THRESHOLDED if dm.threshold is not None else Storage.INTEGER
+    return Mask(data=dm.labels, affine=dm.affine, path=path, source_format=dm.source_format,
+                storage=storage, labels=selection, threshold=dm.threshold, notes=tuple(notes),
+                labels_found=found, segments=dm.segments, overlap_voxels=dm.overlap_voxels)
+
+
 def read_image(
     path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -126,9 +178,16 @@ def read_image(
 
     Same readers, geometry and refusals (missing, 4D, oversized...) as :func:`read_mask`, but the
     voxel values are returned as stored (scaled to float where the header says so), without any
-    label logic, for display only.
+    label logic, for display only. A folder is read as one DICOM image series
+    (:mod:`cnsvol.io.dicom_series`: one orientation, equally spaced slices).
     """
     path = Path(path)
+    if path.is_dir():
+        from .dicom_series import read_dicom_series
+
+        raw, affine, _ = read_dicom_series(path, max_bytes)
+        check_affine(affine, path)
+        return raw, affine
     check_file(path)
     if mask_format(path) == "nifti":
         raw, affine, _, _ = read_nifti(path, max_bytes)

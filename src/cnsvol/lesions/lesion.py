@@ -33,7 +33,7 @@ Measurements per lesion:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -43,7 +43,7 @@ from ..columns import Column, frame
 from ..io.mask import Mask
 from .compartments import COMPARTMENT_COLUMNS, compartment_cells
 
-__all__ = ["LESION_COLUMNS", "Lesion", "LesionSet"]
+__all__ = ["LESION_COLUMNS", "Lesion", "LesionSet", "with_segment_names"]
 
 LESION_COLUMNS: tuple[Column, ...] = (
     Column("lesion_id", "Int64", None, "1 = largest (descending voxel count, then centroid x, "
@@ -65,6 +65,8 @@ LESION_COLUMNS: tuple[Column, ...] = (
     Column("min_detectable_change_mm3", "float64", "mm3", "half-voxel shell over the lesion's "
            "boundary: exposed faces x voxel volume / 2"),
     *COMPARTMENT_COLUMNS,
+    Column("segment", "string", None, "DICOM SEG and RTSTRUCT masks: the segments (ROIs) the "
+           "lesion's voxels belong to, as number and name ('; '-separated); empty otherwise"),
     *(Column(f"bbox_{axis}_{end}", "Int64", None, f"bounding box on voxel axis {axis}, "
              + ("first index" if end == "start" else "last index + 1"))
       for axis in "ijk" for end in ("start", "stop")),
@@ -87,6 +89,7 @@ class Lesion:
     perpendicular_diameter_mm: float = 0.0
     axial_slice_count: int = 0
     compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
+    segment: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -111,6 +114,7 @@ class Lesion:
             axial_slice_count=int(d.get("axial_slice_count", 0)),
             compartment_volumes_mm3={str(k): float(v) for k, v in
                                      d.get("compartment_volumes_mm3", {}).items()},
+            segment=str(d.get("segment", "")),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -130,6 +134,7 @@ class Lesion:
             "measurable": self.measurable,
             "min_detectable_change_mm3": self.min_detectable_change_mm3,
             **compartment_cells(self.compartment_volumes_mm3),
+            "segment": self.segment,
             "bbox_i_start": i0,
             "bbox_i_stop": i1,
             "bbox_j_start": j0,
@@ -229,6 +234,8 @@ class LesionSet:
                 "compartment_volumes_mm3": dict(self.compartment_volumes_mm3)}
                if self.compartments else {}),
             "notes": list(self.mask.notes) + list(self.notes),
+            **({"segments": [seg.to_dict() for seg in self.mask.segments]}
+               if self.mask.segments else {}),
             "lesions": [
                 {
                     "lesion_id": les.lesion_id,
@@ -242,7 +249,26 @@ class LesionSet:
                     "measurable": les.measurable,
                     **({"compartment_volumes_mm3": dict(les.compartment_volumes_mm3)}
                        if self.compartments else {}),
+                    **({"segment": les.segment} if self.mask.segments else {}),
                 }
                 for les in self.lesions
             ],
         }
+
+
+def with_segment_names(ls: LesionSet) -> LesionSet:
+    """``ls`` with each lesion's :attr:`Lesion.segment`: the DICOM segments (ROIs) whose label
+    its voxels carry (a voxel two segments share carries the lower number). Masks without
+    segments are returned as they are."""
+    if not ls.mask.segments or not ls.lesions:
+        return ls
+    names = {s.number: f"{s.number} {s.name}" for s in ls.mask.segments}
+    labels = ls.mask.data.reshape(-1, order=ls.index_order)[ls.voxel_index]
+    pairs = np.unique(np.stack([ls.voxel_lesion.astype(np.int64), labels.astype(np.int64)]),
+                      axis=1)
+    found: dict[int, list[str]] = {}
+    for lesion_id, label in pairs.T.tolist():
+        found.setdefault(lesion_id, []).append(names.get(label, str(label)))
+    lesions = tuple(replace(les, segment="; ".join(found.get(les.lesion_id, [])))
+                    for les in ls.lesions)
+    return replace(ls, lesions=lesions)

@@ -48,6 +48,8 @@ class TimepointResult:
     nontarget_progression: bool = False
     post_progression: bool = False
     compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
+    segments: str = ""
+    planar_volume_mm3: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; the baseline's category is ``""``."""
@@ -138,6 +140,10 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
     Column("path", "string", None, "the mask file"),
     Column("lesion_count", "Int64", None, "lesions in the mask"),
     Column("total_volume_mm3", "float64", "mm3", "volume of every lesion"),
+    Column("segments", "string", None, "DICOM SEG and RTSTRUCT masks: the segments (ROIs) "
+           "measured, each as number, name and its own volume; empty otherwise"),
+    Column("planar_volume_mm3", "float64", "mm3", "RTSTRUCT masks: the selected ROIs' polygon "
+           "areas x slice spacing (no rasterisation), beside the voxel volume; empty otherwise"),
     Column("target_volume_mm3", "float64", "mm3", "the target sum: volume of the lesions the "
            "baseline targets correspond to"),
     Column("percent_change_vs_baseline", "float64", "%", "change of the target sum vs "

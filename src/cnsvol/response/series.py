@@ -365,6 +365,10 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         path=ls.mask.name,
         lesion_count=ls.lesion_count,
         total_volume_mm3=ls.total_volume_mm3,
+        segments="; ".join(f"{g.number} {g.name} ({g.volume_mm3:.2f} mm3)"
+                           for g in ls.mask.segments),
+        planar_volume_mm3=None if not ls.mask.segments or ls.mask.segments[0].planar_volume_mm3
+        is None else float(sum(g.planar_volume_mm3 or 0.0 for g in ls.mask.segments)),
         target_volume_mm3=total[t],
         percent_change_vs_baseline=percent_change(total[t], total[0]),
         percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
