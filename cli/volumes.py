@@ -20,7 +20,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         epilog=UNITS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("masks", nargs="+", metavar="MASK", help="mask file(s)")
+    p.add_argument("masks", nargs="+", metavar="MASK",
+                   help="mask file(s): NIfTI, NRRD, MetaImage, DICOM SEG or RTSTRUCT (or a "
+                   "folder holding one SEG or RTSTRUCT)")
+    p.add_argument("--image", default=None, metavar="DIR",
+                   help="RTSTRUCT masks: the folder of the DICOM image series the contours "
+                   "were drawn on (default: looked for beside the RTSTRUCT by frame of "
+                   "reference)")
     add_mask_options(p)
     add_criteria_option(p, "the measurability rule of a preset or criteria file")
     p.add_argument(
@@ -39,7 +45,7 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     sets, failed = [], 0
     for path in args.masks:  # every good file is measured; each bad one is reported
         try:
-            sets.append(measure(path, opts, args.criteria))
+            sets.append(measure(path, opts, args.criteria, reference=args.image))
         except (CnsvolError, OSError, ValueError) as exc:
             if len(args.masks) == 1:
                 raise
@@ -82,6 +88,12 @@ def _render(args: argparse.Namespace, sets: list) -> str:
             f"({ls.connectivity or 'instance'}-connected)",
         ]
         head += [f"  note: {n}" for n in (*m.notes, *ls.notes)]
+        for g in m.segments:
+            planar = ("" if g.planar_volume_mm3 is None
+                      else f", planar {g.planar_volume_mm3:.2f} mm3")
+            head.append(f"  segment {g.number} {g.name}"
+                        + (f" ({g.property})" if g.property else "")
+                        + f": {g.voxel_count} voxels, {g.volume_mm3:.2f} mm3{planar}")
         if ls.compartments:
             parts = ", ".join(f"{k} {v:.2f}" for k, v in ls.compartment_volumes_mm3.items())
             head.append(f"  compartments ({ls.compartments}), mm3: {parts}")
@@ -92,13 +104,14 @@ def _render(args: argparse.Namespace, sets: list) -> str:
                 les.longest_diameter_mm, les.perpendicular_diameter_mm, les.axial_slice_count,
                 les.max_diameter_3d_mm, les.measurable,
                 *(les.compartment_volumes_mm3.get(k, 0.0) for k in names),
+                *((les.segment,) if m.segments else ()),
             )
             for les in ls.lesions
         ]
         header = (
             "lesion", "voxels", "volume_mm3", "centroid_ras_mm (x, y, z)",
             "longest_axial_mm", "perpendicular_mm", "slices", "max_3d_mm", "measurable",
-            *(f"{k}_mm3" for k in names),
+            *(f"{k}_mm3" for k in names), *(("segment",) if m.segments else ()),
         )
         blocks.append("\n".join(head + ([F.table(rows, header)] if rows else [])))
     return "\n\n".join(blocks)

@@ -43,8 +43,9 @@ def _dataset(path: Path, *, pixels: bool = True) -> Any:
     try:
         return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
-        raise MaskError(path, f"not a readable DICOM file ({type(exc).__name__}: "
-                        f"{first_line(exc)})", "re-export or re-copy the file") from None
+        raise MaskError(path, f"a truncated or corrupt DICOM file: its data elements cannot be "
+                        f"read ({type(exc).__name__}: {first_line(exc)})",
+                        "re-export or re-copy the file") from None
 
 
 def dicom_kind(ds: Any) -> str:
@@ -105,6 +106,7 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
     check_size(path, (int(head.Rows), int(head.Columns), n_frames,
                       len(getattr(head, "SegmentSequence", [])) or 1), 1, max_bytes)
     ds = _dataset(path)
+    _check_pixel_length(path, ds)
     try:
         seg = hd.seg.Segmentation.from_dataset(ds)
         available = []
@@ -124,9 +126,9 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
                         f"({type(exc).__name__}: {first_line(exc)})",
                         "re-export the SEG with equally spaced, parallel frames") from None
     fractional = str(seg.SegmentationType) == "FRACTIONAL"
-    stack = np.asarray(volume.array)
+    stack, affine = _series_order(np.asarray(volume.array),
+                                  _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64))
     stack = (stack >= threshold) if fractional else (stack > 0)
-    affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
     names = {n: (name, prop) for n, name, prop in available}
     layers = [(n, *names[n], stack[..., i]) for i, n in enumerate(wanted)]
     labels, records, overlap, notes = combine(path, layers, stack.shape[:3], affine, "segment")
@@ -136,3 +138,33 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
         notes.append(f"FRACTIONAL SEG: a voxel is in a segment when its value >= {threshold:g}")
     return DicomMask(labels, affine, "dicom-seg", tuple(notes), records, overlap,
                      threshold if fractional else None, tuple(n for n, _, _ in available))
+
+
+def _series_order(stack: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """highdicom's (frame, row, column, segment) volume as ``[i, j, k]`` = (column, row,
+    frame), frames in the direction of the row x column normal: the array order of the image
+    series the SEG was made on (and of SimpleITK's reading of it)."""
+    stack = stack.transpose(2, 1, 0, 3)
+    affine = affine[:, [2, 1, 0, 3]]
+    normal = np.cross(affine[:3, 0], affine[:3, 1])
+    if float(np.dot(normal, affine[:3, 2])) < 0:  # k against the normal: frames reversed
+        affine = affine.copy()
+        affine[:3, 3] += affine[:3, 2] * (stack.shape[2] - 1)
+        affine[:3, 2] *= -1
+        stack = stack[:, :, ::-1]
+    return stack, affine
+
+
+def _check_pixel_length(path: Path, ds: Any) -> None:
+    """An uncompressed SEG whose pixel data is shorter than its frames need is truncated."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if "PixelData" not in ds or syntax is None or syntax.is_compressed:
+        return
+    bits = int(getattr(ds, "BitsAllocated", 1))
+    n_frames = int(getattr(ds, "NumberOfFrames", 1))
+    need = -(-int(ds.Rows) * int(ds.Columns) * n_frames * bits // 8)
+    have = len(ds.PixelData)
+    if have < need:
+        raise MaskError(path, f"truncated: its pixel data ends after {have:,} of the {need:,} "
+                        f"bytes its {n_frames} frames of {ds.Rows}x{ds.Columns} need",
+                        "re-export or re-copy the file")
