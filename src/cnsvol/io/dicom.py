@@ -61,8 +61,9 @@ def mask_file_in(folder: Path) -> Path:
         if p.is_file() and is_dicom(p) and dicom_kind(_dataset(p, pixels=False)) != "other":
             found.append(p)
     if not found:
-        raise MaskError(folder, "a folder holding no DICOM SEG or RTSTRUCT file",
-                        "give the mask file, or the folder holding its SEG or RTSTRUCT")
+        raise MaskError(folder, "is a directory, not a mask file, and holds no DICOM SEG or "
+                        "RTSTRUCT file", "give the mask file, or the folder holding its SEG or "
+                        "RTSTRUCT")
     if len(found) > 1:
         raise MaskError(folder, f"a folder holding {len(found)} DICOM SEG/RTSTRUCT files ("
                         f"{', '.join(p.name for p in found[:5])})", "give one of them")
@@ -123,7 +124,7 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
         raise
     except Exception as exc:  # noqa: BLE001 - highdicom's refusals: spacing, orientation...
         raise MaskError(path, f"its frames do not form one regular 3D grid "
-                        f"({type(exc).__name__}: {first_line(exc)})",
+                        f"({type(exc).__name__}: {first_line(exc)}){_frame_gaps(ds)}",
                         "re-export the SEG with equally spaced, parallel frames") from None
     fractional = str(seg.SegmentationType) == "FRACTIONAL"
     stack, affine = _series_order(np.asarray(volume.array),
@@ -138,6 +139,27 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
         notes.append(f"FRACTIONAL SEG: a voxel is in a segment when its value >= {threshold:g}")
     return DicomMask(labels, affine, "dicom-seg", tuple(notes), records, overlap,
                      threshold if fractional else None, tuple(n for n, _, _ in available))
+
+
+def _frame_gaps(ds: Any) -> str:
+    """``"; frame positions N mm apart ..."``: the spacing the frames really have, for the
+    message of a SEG refused for its geometry (empty when the tags cannot say)."""
+    try:
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        iop = np.array([float(v) for v in
+                        shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+        normal = np.cross(iop[:3], iop[3:])
+        along = np.unique(np.round([
+            float(np.dot(normal, [float(v) for v in
+                                  f.PlanePositionSequence[0].ImagePositionPatient]))
+            for f in ds.PerFrameFunctionalGroupsSequence], 4))
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return ""
+    if len(along) < 2:
+        return ""
+    gaps = np.diff(along)
+    return (f"; its {len(along)} frame positions lie {gaps.min():.4g} to {gaps.max():.4g} mm "
+            "apart along the frame normal")
 
 
 def _series_order(stack: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -157,8 +179,11 @@ def _series_order(stack: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np
 
 def _check_pixel_length(path: Path, ds: Any) -> None:
     """An uncompressed SEG whose pixel data is shorter than its frames need is truncated."""
+    if "PixelData" not in ds:
+        raise MaskError(path, "truncated or incomplete: it ends before its pixel data",
+                        "re-export or re-copy the file")
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if "PixelData" not in ds or syntax is None or syntax.is_compressed:
+    if syntax is None or syntax.is_compressed:
         return
     bits = int(getattr(ds, "BitsAllocated", 1))
     n_frames = int(getattr(ds, "NumberOfFrames", 1))
