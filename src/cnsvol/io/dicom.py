@@ -38,10 +38,12 @@ _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
 def _dataset(path: Path, *, pixels: bool = True) -> Any:
+    """The file's dataset; with ``pixels``, its pixel data (and any other element over 1 MB)
+    is read only when used, so that a SEG's size is checked before its frames are read."""
     import pydicom
 
     try:
-        return pydicom.dcmread(str(path), stop_before_pixels=not pixels)
+        return pydicom.dcmread(str(path), stop_before_pixels=not pixels, defer_size="1 MB")
     except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
         raise MaskError(path, f"a truncated or corrupt DICOM file: its data elements cannot be "
                         f"read ({type(exc).__name__}: {first_line(exc)})",
@@ -86,7 +88,7 @@ def read_dicom_mask(path: Path, max_bytes: int, *, selection: tuple[int, ...] | 
     ``selection`` (numbers) and ``segments`` (:func:`parse_segments`) choose segments;
     ``reference`` is the image series folder of an RTSTRUCT."""
     _highdicom(path)
-    head = _dataset(path, pixels=False)
+    head = _dataset(path)
     kind = dicom_kind(head)
     if kind == "other":
         raise MaskError(path, f"a DICOM file of SOP class {getattr(head, 'SOPClassUID', '?')} "
@@ -103,13 +105,13 @@ def read_dicom_mask(path: Path, max_bytes: int, *, selection: tuple[int, ...] | 
 def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] | None,
               segments: tuple[str, ...] | None, threshold: float) -> DicomMask:
     hd = _highdicom(path)
-    n_frames = int(getattr(head, "NumberOfFrames", 1))
-    check_size(path, (int(head.Rows), int(head.Columns), n_frames,
-                      len(getattr(head, "SegmentSequence", [])) or 1), 1, max_bytes)
-    ds = _dataset(path)
+    n_segments = len(getattr(head, "SegmentSequence", [])) or 1
+    check_size(path, (int(head.Rows), int(head.Columns), _slices(head), n_segments), 1,
+               max_bytes, reader_copies=2)  # highdicom's volume + its thresholded copy
+    ds = head
     _check_pixel_length(path, ds)
     try:
-        seg = hd.seg.Segmentation.from_dataset(ds)
+        seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
         available = []
         for n in seg.segment_numbers:
             desc = seg.get_segment_description(int(n))
@@ -127,12 +129,13 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
                         f"({type(exc).__name__}: {first_line(exc)}){_frame_gaps(ds)}",
                         "re-export the SEG with equally spaced, parallel frames") from None
     fractional = str(seg.SegmentationType) == "FRACTIONAL"
-    stack, affine = _series_order(np.asarray(volume.array),
-                                  _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64))
-    stack = (stack >= threshold) if fractional else (stack > 0)
+    stack = np.asarray(volume.array)  # (frame, row, column, segment), C order
+    affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
     names = {n: (name, prop) for n, name, prop in available}
-    layers = [(n, *names[n], stack[..., i]) for i, n in enumerate(wanted)]
+    layers = [(n, *names[n], (stack[..., i] >= threshold) if fractional else stack[..., i] > 0)
+              for i, n in enumerate(wanted)]
     labels, records, overlap, notes = combine(path, layers, stack.shape[:3], affine, "segment")
+    labels, affine = _series_order(labels, affine)
     listing = ", ".join(f"{n} {name}" for n, name, _ in available)
     notes.insert(0, f"DICOM SEG segments: {listing}")
     if fractional:
@@ -141,18 +144,35 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
                      threshold if fractional else None, tuple(n for n, _, _ in available))
 
 
+def _along_normal(ds: Any) -> np.ndarray:
+    """The distinct frame positions of a SEG along its frame normal (mm), sorted."""
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    iop = np.array([float(v) for v in shared.PlaneOrientationSequence[0].ImageOrientationPatient])
+    normal = np.cross(iop[:3], iop[3:])
+    return np.unique(np.round([
+        float(np.dot(normal, [float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]))
+        for f in ds.PerFrameFunctionalGroupsSequence], 4))
+
+
+def _slices(ds: Any) -> int:
+    """How many slices the SEG's volume spans (frames it leaves out included), for the memory
+    estimate; its frame count when the tags cannot say."""
+    frames = int(getattr(ds, "NumberOfFrames", 1))
+    try:
+        along = _along_normal(ds)
+    except (AttributeError, IndexError, KeyError, TypeError, ValueError):
+        return frames
+    if len(along) < 2:
+        return max(len(along), 1)
+    step = float(np.diff(along).min())
+    return max(int(round((along[-1] - along[0]) / step)) + 1, len(along)) if step > 0 else frames
+
+
 def _frame_gaps(ds: Any) -> str:
     """``"; frame positions N mm apart ..."``: the spacing the frames really have, for the
     message of a SEG refused for its geometry (empty when the tags cannot say)."""
     try:
-        shared = ds.SharedFunctionalGroupsSequence[0]
-        iop = np.array([float(v) for v in
-                        shared.PlaneOrientationSequence[0].ImageOrientationPatient])
-        normal = np.cross(iop[:3], iop[3:])
-        along = np.unique(np.round([
-            float(np.dot(normal, [float(v) for v in
-                                  f.PlanePositionSequence[0].ImagePositionPatient]))
-            for f in ds.PerFrameFunctionalGroupsSequence], 4))
+        along = _along_normal(ds)
     except (AttributeError, IndexError, KeyError, TypeError, ValueError):
         return ""
     if len(along) < 2:
@@ -163,10 +183,10 @@ def _frame_gaps(ds: Any) -> str:
 
 
 def _series_order(stack: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """highdicom's (frame, row, column, segment) volume as ``[i, j, k]`` = (column, row,
-    frame), frames in the direction of the row x column normal: the array order of the image
-    series the SEG was made on (and of SimpleITK's reading of it)."""
-    stack = stack.transpose(2, 1, 0, 3)
+    """highdicom's (frame, row, column) array order as ``[i, j, k]`` = (column, row, frame),
+    frames in the direction of the row x column normal: the array order of the image series
+    the SEG was made on (and of SimpleITK's reading of it). A view: no voxel is copied."""
+    stack = stack.transpose(2, 1, 0)
     affine = affine[:, [2, 1, 0, 3]]
     normal = np.cross(affine[:3, 0], affine[:3, 1])
     if float(np.dot(normal, affine[:3, 2])) < 0:  # k against the normal: frames reversed

@@ -71,31 +71,37 @@ def choose(path: Path, what: str, available: list[tuple[int, str, str]],
 def combine(path: Path, layers: list[tuple[int, str, str, np.ndarray]],
             shape: tuple[int, ...], affine: np.ndarray, what: str
             ) -> tuple[np.ndarray, tuple[Segment, ...], int, list[str]]:
-    """One label array of ``shape`` from per-segment voxel layers ``(number, name, property,
-    voxels)``: each segment measured on its own, shared voxels labelled with the lower
-    number."""
-    labels = np.zeros(shape, dtype=np.uint16)
-    count = np.zeros(shape, dtype=np.uint8)
+    """One C-ordered label array of ``shape`` from per-segment voxel layers ``(number, name,
+    property, voxels)`` (boolean arrays of ``shape``; ``affine`` maps their indices to RAS+):
+    each segment measured on its own voxels, a shared voxel labelled with the lower number."""
+    labels = np.zeros(int(np.prod(shape)) if len(layers) > 1 else 0, dtype=np.uint16)
     voxel = float(abs(np.linalg.det(affine[:3, :3])))
-    records = []
+    records, hits = [], []
     for number, name, prop, on in sorted(layers, key=lambda t: -t[0]):
         if number > _MAX_LABEL or number < 1:
             raise MaskError(path, f"{what} number {number} cannot be a label (1..{_MAX_LABEL})",
                             "renumber the segments")
-        labels[on] = number  # the lowest number written last
-        count += on
-        idx = np.argwhere(on)
+        idx = np.flatnonzero(on)  # C order of ``shape``
+        if len(layers) > 1:
+            labels[idx] = number  # the lowest number written last
+            hits.append(idx)
         centroid = None
         if len(idx):
-            c = affine @ np.append(idx.mean(axis=0), 1.0)
+            mean = np.array([float(a.mean()) for a in np.unravel_index(idx, shape)])
+            c = affine[:3, :3] @ mean + affine[:3, 3]
             centroid = (float(c[0]), float(c[1]), float(c[2]))
-        records.append(Segment(number, name, int(len(idx)), len(idx) * voxel, centroid,
-                               prop))
-    shared = int(np.count_nonzero(count > 1))
+        records.append(Segment(number, name, int(len(idx)), len(idx) * voxel, centroid, prop))
+    if len(layers) == 1:  # one segment: its voxels are the label array, nothing is shared
+        on, number = layers[0][3], layers[0][0]
+        out = np.asarray(on, dtype=np.uint8 if number <= 255 else np.uint16).reshape(shape)
+        return (out if number == 1 else out * out.dtype.type(number)), tuple(records), 0, []
+    union, counts = np.unique(np.concatenate(hits), return_counts=True) if hits else ([], [])
+    shared = int(np.count_nonzero(np.asarray(counts) > 1))
     notes = []
     if shared:
         notes.append(f"{shared:,} voxels lie in more than one selected {what}: each {what} is "
                      f"measured on its own voxels; the lesion region is their union "
-                     f"({int(np.count_nonzero(count)):,} voxels), a shared voxel labelled with "
-                     f"the lower {what} number")
-    return labels, tuple(sorted(records, key=lambda s: s.number)), shared, notes
+                     f"({len(union):,} voxels), a shared voxel labelled with the lower {what} "
+                     "number")
+    return (labels.reshape(shape), tuple(sorted(records, key=lambda s: s.number)), shared,
+            notes)
