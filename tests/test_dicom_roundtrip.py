@@ -198,3 +198,13 @@ def test_slice_spacing_comes_from_positions_when_slice_thickness_disagrees(tmp_p
     write_series(tmp_path / "s", np.zeros((6, 6, 5), np.int16), affine, slice_thickness=2.5)
     _, got = cnsvol.read_image(tmp_path / "s")
     assert np.linalg.norm(got[:3, 2]) == pytest.approx(2.0)
+
+
+def test_an_image_series_folder_given_as_a_mask_is_named_as_such(written, tmp_path):
+    root, _, series = written
+    with pytest.raises(MaskError, match=r"folder of 14 DICOM file\(s\) of modality MR.*swapped"):
+        cnsvol.read_mask(root / "image")
+    path = write_rtstruct(tmp_path / "RS.dcm", series,
+                          {"GTV": _discs(LPS @ AFFINE, (20, 18), 5.0, [4])})
+    with pytest.raises(MaskError, match=r"no-such-series: not found"):
+        cnsvol.read_mask(path, reference=tmp_path / "no-such-series")

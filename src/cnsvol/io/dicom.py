@@ -58,10 +58,20 @@ def dicom_kind(ds: Any) -> str:
 
 def mask_file_in(folder: Path) -> Path:
     """The one DICOM SEG or RTSTRUCT file in ``folder`` (not its subfolders)."""
-    found = []
+    found, others = [], []
     for p in sorted(folder.iterdir()):
-        if p.is_file() and is_dicom(p) and dicom_kind(_dataset(p, pixels=False)) != "other":
-            found.append(p)
+        if p.is_file() and is_dicom(p):
+            ds = _dataset(p, pixels=False)
+            if dicom_kind(ds) == "other":
+                others.append(ds)
+            else:
+                found.append(p)
+    if not found and others:
+        modalities = ", ".join(sorted({str(getattr(d, "Modality", "?")) for d in others}))
+        raise MaskError(folder, f"is a folder of {len(others)} DICOM file(s) of modality "
+                        f"{modalities} (an image series?), not a SEG or RTSTRUCT",
+                        "give the segmentation as the mask (check that mask_path and "
+                        "image_path are not swapped)")
     if not found:
         raise MaskError(folder, "is a directory, not a mask file, and holds no DICOM SEG or "
                         "RTSTRUCT file", "give the mask file, or the folder holding its SEG or "

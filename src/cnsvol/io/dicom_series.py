@@ -82,6 +82,8 @@ def image_series(headers: list[tuple[Path, Any]]) -> dict[str, list[tuple[Path, 
 
 def series_grid(folder: Path) -> SeriesGrid:
     """The checked grid of the one image series in ``folder`` (headers only, no pixels)."""
+    if not folder.exists():
+        raise MaskError(folder, "not found", "check the path of the image series folder")
     if not folder.is_dir():
         raise MaskError(folder, "not a folder of DICOM slices",
                         "give the folder holding the image series")

@@ -63,8 +63,8 @@ def choose(path: Path, what: str, available: list[tuple[int, str, str]],
         listing = "; ".join(f"{n} {name}" + (f" ({prop})" if prop else "")
                             for n, name, prop in available) or "none"
         raise MaskError(path, f"no {what} matches {', '.join(segments)} (its {what}s: "
-                        f"{listing})", f"choose {what}s by number or name pattern, e.g. "
-                        "--segments 'GTV*'")
+                        f"{listing})", f"choose {what}s by number or name pattern "
+                        "(--segments or --roi, e.g. 'GTV*'); patterns match without case")
     return chosen
 
 
