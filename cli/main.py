@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cnsvol",
         description=(
             "Volumetric response assessment of brain (CNS) lesions on MRI segmentation masks. "
-            "Reads NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr) and MetaImage (.mha, .mhd)."
+            "Reads NIfTI-1/2 (.nii, .nii.gz), NRRD (.nrrd, .nhdr), MetaImage (.mha, .mhd) and, "
+            "with the dicom extra, DICOM SEG and RTSTRUCT (by content; or a folder holding one)."
         ),
         epilog=UNITS + "\n\nexit codes: 0 success, 1 an input could not be processed, "
         "2 bad invocation, 3 run finished with failed subjects.",
