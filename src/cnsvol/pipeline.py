@@ -23,7 +23,7 @@ from .io.labelsets import parse_labels
 from .errors import MaskError
 from .io.mask import DEFAULT_THRESHOLD, Mask, check_mask_kind, select_labels
 from .io.read import read_mask
-from .io.rtstruct import RASTERISATIONS
+from .io.rtstruct import check_rasterisation
 from .lesions.compartments import check_labels, get_convention, with_compartments
 from .lesions.find import DEFAULT_CONNECTIVITY, DiameterConvention, find_lesions
 from .lesions.lesion import LesionSet, with_segment_names
@@ -74,9 +74,7 @@ class MeasureOptions:
         if self.compartments is not None:
             object.__setattr__(self, "compartments", get_convention(self.compartments).name)
         check_mask_kind(self.mask_kind)
-        if self.rasterisation not in RASTERISATIONS:
-            raise ValueError(f"rasterisation must be one of {', '.join(RASTERISATIONS)}, got "
-                             f"{self.rasterisation!r}")
+        check_rasterisation(self.rasterisation)
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MaskError
+from .dicom_series import LPS_TO_RAS, read_dataset
 from .files import check_size, first_line, is_dicom
 from .segments import DicomMask, choose, combine
 
@@ -34,20 +35,6 @@ __all__ = ["dicom_kind", "is_dicom", "mask_file_in", "read_dicom_mask"]
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def _dataset(path: Path, *, pixels: bool = True) -> Any:
-    """The file's dataset; with ``pixels``, its pixel data (and any other element over 1 MB)
-    is read only when used, so that a SEG's size is checked before its frames are read."""
-    import pydicom
-
-    try:
-        return pydicom.dcmread(str(path), stop_before_pixels=not pixels, defer_size="1 MB")
-    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
-        raise MaskError(path, f"a truncated or corrupt DICOM file: its data elements cannot be "
-                        f"read ({type(exc).__name__}: {first_line(exc)})",
-                        "re-export or re-copy the file") from None
 
 
 def dicom_kind(ds: Any) -> str:
@@ -61,7 +48,7 @@ def mask_file_in(folder: Path) -> Path:
     found, others = [], []
     for p in sorted(folder.iterdir()):
         if p.is_file() and is_dicom(p):
-            ds = _dataset(p, pixels=False)
+            ds = read_dataset(p, pixels=False)
             if dicom_kind(ds) == "other":
                 others.append(ds)
             else:
@@ -98,7 +85,7 @@ def read_dicom_mask(path: Path, max_bytes: int, *, selection: tuple[int, ...] | 
     ``selection`` (numbers) and ``segments`` (:func:`parse_segments`) choose segments;
     ``reference`` is the image series folder of an RTSTRUCT."""
     _highdicom(path)
-    head = _dataset(path)
+    head = read_dataset(path)
     kind = dicom_kind(head)
     if kind == "other":
         raise MaskError(path, f"a DICOM file of SOP class {getattr(head, 'SOPClassUID', '?')} "
@@ -118,10 +105,9 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
     n_segments = len(getattr(head, "SegmentSequence", [])) or 1
     check_size(path, (int(head.Rows), int(head.Columns), _slices(head), n_segments), 1,
                max_bytes, reader_copies=2)  # highdicom's volume + its thresholded copy
-    ds = head
-    _check_pixel_length(path, ds)
+    _check_pixel_length(path, head)
     try:
-        seg = hd.seg.Segmentation.from_dataset(ds, copy=False)
+        seg = hd.seg.Segmentation.from_dataset(head, copy=False)
         available = []
         for n in seg.segment_numbers:
             desc = seg.get_segment_description(int(n))
@@ -136,11 +122,11 @@ def _read_seg(path: Path, head: Any, max_bytes: int, selection: tuple[int, ...] 
         raise
     except Exception as exc:  # noqa: BLE001 - highdicom's refusals: spacing, orientation...
         raise MaskError(path, f"its frames do not form one regular 3D grid "
-                        f"({type(exc).__name__}: {first_line(exc)}){_frame_gaps(ds)}",
+                        f"({type(exc).__name__}: {first_line(exc)}){_frame_gaps(head)}",
                         "re-export the SEG with equally spaced, parallel frames") from None
     fractional = str(seg.SegmentationType) == "FRACTIONAL"
     stack = np.asarray(volume.array)  # (frame, row, column, segment), C order
-    affine = _LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
+    affine = LPS_TO_RAS @ np.asarray(volume.affine, dtype=np.float64)
     names = {n: (name, prop) for n, name, prop in available}
     layers = [(n, *names[n], (stack[..., i] >= threshold) if fractional else stack[..., i] > 0)
               for i, n in enumerate(wanted)]

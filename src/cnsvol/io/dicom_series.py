@@ -21,9 +21,11 @@ import numpy as np
 from ..errors import MaskError
 from .files import check_size, first_line, is_dicom
 
-__all__ = ["SeriesGrid", "dicom_headers", "read_dicom_series", "series_grid"]
+__all__ = ["LPS_TO_RAS", "SeriesGrid", "dicom_headers", "read_dataset", "read_dicom_series",
+           "series_grid"]
 
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+"""DICOM patient coordinates (LPS) to RAS+, as a 4x4 affine."""
 _NON_IMAGE_MODALITIES = ("SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "SR", "PR", "KO", "REG")
 _ORIENTATION_TOL = 1e-4  # direction cosines
 _POSITION_TOL_MM = 1e-3  # in-plane, and spacing uniformity (relative to the spacing: 1e-3)
@@ -43,27 +45,30 @@ class SeriesGrid:
     @property
     def affine(self) -> np.ndarray:
         """``(i, j, k)`` -> RAS+ mm."""
-        return _LPS_TO_RAS @ self.affine_lps
+        return LPS_TO_RAS @ self.affine_lps
 
     @property
     def slice_spacing_mm(self) -> float:
         return float(np.linalg.norm(self.affine_lps[:3, 2]))
 
 
-def dicom_headers(folder: Path, *, recursive: bool = False) -> list[tuple[Path, Any]]:
-    """``(file, header without pixel data)`` of every DICOM Part 10 file in ``folder``."""
+def read_dataset(path: Path, *, pixels: bool = True) -> Any:
+    """The file's dataset; with ``pixels``, its pixel data (and any other element over 1 MB)
+    is read only when used, so that a SEG's size is checked before its frames are read."""
     import pydicom
 
+    try:
+        return pydicom.dcmread(str(path), stop_before_pixels=not pixels, defer_size="1 MB")
+    except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
+        raise MaskError(path, f"a truncated or corrupt DICOM file: its data elements cannot be "
+                        f"read ({type(exc).__name__}: {first_line(exc)})",
+                        "re-export or re-copy the file") from None
+
+
+def dicom_headers(folder: Path, *, recursive: bool = False) -> list[tuple[Path, Any]]:
+    """``(file, header without pixel data)`` of every DICOM Part 10 file in ``folder``."""
     paths = sorted(folder.rglob("*") if recursive else folder.iterdir())
-    out = []
-    for p in paths:
-        if p.is_file() and is_dicom(p):
-            try:
-                out.append((p, pydicom.dcmread(str(p), stop_before_pixels=True)))
-            except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds on a broken file
-                raise MaskError(p, f"not a readable DICOM file ({type(exc).__name__}: "
-                                f"{first_line(exc)})", "remove or re-copy the file") from None
-    return out
+    return [(p, read_dataset(p, pixels=False)) for p in paths if p.is_file() and is_dicom(p)]
 
 
 def _is_image(ds: Any) -> bool:

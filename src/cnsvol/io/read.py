@@ -118,17 +118,12 @@ def read_mask(
         check_data_files(path)
         raw, affine, fmt, notes = read_sitk(path, max_bytes)
     data, storage, used_threshold = to_labels(raw, path, threshold, selection, mask_kind)
-    found, notes = None, list(notes)
+    found = None
     if selection is not None and not data.any():  # the labels asked for are not in this file
         full, _, _ = to_labels(raw, path, threshold, None, mask_kind)
         values = np.unique(full)
         found = tuple(int(v) for v in values[values > 0])
-        notes.append(f"none of the labels {', '.join(map(str, selection))} is in this mask; "
-                     f"labels present: {', '.join(map(str, found)) or 'none'}")
-    check_not_all_foreground(data, path)
-    check_affine(affine, path)
-    if not allow_large_lesions:
-        check_lesion_extent(data, float(abs(np.linalg.det(affine[:3, :3]))), path)
+    notes = _checked(path, data, affine, selection, found, notes, allow_large_lesions)
     return Mask(
         data=data,
         affine=affine,
@@ -137,9 +132,25 @@ def read_mask(
         storage=storage,
         labels=selection,
         threshold=used_threshold,
-        notes=tuple(notes),
+        notes=notes,
         labels_found=found,
     )
+
+
+def _checked(path: Path, data: np.ndarray, affine: np.ndarray,
+             selection: tuple[int, ...] | None, found: tuple[int, ...] | None,
+             notes: Any, allow_large_lesions: bool) -> tuple[str, ...]:
+    """The checks every mask gets (not lesion everywhere, a usable affine, a plausible
+    extent); returns ``notes``, with the labels present when the selection found none."""
+    notes = list(notes)
+    if found is not None:
+        notes.append(f"none of the labels {', '.join(map(str, selection or ()))} is in this "
+                     f"mask; labels present: {', '.join(map(str, found)) or 'none'}")
+    check_not_all_foreground(data, path)
+    check_affine(affine, path)
+    if not allow_large_lesions:
+        check_lesion_extent(data, float(abs(np.linalg.det(affine[:3, :3]))), path)
+    return tuple(notes)
 
 
 def _segments_for(path: Path, segments: Any) -> tuple[str, ...] | None:
@@ -156,18 +167,11 @@ def _segments_for(path: Path, segments: Any) -> tuple[str, ...] | None:
 def _dicom_mask(path: Path, dm: Any, selection: tuple[int, ...] | None,
                 allow_large_lesions: bool) -> Mask:
     """A :class:`Mask` from a DICOM SEG/RTSTRUCT read, with the checks every mask gets."""
-    notes, found = list(dm.notes), None
-    if selection is not None and not dm.labels.any():
-        found = dm.available
-        notes.append(f"none of the labels {', '.join(map(str, selection))} is in this mask; "
-                     f"labels present: {', '.join(map(str, found)) or 'none'}")
-    check_not_all_foreground(dm.labels, path)
-    check_affine(dm.affine, path)
-    if not allow_large_lesions:
-        check_lesion_extent(dm.labels, float(abs(np.linalg.det(dm.affine[:3, :3]))), path)
+    found = dm.available if selection is not None and not dm.labels.any() else None
+    notes = _checked(path, dm.labels, dm.affine, selection, found, dm.notes, allow_large_lesions)
     storage = Storage.FLOAT_THRESHOLDED if dm.threshold is not None else Storage.INTEGER
     return Mask(data=dm.labels, affine=dm.affine, path=path, source_format=dm.source_format,
-                storage=storage, labels=selection, threshold=dm.threshold, notes=tuple(notes),
+                storage=storage, labels=selection, threshold=dm.threshold, notes=notes,
                 labels_found=found, segments=dm.segments, overlap_voxels=dm.overlap_voxels)
 
 

@@ -34,9 +34,16 @@ import numpy as np
 from ..errors import MaskError
 from .dicom_series import SeriesGrid
 
-__all__ = ["PLANE_TOLERANCE", "RASTERISATIONS", "Roi", "rasterise", "read_rois"]
+__all__ = ["PLANE_TOLERANCE", "RASTERISATIONS", "Roi", "check_rasterisation", "rasterise",
+           "read_rois"]
 
 RASTERISATIONS = ("centre", "fill")
+
+
+def check_rasterisation(rule: str) -> None:
+    if rule not in RASTERISATIONS:
+        raise ValueError(f"rasterisation must be one of {', '.join(RASTERISATIONS)}, got {rule!r}")
+
 PLANE_TOLERANCE = 0.25
 """A contour is on a slice when it lies within this fraction of the slice spacing of its plane
 (the STS_002 PET contours sit up to 0.04 mm off their 3.27 mm slices)."""
@@ -94,7 +101,7 @@ def _slice_polygons(path: Path, roi: Roi, grid: SeriesGrid) -> dict[int, list[np
         centre = float(k.mean())
         index = int(np.rint(centre))
         off = abs(centre - index) * grid.slice_spacing_mm
-        z = pts[:, :].mean(axis=0)
+        z = pts.mean(axis=0)
         if not 0 <= index < n_slices or off > PLANE_TOLERANCE * grid.slice_spacing_mm:
             raise MaskError(path, f"a contour of ROI '{roi.name}' at LPS ({z[0]:.2f}, "
                             f"{z[1]:.2f}, {z[2]:.2f}) mm lies off every slice of the image "
@@ -150,8 +157,7 @@ def rasterise(path: Path, roi: Roi, grid: SeriesGrid, rule: str = "centre"
               ) -> tuple[np.ndarray, float]:
     """(boolean ``[i, j, k]`` voxels of ``roi`` on ``grid`` under ``rule``, planar volume in
     mm3)."""
-    if rule not in RASTERISATIONS:
-        raise ValueError(f"rasterisation must be one of {', '.join(RASTERISATIONS)}, got {rule!r}")
+    check_rasterisation(rule)
     mask = np.zeros(grid.shape, dtype=bool)
     planar = 0.0
     pixel_area = float(np.linalg.norm(np.cross(grid.affine_lps[:3, 0], grid.affine_lps[:3, 1])))
@@ -222,9 +228,7 @@ def read_rtstruct(path: Path, head: Any, max_bytes: int, *,
     from .dicom_series import series_grid
     from .files import check_size
 
-    if rasterisation not in RASTERISATIONS:
-        raise ValueError(f"rasterisation must be one of {', '.join(RASTERISATIONS)}, got "
-                         f"{rasterisation!r}")
+    check_rasterisation(rasterisation)
     rois = read_rois(path, head)
     if not rois:
         raise MaskError(path, "an RT Structure Set with no ROI", "export the lesion contours")

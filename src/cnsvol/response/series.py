@@ -353,6 +353,12 @@ def _volume_findings(s: _Series, t: int, w: Work) -> None:
             )
 
 
+def _planar_volume(ls: LesionSet) -> float | None:
+    """The selected RTSTRUCT ROIs' planar volumes summed; ``None`` for any other mask."""
+    planar = [g.planar_volume_mm3 for g in ls.mask.segments]
+    return None if not planar or None in planar else float(sum(planar))  # type: ignore[arg-type]
+
+
 def _result(s: _Series, t: int, w: Work) -> TimepointResult:
     notes = "; ".join(w.notes)
     reason = w.reason + (f" [{notes}]" if notes else "")
@@ -367,8 +373,7 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         total_volume_mm3=ls.total_volume_mm3,
         segments="; ".join(f"{g.number} {g.name} ({g.volume_mm3:.2f} mm3)"
                            for g in ls.mask.segments),
-        planar_volume_mm3=None if not ls.mask.segments or ls.mask.segments[0].planar_volume_mm3
-        is None else float(sum(g.planar_volume_mm3 or 0.0 for g in ls.mask.segments)),
+        planar_volume_mm3=_planar_volume(ls),
         target_volume_mm3=total[t],
         percent_change_vs_baseline=percent_change(total[t], total[0]),
         percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
