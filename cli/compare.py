@@ -23,6 +23,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("baseline", metavar="BASELINE", help="baseline mask file")
     p.add_argument("followup", metavar="FOLLOWUP", help="follow-up mask file")
+    p.add_argument("--baseline-image", default=None, metavar="IMAGE",
+                   help="the baseline image (file, or DICOM series folder) the mask was drawn "
+                   "on: the grid an RTSTRUCT mask is rasterised onto")
+    p.add_argument("--followup-image", default=None, metavar="IMAGE",
+                   help="the follow-up image, likewise")
     add_criteria_option(p)
     add_mask_options(p)
     p.add_argument(
@@ -49,7 +54,8 @@ def command(args: argparse.Namespace) -> str:
         _check_radiotherapy(args.criteria, args.days is not None)
     result = compare(args.baseline, args.followup, criteria=args.criteria,
                      options=measure_options(args), days=args.days,
-                     radiotherapy_end_days=args.radiotherapy_end_days)
+                     radiotherapy_end_days=args.radiotherapy_end_days,
+                     baseline_image=args.baseline_image, followup_image=args.followup_image)
     if args.format == "json":
         return F.to_json(result.to_dict())
     if args.format == "csv":  # one row per timepoint, the columns of timepoints.csv

@@ -33,6 +33,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="days from baseline of each mask, e.g. 0,56,112 (needed for confirmation and "
         "times to response/progression)",
     )
+    p.add_argument("--images", nargs="+", default=None, metavar="IMAGE",
+                   help="the image (file, or DICOM series folder) each mask was drawn on, "
+                   "baseline first: the grid an RTSTRUCT mask is rasterised onto ('-' for "
+                   "none)")
     p.add_argument("--timepoints", type=str_list, metavar="L0,L1,...",
                    help="timepoint labels (default: T0,T1,...)")
     p.add_argument("--steroid-dose-mg", type=float_list, metavar="S0,S1,...",
@@ -89,6 +93,9 @@ def command(args: argparse.Namespace) -> str:
         raise ValueError("track needs at least two masks: the baseline and a follow-up")
     if len(args.days) != len(args.masks):
         raise ValueError(f"--days has {len(args.days)} values for {len(args.masks)} masks")
+    if args.images is not None and len(args.images) != len(args.masks):
+        raise ValueError(f"--images has {len(args.images)} values for {len(args.masks)} masks")
+    images = None if args.images is None else [None if i == "-" else i for i in args.images]
     if args.radiotherapy_end_days is not None:
         from .compare import _check_radiotherapy
 
@@ -97,7 +104,7 @@ def command(args: argparse.Namespace) -> str:
         args.masks, args.days, timepoints=args.timepoints,
         clinical=_clinical_records(args, len(args.masks)),
         criteria=args.criteria, options=measure_options(args),
-        radiotherapy_end_days=args.radiotherapy_end_days,
+        radiotherapy_end_days=args.radiotherapy_end_days, images=images,
     )
     if args.format == "json":
         return F.to_json(result.to_dict())

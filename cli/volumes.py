@@ -33,6 +33,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "--format", choices=("table", "csv", "json"), default="table",
         help="output format (default: table)",
     )
+    p.add_argument(
+        "--per", choices=("lesion", "segment"), default="lesion",
+        help="csv rows: one per lesion (default), or one per DICOM segment / RTSTRUCT ROI "
+        "(measured on its own voxels, with its planar volume); table and json show both",
+    )
     p.set_defaults(func=command)
     return p
 
@@ -61,7 +66,11 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
 def _render(args: argparse.Namespace, sets: list) -> str:
     from cnsvol.lesions import LESION_COLUMNS
 
-    for ls in sets:  # a label selection that matches nothing is never silent
+    for ls in sets:  # an option a mask cannot use is never silent
+        if args.image is not None and ls.mask.source_format != "dicom-rtstruct":
+            sys.stderr.write(f"cnsvol volumes: warning: {ls.mask.name}: --image not used (it "
+                             f"is the grid RTSTRUCT contours are rasterised onto; this "
+                             f"{ls.mask.source_format} mask has its own grid)\n")
         if ls.mask.labels_found is not None:
             found = ", ".join(map(str, ls.mask.labels_found)) or "none"
             asked = ", ".join(map(str, ls.mask.labels or ()))
@@ -71,6 +80,8 @@ def _render(args: argparse.Namespace, sets: list) -> str:
     if args.format == "json":
         docs = [ls.to_dict() for ls in sets]
         return F.to_json(docs[0] if len(docs) == 1 else docs)
+    if args.format == "csv" and args.per == "segment":
+        return _segment_csv(sets)
     if args.format == "csv":
         rows = [
             {"path": ls.mask.name, **les.to_row()} for ls in sets for les in ls.lesions
@@ -115,3 +126,23 @@ def _render(args: argparse.Namespace, sets: list) -> str:
         )
         blocks.append("\n".join(head + ([F.table(rows, header)] if rows else [])))
     return "\n\n".join(blocks)
+
+
+SEGMENT_CSV = ("path", "segment_number", "segment_name", "property", "voxel_count", "volume_mm3",
+               "planar_volume_mm3", "centroid_ras_x_mm", "centroid_ras_y_mm", "centroid_ras_z_mm")
+
+
+def _segment_csv(sets: list) -> str:
+    """One row per segment (ROI) of each DICOM mask; other masks have none, and say so."""
+    rows = []
+    for ls in sets:
+        if not ls.mask.segments:
+            sys.stderr.write(f"cnsvol volumes: warning: {ls.mask.name}: no segments (--per "
+                             f"segment lists DICOM SEG segments and RTSTRUCT ROIs; this is a "
+                             f"{ls.mask.source_format} mask)\n")
+        for g in ls.mask.segments:
+            x, y, z = g.centroid_ras_mm if g.centroid_ras_mm is not None else (None,) * 3
+            rows.append(dict(zip(SEGMENT_CSV, (ls.mask.name, g.number, g.name, g.property,
+                                               g.voxel_count, g.volume_mm3, g.planar_volume_mm3,
+                                               x, y, z))))
+    return F.to_csv(rows, list(SEGMENT_CSV)).rstrip("\n")

@@ -114,3 +114,24 @@ def test_a_seg_is_recognised_by_content_and_a_dicom_image_is_refused(realdata, t
     truncated.write_bytes((realdata / "dicom" / "dcmqi" / "liver.dcm").read_bytes()[:4000])
     with pytest.raises(MaskError, match=str(truncated.name)):
         cnsvol.read_mask(truncated)
+
+
+def test_volumes_csv_per_segment_gives_each_roi_its_voxel_and_planar_volume(realdata, capsys):
+    """README reference values of the STS_002 MR GTV: 17,090 voxel centres x 3.1184689 mm3 =
+    53,294.63 mm3, planar 53,267.61 mm3."""
+    import csv
+    import io
+
+    from cnsvol_cli.main import main
+
+    rs = realdata / "dicom" / "mirp_sts" / "STS_002" / "MR_T1" / "dicom" / "mask" / "RS.dcm"
+    assert main(["volumes", str(rs), "--format", "csv", "--per", "segment"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["segment_name"], int(r["voxel_count"])) for r in rows] == [("GTV_Mass_MR_T1",
+                                                                           17090)]
+    assert float(rows[0]["volume_mm3"]) == pytest.approx(53294.63, abs=0.01)
+    assert float(rows[0]["planar_volume_mm3"]) == pytest.approx(53267.61, abs=0.01)
+    nifti = realdata / "dicom" / "mirp_sts" / "STS_002" / "MR_T1" / "nifti" / "mask" / "mask.nii.gz"
+    assert main(["volumes", str(nifti), "--format", "csv", "--per", "segment"]) == 0
+    out = capsys.readouterr()
+    assert out.out.strip().count("\n") == 0 and "no segments" in out.err

@@ -208,3 +208,112 @@ def test_an_image_series_folder_given_as_a_mask_is_named_as_such(written, tmp_pa
                           {"GTV": _discs(LPS @ AFFINE, (20, 18), 5.0, [4])})
     with pytest.raises(MaskError, match=r"no-such-series: not found"):
         cnsvol.read_mask(path, reference=tmp_path / "no-such-series")
+
+
+def _manifest(path, rows):
+    path.write_text("subject_id,timepoint,days_from_baseline,mask_path\n"
+                    + "".join(f"S{i // 2},{'baseline' if i % 2 == 0 else 'week8'},"
+                              f"{0 if i % 2 == 0 else 56},{m}\n" for i, m in enumerate(rows)))
+    return path
+
+
+def test_a_segment_selection_no_mask_of_the_cohort_can_answer_is_refused_before_the_run(
+        written, tmp_path):
+    """--segments on NIfTI masks, or naming no segment of the DICOM masks, stops the run at
+    the start with one message (not one failure per subject)."""
+    from cnsvol.batch import RunConfig, run_cohort
+    from cnsvol.errors import ManifestError
+
+    root, _, _ = written
+    nifti = _manifest(tmp_path / "nifti.csv", [root / "labels.nii.gz"] * 4)
+    with pytest.raises(ManifestError, match=r"none of the 4 masks .* is a DICOM SEG or RTSTRUCT"):
+        run_cohort(nifti, tmp_path / "out1",
+                   RunConfig(options=cnsvol.MeasureOptions(segments="GTV*")), jobs=1)
+    dicom = _manifest(tmp_path / "dicom.csv", [root / "seg" / "labels.dcm"] * 2)
+    with pytest.raises(ManifestError, match=r"no segment of the 2 DICOM masks .* matches "
+                       r"\(segments found: 1 GTV big \(Neoplasm\); 2 GTV small"):
+        run_cohort(dicom, tmp_path / "out2",
+                   RunConfig(options=cnsvol.MeasureOptions(segments="ET*")), jobs=1)
+    assert not (tmp_path / "out1").exists() and not (tmp_path / "out2").exists()
+    summary = run_cohort(dicom, tmp_path / "out3",
+                         RunConfig(options=cnsvol.MeasureOptions(segments="gtv*")), jobs=1)
+    assert (summary.n_subjects, summary.n_failed) == (1, 0)
+
+
+def test_a_follow_up_without_the_named_segment_fails_its_subject_saying_how_to_record_a_cr(
+        written, tmp_path):
+    """ROI names are typed per scan: a follow-up with no segment matching is refused (never
+    read as a resolved lesion); the message says an empty segment records a resolution."""
+    root, labels, series = written
+    write_seg(tmp_path / "fu.dcm", series, labels, names={1: "Met A", 2: "Met B", 3: "oedema"})
+    with pytest.raises(MaskError, match=r"no segment matches gtv\*.*1 Met A.*empty segment"):
+        cnsvol.compare(root / "seg" / "labels.dcm", tmp_path / "fu.dcm",
+                       options=cnsvol.MeasureOptions(segments="GTV*"))
+    write_seg(tmp_path / "cr.dcm", series, labels, names={1: "GTV big"},
+              layers={1: np.zeros_like(labels, dtype=bool)})
+    result = cnsvol.compare(root / "seg" / "labels.dcm", tmp_path / "cr.dcm",
+                            options=cnsvol.MeasureOptions(segments="GTV*"))
+    assert result.followup.lesion_count == 0 and result.followup.total_volume_mm3 == 0.0
+    assert result.percent_change == -100.0
+
+
+def test_rtstruct_only_options_on_other_masks_are_stated_not_ignored(written, capsys):
+    """--rasterisation and --image only concern RTSTRUCT contours: on voxel masks the rule is
+    a note on the mask and --image a warning of ``volumes``."""
+    from cnsvol_cli.main import main
+
+    root, _, _ = written
+    for path in (root / "labels.nii.gz", root / "seg" / "labels.dcm"):
+        notes = cnsvol.read_mask(path, rasterisation="fill").notes
+        assert any("rasterisation 'fill' not used" in n for n in notes)
+        assert not any("rasterisation" in n for n in cnsvol.read_mask(path).notes)
+    assert main(["volumes", str(root / "labels.nii.gz"), "--image", str(root / "image")]) == 0
+    assert "--image not used" in capsys.readouterr().err
+
+
+def test_an_rtstruct_rasterised_onto_another_series_of_its_frame_says_so(written, tmp_path):
+    """A second series in the same frame of reference (another sequence of the session) is
+    a valid grid, but not the one the structure set names: the mask's notes say which."""
+    import pydicom
+
+    root, _, series = written
+    image = np.zeros(SHAPE, dtype=np.int16)
+    write_series(tmp_path / "other", image, AFFINE, name="other")
+    for f in sorted((tmp_path / "other").iterdir()):
+        ds = pydicom.dcmread(f)
+        ds.FrameOfReferenceUID = series[0].FrameOfReferenceUID
+        ds.save_as(f)
+    path = write_rtstruct(tmp_path / "RS.dcm", series,
+                          {"GTV": _discs(LPS @ AFFINE, (20, 18), 5.0, [4, 5])})
+    own = cnsvol.read_mask(path, reference=root / "image")
+    other = cnsvol.read_mask(path, reference=tmp_path / "other")
+    assert not any("not the series the structure set names" in n for n in own.notes)
+    assert any(f"not the series the structure set names ({series[0].SeriesInstanceUID})" in n
+               for n in other.notes)
+    assert np.array_equal(own.data, other.data)  # same grid here: same voxels
+
+
+def test_compare_and_track_take_the_image_series_an_rtstruct_was_drawn_on(
+        written, tmp_path, capsys):
+    """An RTSTRUCT whose series is not beside it: compare --baseline-image/--followup-image
+    and track --images name it ('-' for a mask that needs none)."""
+    import json
+
+    from cnsvol_cli.main import main
+
+    root, _, series = written
+    away = tmp_path / "elsewhere" / "nested"
+    rs = write_rtstruct(away / "RS.dcm", series,
+                        {"GTV": _discs(LPS @ AFFINE, (20, 18), 5.0, [4, 5, 6])})
+    assert main(["compare", str(rs), str(rs), "--format", "json"]) == 1
+    assert "is not beside it" in capsys.readouterr().err
+    image = str(root / "image")
+    assert main(["compare", str(rs), str(rs), "--baseline-image", image,
+                 "--followup-image", image, "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["baseline"]["lesion_count"] == 1 and d["percent_change"] == 0.0
+    assert main(["track", str(rs), str(root / "seg" / "labels.dcm"), "--days", "0,56",
+                 "--images", image, "-", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["timepoints"][1]["total_volume_mm3"] > 0
+    assert main(["track", str(rs), str(rs), "--days", "0,56", "--images", image]) == 1
+    assert "--images has 1 values for 2 masks" in capsys.readouterr().err

@@ -180,22 +180,23 @@ def evaluate_series(
     criteria: str | Path | Criteria = "lin2009",
     options: MeasureOptions | None = None,
     radiotherapy_end_days: float | None = None,
-    references: Sequence[str | Path | None] | None = None,
+    images: Sequence[str | Path | None] | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's series: baseline first, then follow-ups in time order.
 
     ``masks``: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, read and
-    measured with ``options``; ``references``: per timepoint, the image series an RTSTRUCT
-    mask was drawn on (:func:`measure`); ``days``, ``timepoints``, ``clinical``, ``criteria`` and
+    measured with ``options``; ``images``: per timepoint, the image the mask was drawn on (or
+    ``None``): the grid an RTSTRUCT mask is rasterised onto (:func:`measure`); ``days``, ``timepoints``, ``clinical``, ``criteria`` and
     ``radiotherapy_end_days`` as for :func:`cnsvol.response.evaluate`, which evaluates the
     measured series.
     """
     series_inputs(len(masks), days, timepoints, clinical)  # checked before any file is read
     crit = get_criteria(criteria)
     opts = options or MeasureOptions()
-    refs = list(references) if references is not None else [None] * len(masks)
+    refs = list(images) if images is not None else [None] * len(masks)
     if len(refs) != len(masks):
-        raise ValueError(f"{len(refs)} references for {len(masks)} masks")
+        raise ValueError(f"{len(refs)} images for {len(masks)} masks: give one (or None) per "
+                         "mask")
     sets = [measure(m, opts, crit, reference=r) for m, r in zip(masks, refs, strict=True)]
     return evaluate(
         sets, days, timepoints=timepoints, clinical=clinical, criteria=crit,
@@ -213,16 +214,20 @@ def compare(
     options: MeasureOptions | None = None,
     days: float | None = None,
     radiotherapy_end_days: float | None = None,
+    baseline_image: str | Path | None = None,
+    followup_image: str | Path | None = None,
 ) -> CompareResult:
     """Compare a follow-up with its baseline: target and total volumes on each native grid,
     change, the >=20% flag, tracks and the category under ``criteria``.
 
     ``days`` is the follow-up's day from baseline, if known; ``radiotherapy_end_days`` the day
-    radiotherapy ended (same axis), for ``rano2-vol``.
+    radiotherapy ended (same axis), for ``rano2-vol``; ``baseline_image``/``followup_image``
+    the images the masks were drawn on (an RTSTRUCT's image series), as in
+    :func:`evaluate_series`.
     """
     series = evaluate_series(
         [baseline, followup], [0.0, days] if days is not None else None,
         timepoints=["baseline", "followup"], criteria=criteria, options=options,
-        radiotherapy_end_days=radiotherapy_end_days,
+        radiotherapy_end_days=radiotherapy_end_days, images=[baseline_image, followup_image],
     )
     return CompareResult(series)

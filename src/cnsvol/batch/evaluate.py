@@ -20,8 +20,8 @@ from .config import RunConfig
 from .limits import SubjectTimeout, time_limit
 
 __all__ = [
-    "TIMED_OUT", "check_labels_in_cohort", "evaluate_subject", "timed_evaluation",
-    "worth_retrying",
+    "TIMED_OUT", "check_labels_in_cohort", "check_segments_in_cohort", "evaluate_subject",
+    "timed_evaluation", "worth_retrying",
 ]
 
 TIMED_OUT = "timed out: "  # how the error of a subject stopped by the time limit begins
@@ -65,7 +65,7 @@ def _evaluate(plan: SubjectPlan, config: RunConfig | None,
             criteria=config.criteria,
             options=options,
             radiotherapy_end_days=plan.radiotherapy_end_days,
-            references=[s.image_path for s in plan.scans],
+            images=[s.image_path for s in plan.scans],
         )
         _check_labels_found(series, config)
     except SubjectTimeout:
@@ -128,6 +128,45 @@ def check_labels_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> N
             "labels of the masks' convention (e.g. --labels brats-mets-et for BraTS-METS "
             "enhancing tumour), or leave --labels out to measure every label"
         )
+
+
+def check_segments_in_cohort(plans: Sequence[SubjectPlan], config: RunConfig) -> None:
+    """Refuse, before any work, a run whose ``--segments``/``--roi`` no mask can answer: a
+    manifest without a DICOM SEG or RTSTRUCT mask, or whose DICOM masks (their headers, read
+    until one matches) hold no segment the selection names."""
+    from ..io.dicom import segment_listing
+    from ..io.segments import listing, parse_segments, selected
+
+    segments = parse_segments(config.options.segments)
+    if segments is None:
+        return
+    masks = [Path(s.mask) for p in plans if not p.error for s in p.scans]
+    names: dict[tuple[int, str, str], None] = {}
+    dicom = 0
+    for path in masks:
+        try:
+            found = segment_listing(path) if path.exists() else None
+        except (CnsvolError, OSError, ValueError):
+            continue  # left to its subject's evaluation
+        if found is None:
+            continue
+        dicom += 1
+        if selected(found, None, segments):
+            return
+        names.update(dict.fromkeys(found))
+    which = ",".join(segments)
+    if not dicom:
+        raise ManifestError(
+            f"--segments/--roi {which}: none of the {len(masks)} masks of the manifest is a "
+            "DICOM SEG or RTSTRUCT (segments are chosen by name in those only). Fix: choose "
+            "the labels of NIfTI/NRRD/MHA masks with --labels, or leave --segments out"
+        )
+    raise ManifestError(
+        f"--segments/--roi {which}: no segment of the {dicom} DICOM masks of the manifest "
+        f"matches (segments found: {listing(list(names)[:20])}"
+        f"{' ...' if len(names) > 20 else ''}). Fix: give segment numbers or name patterns "
+        "of these masks (patterns match without case, e.g. 'GTV*')"
+    )
 
 
 def _draw_qc(plan: SubjectPlan, series: SeriesResult, stem: Path, max_bytes: int) -> str:

@@ -31,7 +31,9 @@ from ..response.criteria import Criteria
 from ..response.subject import SubjectResult
 from ..results.schema import SCHEMAS
 from .config import RunConfig
-from .evaluate import check_labels_in_cohort, timed_evaluation, worth_retrying
+from .evaluate import (
+    check_labels_in_cohort, check_segments_in_cohort, timed_evaluation, worth_retrying,
+)
 from .executors import Executor, make_executor, worker_died
 from .limits import available_memory, worker_memory
 from .lock import FolderLock
@@ -111,6 +113,7 @@ def run_cohort(
     config = config if isinstance(config, RunConfig) else (
         RunConfig() if config is None else RunConfig(criteria=config))
     plans = _manifest(manifest)
+    check_segments_in_cohort(plans, config)
     check_labels_in_cohort(plans, config)
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
     with interruptible():

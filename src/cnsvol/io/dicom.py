@@ -31,7 +31,7 @@ from .dicom_series import LPS_TO_RAS, read_dataset
 from .files import check_size, first_line, is_dicom
 from .segments import DicomMask, choose, combine
 
-__all__ = ["dicom_kind", "is_dicom", "mask_file_in", "read_dicom_mask"]
+__all__ = ["dicom_kind", "is_dicom", "mask_file_in", "read_dicom_mask", "segment_listing"]
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 RTSTRUCT_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.481.3"
@@ -67,6 +67,30 @@ def mask_file_in(folder: Path) -> Path:
         raise MaskError(folder, f"a folder holding {len(found)} DICOM SEG/RTSTRUCT files ("
                         f"{', '.join(p.name for p in found[:5])})", "give one of them")
     return found[0]
+
+
+def segment_listing(path: Path) -> list[tuple[int, str, str]] | None:
+    """``(number, name, coded property or ROI type)`` of each segment (ROI) of a DICOM SEG or
+    RTSTRUCT ``path`` (a file, or a folder holding one), from its header alone; ``None`` when
+    ``path`` is not one."""
+    if path.is_dir():
+        path = mask_file_in(path)
+    if not is_dicom(path):
+        return None
+    ds = read_dataset(path, pixels=False)
+    kind = dicom_kind(ds)
+    if kind == "rtstruct":
+        from .rtstruct import roi_listing
+
+        return roi_listing(ds)
+    if kind != "seg":
+        return None
+    out = []
+    for item in getattr(ds, "SegmentSequence", []):
+        codes = getattr(item, "SegmentedPropertyTypeCodeSequence", None)
+        prop = str(getattr(codes[0], "CodeMeaning", "") or "") if codes else ""
+        out.append((int(item.SegmentNumber), str(getattr(item, "SegmentLabel", "")), prop))
+    return out
 
 
 def _highdicom(path: Path) -> Any:

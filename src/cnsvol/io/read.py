@@ -16,6 +16,7 @@ content, or a folder holding one) by :mod:`cnsvol.io.dicom`, DICOM image series 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -108,15 +109,17 @@ def read_mask(
     check_file(path)
     kind = mask_format(path)
     if kind == "dicom":
-        return _dicom_mask(path, read_dicom_mask(
-            path, max_bytes, selection=selection, segments=chosen,
-            reference=None if reference is None else Path(reference),
-            rasterisation=rasterisation, threshold=threshold), selection, allow_large_lesions)
+        dm = read_dicom_mask(path, max_bytes, selection=selection, segments=chosen,
+                             reference=None if reference is None else Path(reference),
+                             rasterisation=rasterisation, threshold=threshold)
+        dm = replace(dm, notes=dm.notes + _unused_rule(rasterisation, dm.source_format))
+        return _dicom_mask(path, dm, selection, allow_large_lesions)
     if kind == "nifti":
         raw, affine, fmt, notes = read_nifti(path, max_bytes)
     else:
         check_data_files(path)
         raw, affine, fmt, notes = read_sitk(path, max_bytes)
+    notes = (*notes, *_unused_rule(rasterisation, fmt))
     data, storage, used_threshold = to_labels(raw, path, threshold, selection, mask_kind)
     found = None
     if selection is not None and not data.any():  # the labels asked for are not in this file
@@ -151,6 +154,15 @@ def _checked(path: Path, data: np.ndarray, affine: np.ndarray,
     if not allow_large_lesions:
         check_lesion_extent(data, float(abs(np.linalg.det(affine[:3, :3]))), path)
     return tuple(notes)
+
+
+def _unused_rule(rasterisation: str, fmt: str) -> tuple[str, ...]:
+    """A note when a rasterisation rule other than the default was asked for a mask that is
+    voxels already (only RTSTRUCT contours are rasterised)."""
+    if rasterisation == "centre" or fmt == "dicom-rtstruct":
+        return ()
+    return (f"rasterisation {rasterisation!r} not used: it applies to RTSTRUCT contours, and "
+            f"this {fmt} mask is voxels already",)
 
 
 def _segments_for(path: Path, segments: Any) -> tuple[str, ...] | None:

@@ -35,7 +35,7 @@ from ..errors import MaskError
 from .dicom_series import SeriesGrid
 
 __all__ = ["PLANE_TOLERANCE", "RASTERISATIONS", "Roi", "check_rasterisation", "rasterise",
-           "read_rois"]
+           "read_rois", "roi_listing"]
 
 RASTERISATIONS = ("centre", "fill")
 
@@ -63,8 +63,6 @@ class Roi:
 def read_rois(path: Path, ds: Any) -> list[Roi]:
     """The ROIs of the structure set ``ds`` (read from ``path``), with their closed planar
     contours; points and open contours are left out (they enclose no volume)."""
-    kinds = {int(o.ReferencedROINumber): str(getattr(o, "RTROIInterpretedType", "") or "")
-             for o in getattr(ds, "RTROIObservationsSequence", [])}
     contours: dict[int, list[np.ndarray]] = defaultdict(list)
     for item in getattr(ds, "ROIContourSequence", []):
         for c in getattr(item, "ContourSequence", []):
@@ -76,13 +74,19 @@ def read_rois(path: Path, ds: Any) -> list[Roi]:
                                 f"{pts.size} coordinates, not a polygon of 3 or more points",
                                 "re-export the structure set")
             contours[int(item.ReferencedROINumber)].append(pts.reshape(-1, 3))
-    rois = []
-    for r in getattr(ds, "StructureSetROISequence", []):
-        n = int(r.ROINumber)
-        rois.append(Roi(n, str(getattr(r, "ROIName", "") or f"ROI {n}"), kinds.get(n, ""),
-                        str(getattr(r, "ReferencedFrameOfReferenceUID", "")),
-                        tuple(contours.get(n, ()))))
-    return rois
+    frames = {int(r.ROINumber): str(getattr(r, "ReferencedFrameOfReferenceUID", ""))
+              for r in getattr(ds, "StructureSetROISequence", [])}
+    return [Roi(n, name, kind, frames[n], tuple(contours.get(n, ())))
+            for n, name, kind in roi_listing(ds)]
+
+
+def roi_listing(ds: Any) -> list[tuple[int, str, str]]:
+    """``(ROINumber, ROIName, RTROIInterpretedType)`` of each ROI of the structure set ``ds``
+    (its header is enough)."""
+    kinds = {int(o.ReferencedROINumber): str(getattr(o, "RTROIInterpretedType", "") or "")
+             for o in getattr(ds, "RTROIObservationsSequence", [])}
+    return [(int(r.ROINumber), str(getattr(r, "ROIName", "") or f"ROI {int(r.ROINumber)}"),
+             kinds.get(int(r.ROINumber), "")) for r in getattr(ds, "StructureSetROISequence", [])]
 
 
 def _slice_polygons(path: Path, roi: Roi, grid: SeriesGrid) -> dict[int, list[np.ndarray]]:
@@ -239,6 +243,13 @@ def read_rtstruct(path: Path, head: Any, max_bytes: int, *,
                         f"{grid.files[0].parent} is in {grid.frame_of_reference_uid}",
                         "give the image series the structure set was drawn on")
     check_size(path, grid.shape, 2, max_bytes)
+    named = _referenced_series(head) - {""}
+    if named and grid.series_uid not in named:
+        grid = replace(grid, notes=(*grid.notes, (
+            f"rasterised onto series {grid.series_uid}, not the series the structure set names "
+            f"({', '.join(sorted(named))}); same frame of reference, so contours are placed by "
+            "position, but voxel counts depend on the grid: check that this is the series "
+            "meant")))
     wanted = choose(path, "ROI", [(r.number, r.name, r.kind) for r in rois], selection, segments)
     layers, planar = [], {}
     for roi in (r for r in rois if r.number in wanted):

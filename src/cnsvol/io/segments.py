@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import MaskError
 from .mask import Segment
 
-__all__ = ["DicomMask", "choose", "combine", "parse_segments"]
+__all__ = ["DicomMask", "choose", "combine", "listing", "parse_segments", "selected"]
 
 _MAX_LABEL = np.iinfo(np.uint16).max
 
@@ -53,18 +53,32 @@ class DicomMask:
     available: tuple[int, ...]  # every segment (ROI) number in the file
 
 
+def selected(available: list[tuple[int, str, str]], selection: tuple[int, ...] | None,
+             segments: tuple[str, ...] | None) -> list[int]:
+    """The numbers of the segments (or ROIs) ``(number, name, property)`` selected by label
+    numbers ``selection`` and patterns ``segments`` (``None``: no condition)."""
+    return [n for n, name, prop in available
+            if (selection is None or n in selection)
+            and (segments is None or any(_matches(p, n, name, prop) for p in segments))]
+
+
+def listing(available: list[tuple[int, str, str]]) -> str:
+    """``"1 GTV_1; 2 Brain (Organ)"``: segments (ROIs) as an error message names them."""
+    return "; ".join(f"{n} {name}" + (f" ({prop})" if prop else "")
+                     for n, name, prop in available) or "none"
+
+
 def choose(path: Path, what: str, available: list[tuple[int, str, str]],
            selection: tuple[int, ...] | None, segments: tuple[str, ...] | None) -> list[int]:
-    """The numbers of the segments (or ROIs) ``(number, name, property)`` selected."""
-    chosen = [n for n, name, prop in available
-              if (selection is None or n in selection)
-              and (segments is None or any(_matches(p, n, name, prop) for p in segments))]
+    """:func:`selected`, refusing a pattern selection that matches none of the file's
+    segments. (A segment is never assumed gone: names are typed per scan, so a missing one is
+    more often renamed than resolved; a resolved lesion is an empty segment or ROI.)"""
+    chosen = selected(available, selection, segments)
     if segments is not None and not chosen:
-        listing = "; ".join(f"{n} {name}" + (f" ({prop})" if prop else "")
-                            for n, name, prop in available) or "none"
         raise MaskError(path, f"no {what} matches {', '.join(segments)} (its {what}s: "
-                        f"{listing})", f"choose {what}s by number or name pattern "
-                        "(--segments or --roi, e.g. 'GTV*'); patterns match without case")
+                        f"{listing(available)})", f"choose {what}s by number or name pattern "
+                        "(--segments or --roi, e.g. 'GTV*'; patterns match without case); a "
+                        f"lesion that resolved is an empty {what} of its name, not a missing one")
     return chosen
 
 
@@ -99,9 +113,9 @@ def combine(path: Path, layers: list[tuple[int, str, str, np.ndarray]],
     shared = int(np.count_nonzero(np.asarray(counts) > 1))
     notes = []
     if shared:
-        notes.append(f"{shared:,} voxels lie in more than one selected {what}: each {what} is "
-                     f"measured on its own voxels; the lesion region is their union "
-                     f"({len(union):,} voxels), a shared voxel labelled with the lower {what} "
-                     "number")
+        notes.append(f"{shared:,} voxels lie in more than one selected {what}: each {what}'s "
+                     f"own volume counts them, the lesions and totals (their union, "
+                     f"{len(union):,} voxels) count them once; a shared voxel carries the lower "
+                     f"{what} number")
     return (labels.reshape(shape), tuple(sorted(records, key=lambda s: s.number)), shared,
             notes)

@@ -75,10 +75,7 @@ def qc_picture(
     head = "QC: " + short(one_line(title), 60) if title else "QC"
     head = wrap(f"{head} \u2014 {series.criteria.name}", 13, width - 20)
     top = _TOP + 17 * head.count("\n")
-    foot = wrap("Axial slices, radiological view (the patient's right on the left, anterior up). "
-                "Outline colour = lesion track (same colour at every timepoint); thick outline "
-                "and frame = the row's track; mm\u00b3 = track volume; slice = the index in the "
-                "mask file.", 10, width - 20)
+    foot = _footnote(series, width)
     canvas = Canvas(width, top + n_rows * (_TITLE + _PANEL + _GAP) + 14 * foot.count("\n")
                     + _FOOTER)
     titles = []
@@ -110,6 +107,15 @@ def qc_picture(
     canvas.block((10, canvas.pixels.shape[0] - 6), foot, 10, "#444444")
     stem = Path(stem)
     return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
+
+
+def _footnote(series: SeriesResult, width: int) -> str:
+    dicom = any(ls.mask.source_format.startswith("dicom") for ls in series.lesion_sets)
+    return wrap("Axial slices, radiological view (the patient's right on the left, anterior "
+                "up). Outline colour = lesion track (same colour at every timepoint); thick "
+                "outline and frame = the row's track; mm\u00b3 = track volume; slice = the index "
+                "in the " + ("mask's grid (DICOM: the image series' slices by position, from 0)."
+                             if dicom else "mask file."), 10, width - 20)
 
 
 _PANEL = 240  # side of a panel, pixels
