@@ -88,6 +88,9 @@ def command(args: argparse.Namespace) -> str:
         f"grids             {grids}",
         *([f"compartments      {_compartments(b)} -> {_compartments(f)} mm3"]
           if "compartment_volumes_mm3" in b else []),
+        *(f"note ({side})   {n}" for side, ls in (("baseline", result.baseline),
+                                                  ("follow-up", result.followup))
+          for n in ls.mask.notes),
         "",
         "tracks",
         F.table(

@@ -36,7 +36,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--images", nargs="+", default=None, metavar="IMAGE",
                    help="the image (file, or DICOM series folder) each mask was drawn on, "
                    "baseline first: the grid an RTSTRUCT mask is rasterised onto ('-' for "
-                   "none)")
+                   "none); give it after the masks")
     p.add_argument("--timepoints", type=str_list, metavar="L0,L1,...",
                    help="timepoint labels (default: T0,T1,...)")
     p.add_argument("--steroid-dose-mg", type=float_list, metavar="S0,S1,...",

@@ -39,7 +39,8 @@ DOCUMENTED_COLUMNS = {
     ],
     "timepoints": [
         "subject_id", "timepoint", "days_from_baseline", "path", "lesion_count",
-        "total_volume_mm3", "segments", "planar_volume_mm3", "target_volume_mm3", "percent_change_vs_baseline",
+        "total_volume_mm3", "segments", "planar_volume_mm3", "mask_notes",
+        "target_volume_mm3", "percent_change_vs_baseline",
         "percent_change_vs_nadir", "new_lesions", "equivocal_new_lesions",
         "nontarget_progression", "post_progression", "category",
         "confirmed", "confirmed_category", "within_measurement_error",
@@ -463,11 +464,12 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # cohort.json in its PFS numbers and the new reconciliation (two deliberate discrepancies);
 # then subjects.csv gained best_change_within_measurement_error (every other cell equal);
 # then timepoints.csv gained segments and planar_volume_mm3, lesions.csv segment (DICOM
-# masks only: empty in the demo; every other cell equal).
+# masks only: empty in the demo; every other cell equal); then timepoints.csv gained mask_notes
+# (empty in the demo: its NIfTI masks need no note; every other cell equal).
 PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
 DEMO_SHA256 = {
     "subjects.csv": "57ed70e55c41eb0ce019f0d0536e78c191de2325fa0c1b722fc7af506e9ea05f",
-    "timepoints.csv": "8307a25ba1b8de71d1b59d0c8b1afc4a64b5fa899e41b89e852b8feac481f76b",
+    "timepoints.csv": "f3ed5800137d3611ba52eddd7417f41a3e086ad37b6fe440d96d5cad0e1adfde",
     "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
     "lesions.csv": "08188f5ff8efde873518346d66f96cc6ee798f0a3b890baa367b35f993e41406",
 }

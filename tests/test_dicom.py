@@ -86,7 +86,7 @@ def test_segments_are_chosen_by_name_pattern_number_or_property(realdata):
     assert [s.number for s in cnsvol.read_mask(path, segments="2,purple").segments] == [2, 3]
     edema = cnsvol.read_mask(path, segments="edema")  # the coded property of segment 4
     assert [(s.number, s.property) for s in edema.segments] == [(4, "Edema")]
-    with pytest.raises(MaskError, match=r"no segment matches gtv\*.*1 GREEN"):
+    with pytest.raises(MaskError, match=r"no segment matches GTV\*.*1 GREEN"):
         cnsvol.read_mask(path, segments="GTV*")
     with pytest.raises(MaskError, match="DICOM SEG and RTSTRUCT masks only"):
         cnsvol.read_mask(realdata / "dicom" / "dcmqi" / "liver_seg.nrrd", segments="1")
@@ -135,3 +135,17 @@ def test_volumes_csv_per_segment_gives_each_roi_its_voxel_and_planar_volume(real
     assert main(["volumes", str(nifti), "--format", "csv", "--per", "segment"]) == 0
     out = capsys.readouterr()
     assert out.out.strip().count("\n") == 0 and "no segments" in out.err
+
+
+def test_an_mr_structure_set_rasterised_onto_the_pet_series_is_flagged(realdata):
+    """STS_002: the MR GTV's structure set references MR Image Storage slices; given the PET
+    series of the same session (same frame of reference), the voxel count changes (coarse
+    grid) and the notes say the images are of another kind."""
+    sts = realdata / "dicom" / "mirp_sts" / "STS_002"
+    rs = sts / "MR_T1" / "dicom" / "mask" / "RS.dcm"
+    right = cnsvol.read_mask(rs)
+    assert not any("WARNING" in n for n in right.notes)
+    wrong = cnsvol.read_mask(rs, reference=sts / "PET" / "dicom" / "image")
+    assert any("WARNING: the contours were drawn on MR Image Storage images, but rasterised "
+               "onto a Positron Emission Tomography Image Storage series (PT)" in n
+               for n in wrong.notes)

@@ -246,7 +246,7 @@ def test_a_follow_up_without_the_named_segment_fails_its_subject_saying_how_to_r
     read as a resolved lesion); the message says an empty segment records a resolution."""
     root, labels, series = written
     write_seg(tmp_path / "fu.dcm", series, labels, names={1: "Met A", 2: "Met B", 3: "oedema"})
-    with pytest.raises(MaskError, match=r"no segment matches gtv\*.*1 Met A.*empty segment"):
+    with pytest.raises(MaskError, match=r"no segment matches GTV\*.*1 Met A.*empty segment"):
         cnsvol.compare(root / "seg" / "labels.dcm", tmp_path / "fu.dcm",
                        options=cnsvol.MeasureOptions(segments="GTV*"))
     write_seg(tmp_path / "cr.dcm", series, labels, names={1: "GTV big"},
@@ -287,9 +287,10 @@ def test_an_rtstruct_rasterised_onto_another_series_of_its_frame_says_so(written
                           {"GTV": _discs(LPS @ AFFINE, (20, 18), 5.0, [4, 5])})
     own = cnsvol.read_mask(path, reference=root / "image")
     other = cnsvol.read_mask(path, reference=tmp_path / "other")
-    assert not any("not the series the structure set names" in n for n in own.notes)
-    assert any(f"not the series the structure set names ({series[0].SeriesInstanceUID})" in n
+    assert not any("the structure set names series" in n for n in own.notes)
+    assert any(f"the structure set names series {series[0].SeriesInstanceUID}; rasterised" in n
                for n in other.notes)
+    assert not any("WARNING" in n for n in own.notes + other.notes)  # MR on MR
     assert np.array_equal(own.data, other.data)  # same grid here: same voxels
 
 
@@ -317,3 +318,51 @@ def test_compare_and_track_take_the_image_series_an_rtstruct_was_drawn_on(
     assert json.loads(capsys.readouterr().out)["timepoints"][1]["total_volume_mm3"] > 0
     assert main(["track", str(rs), str(rs), "--days", "0,56", "--images", image]) == 1
     assert "--images has 1 values for 2 masks" in capsys.readouterr().err
+
+
+def test_organs_at_risk_and_the_body_outline_are_not_lesions_unless_chosen(written, tmp_path):
+    """A structure set holds a GTV, an organ at risk and the body outline: by default only
+    the GTV is measured (the others named in the notes); --roi measures what it names; with no
+    GTV-typed ROI, untyped ROIs count and known non-lesion types never."""
+    _, _, series = written
+    gtv = _discs(LPS @ AFFINE, (20, 18), 5.0, [4, 5])
+    organ = _discs(LPS @ AFFINE, (30, 12), 4.0, [6])
+    body = _discs(LPS @ AFFINE, (24, 20), 15.0, [2, 3, 4, 5, 6, 7])
+    rois = {"GTV": gtv, "Brainstem": organ, "External": body}
+    path = write_rtstruct(tmp_path / "a" / "RS.dcm", series, rois,
+                          interpreted={"Brainstem": "ORGAN", "External": "EXTERNAL"})
+    default = cnsvol.read_mask(path, reference=written[0] / "image")
+    assert [s.name for s in default.segments] == ["GTV"]
+    assert any("ROIs left out" in n and "2 Brainstem (ORGAN); 3 External (EXTERNAL)" in n
+               for n in default.notes)
+    chosen = cnsvol.read_mask(path, reference=written[0] / "image", segments="brain*")
+    assert [s.name for s in chosen.segments] == ["Brainstem"]
+    untyped = write_rtstruct(tmp_path / "b" / "RS.dcm", series, rois,
+                             interpreted={"GTV": "", "Brainstem": "", "External": "EXTERNAL"})
+    assert [s.name for s in cnsvol.read_mask(untyped, reference=written[0] / "image").segments
+            ] == ["GTV", "Brainstem"]
+    organs = write_rtstruct(tmp_path / "c" / "RS.dcm", series, {"Brainstem": organ},
+                            interpreted="ORGAN")
+    with pytest.raises(MaskError, match=r"none of its ROIs is a lesion.*1 Brainstem \(ORGAN\)"):
+        cnsvol.read_mask(organs, reference=written[0] / "image")
+
+
+def test_a_seg_without_its_empty_frames_is_drawn_over_its_image_series(written, tmp_path):
+    """highdicom and dcmqi leave empty frames out: the SEG's grid is then a block of the
+    series' slices, and the QC picture shows the image under it (no resampling: same voxels)."""
+    from cnsvol.report.qc import qc_picture
+
+    root, labels, series = written
+    seg = write_seg(tmp_path / "seg.dcm", series, labels, omit_empty_frames=True, name="omit")
+    mask = cnsvol.read_mask(seg)
+    assert mask.shape[2] < SHAPE[2]  # only the frames with lesion voxels
+    assert int(np.count_nonzero(mask.data)) == int(np.count_nonzero(labels))
+    series_result = cnsvol.evaluate_series([seg, seg], [0, 56])
+    notes: list[str] = []
+    qc_picture(series_result, [root / "image", root / "image"], tmp_path / "qc", notes=notes)
+    assert notes == [] and (tmp_path / "qc.png").exists()
+    other = np.zeros(SHAPE, dtype=np.int16)
+    write_series(tmp_path / "shifted", other, AFFINE @ np.diag([1.0, 1.0, 1.0, 1.0]) + np.array(
+        [[0, 0, 0, 0.3], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), name="shifted")
+    qc_picture(series_result, [tmp_path / "shifted", None], tmp_path / "qc2", notes=notes)
+    assert notes and "image grid (48x40x14) \u2260 mask grid" in notes[0]

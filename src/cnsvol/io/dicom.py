@@ -60,9 +60,12 @@ def mask_file_in(folder: Path) -> Path:
                         "give the segmentation as the mask (check that mask_path and "
                         "image_path are not swapped)")
     if not found:
+        subs = sorted(p.name for p in folder.iterdir() if p.is_dir())
+        where = (f" (its subfolders: {', '.join(subs[:8])}{' ...' if len(subs) > 8 else ''})"
+                 if subs else "")
         raise MaskError(folder, "is a directory, not a mask file, and holds no DICOM SEG or "
-                        "RTSTRUCT file", "give the mask file, or the folder holding its SEG or "
-                        "RTSTRUCT")
+                        f"RTSTRUCT file{where}", "give the mask file, or the folder holding its "
+                        "SEG or RTSTRUCT")
     if len(found) > 1:
         raise MaskError(folder, f"a folder holding {len(found)} DICOM SEG/RTSTRUCT files ("
                         f"{', '.join(p.name for p in found[:5])})", "give one of them")

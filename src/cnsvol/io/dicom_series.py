@@ -41,6 +41,9 @@ class SeriesGrid:
     series_uid: str
     frame_of_reference_uid: str
     notes: tuple[str, ...] = ()
+    modality: str = ""
+    description: str = ""  # SeriesDescription
+    sop_class_uid: str = ""
 
     @property
     def affine(self) -> np.ndarray:
@@ -168,7 +171,10 @@ def grid_of(folder: Path, uid: str, slices: list[tuple[Path, Any]]) -> SeriesGri
     affine[:3, 3] = positions[0]
     ds0 = slices[0][1]
     return SeriesGrid(files, affine, (int(ds0.Columns), int(ds0.Rows), len(files)), uid,
-                      str(getattr(ds0, "FrameOfReferenceUID", "")), tuple(notes))
+                      str(getattr(ds0, "FrameOfReferenceUID", "")), tuple(notes),
+                      str(getattr(ds0, "Modality", "") or ""),
+                      str(getattr(ds0, "SeriesDescription", "") or ""),
+                      str(getattr(ds0, "SOPClassUID", "") or ""))
 
 
 def read_dicom_series(folder: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, list[str]]:

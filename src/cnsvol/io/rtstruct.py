@@ -184,12 +184,75 @@ def _referenced_series(ds: Any) -> set[str]:
     return out
 
 
+def _referenced_sop_classes(ds: Any) -> set[str]:
+    """The SOP classes of the images the structure set says its contours were drawn on."""
+    out = set()
+    for fr in getattr(ds, "ReferencedFrameOfReferenceSequence", []):
+        for st in getattr(fr, "RTReferencedStudySequence", []):
+            for se in getattr(st, "RTReferencedSeriesSequence", []):
+                out.update(str(getattr(i, "ReferencedSOPClassUID", "")) for i in
+                           getattr(se, "ContourImageSequence", []))
+    for item in getattr(ds, "ROIContourSequence", []):
+        for c in getattr(item, "ContourSequence", []):
+            out.update(str(getattr(i, "ReferencedSOPClassUID", "")) for i in
+                       getattr(c, "ContourImageSequence", []))
+    return out - {""}
+
+
+def _series_checks(ds: Any, grid: SeriesGrid) -> list[str]:
+    """Notes when the series rasterised onto is not the one the structure set names, or holds
+    images of another kind (an MR structure set on a PET series)."""
+    from pydicom.uid import UID
+
+    notes = []
+    classes = _referenced_sop_classes(ds)
+    if classes and grid.sop_class_uid and grid.sop_class_uid not in classes:
+        drawn = ", ".join(sorted(UID(c).name for c in classes))
+        notes.append(f"WARNING: the contours were drawn on {drawn} images, but rasterised onto "
+                     f"a {UID(grid.sop_class_uid).name} series ({grid.modality}): check that "
+                     "image_path is the series the structure set was drawn on")
+    named = _referenced_series(ds) - {""}
+    if named and grid.series_uid not in named:
+        notes.append(f"the structure set names series {', '.join(sorted(named))}; rasterised "
+                     f"onto series {grid.series_uid} (same frame of reference: contours placed "
+                     "by position; voxel counts depend on the grid)")
+    return notes
+
+
 def _frame_of_reference(ds: Any, rois: list[Roi]) -> str:
     for fr in getattr(ds, "ReferencedFrameOfReferenceSequence", []):
         uid = str(getattr(fr, "FrameOfReferenceUID", ""))
         if uid:
             return uid
     return next((r.frame_of_reference_uid for r in rois if r.frame_of_reference_uid), "")
+
+
+NOT_LESIONS = frozenset({
+    "EXTERNAL", "PTV", "CTV", "TREATED_VOLUME", "IRRAD_VOLUME", "BOLUS", "AVOIDANCE", "ORGAN",
+    "MARKER", "REGISTRATION", "ISOCENTER", "CONTRAST_AGENT", "CAVITY", "BRACHY_CHANNEL",
+    "BRACHY_ACCESSORY", "BRACHY_SRC_APP", "BRACHY_CHNL_SHLD", "SUPPORT", "FIXATION",
+    "DOSE_REGION", "CONTROL", "DOSE_MEASUREMENT", "ACQ_ISOCENTER",
+})
+"""RT ROI Interpreted Types (DICOM PS3.3 C.8.8.8) that are not a lesion: the body outline,
+treatment margins, organs at risk, markers and devices."""
+
+
+def lesion_rois(path: Path, listed: list[tuple[int, str, str]]
+                ) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """The ROIs measured when none is chosen: those typed GTV; without any, those whose type
+    is not one of :data:`NOT_LESIONS`. Returns them and a note naming the ROIs left out."""
+    gtv = [r for r in listed if r[2].upper() == "GTV"]
+    kept = gtv or [r for r in listed if r[2].upper() not in NOT_LESIONS]
+    out = [r for r in listed if r not in kept]
+    if not kept:
+        raise MaskError(path, "none of its ROIs is a lesion by its RT ROI type ("
+                        + "; ".join(f"{n} {name} ({kind})" for n, name, kind in listed) + ")",
+                        "choose the lesion ROIs by name (--roi 'GTV*') or number")
+    note = [] if not out else [
+        "ROIs left out (not lesions by type" + (", the GTVs are measured" if gtv else "")
+        + "): " + "; ".join(f"{n} {name}" + (f" ({kind})" if kind else "")
+                            for n, name, kind in out) + "; choose them with --roi to measure them"]
+    return kept, note
 
 
 def find_reference(path: Path, ds: Any, frame: str) -> SeriesGrid:
@@ -243,14 +306,12 @@ def read_rtstruct(path: Path, head: Any, max_bytes: int, *,
                         f"{grid.files[0].parent} is in {grid.frame_of_reference_uid}",
                         "give the image series the structure set was drawn on")
     check_size(path, grid.shape, 2, max_bytes)
-    named = _referenced_series(head) - {""}
-    if named and grid.series_uid not in named:
-        grid = replace(grid, notes=(*grid.notes, (
-            f"rasterised onto series {grid.series_uid}, not the series the structure set names "
-            f"({', '.join(sorted(named))}); same frame of reference, so contours are placed by "
-            "position, but voxel counts depend on the grid: check that this is the series "
-            "meant")))
-    wanted = choose(path, "ROI", [(r.number, r.name, r.kind) for r in rois], selection, segments)
+    grid = replace(grid, notes=(*grid.notes, *_series_checks(head, grid)))
+    listed = [(r.number, r.name, r.kind) for r in rois]
+    left_out: list[str] = []
+    if selection is None and segments is None:
+        listed, left_out = lesion_rois(path, listed)
+    wanted = choose(path, "ROI", listed, selection, segments)
     layers, planar = [], {}
     for roi in (r for r in rois if r.number in wanted):
         voxels, planar[roi.number] = rasterise(path, roi, grid, rasterisation)
@@ -262,9 +323,13 @@ def read_rtstruct(path: Path, head: Any, max_bytes: int, *,
     listing = ", ".join(f"{r.number} {r.name}" for r in rois)
     gap = "; ".join(f"{r.name} {r.volume_mm3:.2f} mm3 by voxels, {r.planar_volume_mm3:.2f} "
                     "planar" for r in records)
-    notes[:0] = [f"RTSTRUCT ROIs: {listing}",
-                 f"rasterised onto the image series in {grid.files[0].parent} "
-                 f"({'x'.join(map(str, grid.shape))}), rule: {rule}" + (f"; {gap}" if gap else ""),
+    what = " ".join(x for x in (grid.modality, f"'{grid.description}'" if grid.description
+                                 else "") if x)
+    sx, sy, sz = (float(v) for v in np.linalg.norm(grid.affine[:3, :3], axis=0))
+    notes[:0] = [f"RTSTRUCT ROIs: {listing}", *left_out,
+                 f"rasterised onto the {what + ' ' if what else ''}image series in "
+                 f"{grid.files[0].parent} ({'x'.join(map(str, grid.shape))}, {sx:.3g} x "
+                 f"{sy:.3g} x {sz:.3g} mm), rule: {rule}" + (f"; {gap}" if gap else ""),
                  *grid.notes]
     return DicomMask(labels, grid.affine, "dicom-rtstruct", tuple(notes), records, overlap, None,
                      tuple(r.number for r in rois))

@@ -20,12 +20,12 @@ _MAX_LABEL = np.iinfo(np.uint16).max
 
 def parse_segments(spec: str | int | list[Any] | tuple[Any, ...] | None
                    ) -> tuple[str, ...] | None:
-    """``"GTV*,3"`` (or a sequence) -> ``("gtv*", "3")``: numbers and case-insensitive shell
+    """``"GTV*,3"`` (or a sequence) -> ``("GTV*", "3")``: numbers and case-insensitive shell
     patterns on the segment/ROI name or its coded property."""
     if spec is None:
         return None
     items = spec.split(",") if isinstance(spec, str) else [str(s) for s in spec]
-    out = tuple(s.strip().lower() for s in items if s.strip())
+    out = tuple(s.strip() for s in items if s.strip())
     if not out:
         raise ValueError(f"empty segment selection {spec!r}: give numbers or name patterns, "
                          "e.g. --segments 'GTV*' or --segments 1,3")
@@ -33,6 +33,7 @@ def parse_segments(spec: str | int | list[Any] | tuple[Any, ...] | None
 
 
 def _matches(pattern: str, number: int, name: str, prop: str) -> bool:
+    pattern = pattern.lower()
     if pattern.isdigit():
         return int(pattern) == number
     return fnmatch.fnmatchcase(name.lower(), pattern) or bool(
@@ -75,7 +76,9 @@ def choose(path: Path, what: str, available: list[tuple[int, str, str]],
     more often renamed than resolved; a resolved lesion is an empty segment or ROI.)"""
     chosen = selected(available, selection, segments)
     if segments is not None and not chosen:
-        raise MaskError(path, f"no {what} matches {', '.join(segments)} (its {what}s: "
+        among = ("" if selection is None else
+                 f" among the --labels {', '.join(map(str, selection))} (both selections apply)")
+        raise MaskError(path, f"no {what} matches {', '.join(segments)}{among} (its {what}s: "
                         f"{listing(available)})", f"choose {what}s by number or name pattern "
                         "(--segments or --roi, e.g. 'GTV*'; patterns match without case); a "
                         f"lesion that resolved is an empty {what} of its name, not a missing one")

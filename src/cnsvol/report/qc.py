@@ -114,7 +114,8 @@ def _footnote(series: SeriesResult, width: int) -> str:
     return wrap("Axial slices, radiological view (the patient's right on the left, anterior "
                 "up). Outline colour = lesion track (same colour at every timepoint); thick "
                 "outline and frame = the row's track; mm\u00b3 = track volume; slice = the index "
-                "in the " + ("mask's grid (DICOM: the image series' slices by position, from 0)."
+                "in the " + ("mask's grid (DICOM: slices by position, from 0 at the first slice the "
+                             "mask spans)."
                              if dicom else "mask file."), 10, width - 20)
 
 
@@ -204,11 +205,36 @@ def _qc_background(ls: Any, path: str | Path | None,
     except MaskTooLargeError:
         return ("mask", mask.data), "mask shown: image over --max-gib"
     except (CnsvolError, OSError) as exc:
-        return ("mask", mask.data), f"mask shown: image unreadable ({type(exc).__name__})"
+        return ("mask", mask.data), f"mask shown: image unreadable ({_short(exc)})"
     if data.shape == mask.shape and bool(np.all(np.abs(affine - mask.affine) <= 1e-3)):
         return ("image", data), ""
+    block = _sub_block(data, affine, mask)
+    if block is not None:  # the mask's grid is part of the image's (a SEG without empty frames)
+        return ("image", block), ""
     # never resample behind the user's back: show the mask and say why
-    return ("mask", mask.data), "mask shown: image grid \u2260 mask"
+    return ("mask", mask.data), (f"mask shown: image grid ({'x'.join(map(str, data.shape))}) "
+                                 f"\u2260 mask grid ({'x'.join(map(str, mask.shape))})")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _sub_block(data: np.ndarray, affine: np.ndarray, mask: Any) -> np.ndarray | None:
+    """The image voxels under the mask when the mask's grid is a block of the image's (same
+    voxel axes, whole-voxel offset, inside it), else ``None``."""
+    if data.ndim != 3 or not np.all(np.abs(affine[:3, :3] - mask.affine[:3, :3]) <= 1e-3):
+        return None
+    offset = np.linalg.solve(affine[:3, :3], mask.affine[:3, 3] - affine[:3, 3])
+    start = np.rint(offset)
+    if np.abs(offset - start).max() > 1e-2 or (start < 0).any():
+        return None
+    lo = start.astype(int)
+    hi = lo + np.asarray(mask.shape)
+    if (hi > np.asarray(data.shape)).any():
+        return None
+    return data[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
 
 
 def _qc_panel(

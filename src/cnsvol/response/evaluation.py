@@ -280,6 +280,9 @@ class CompareResult:
                 "measurable_lesion_count": sum(les.measurable for les in ls.lesions),
                 **({"compartment_volumes_mm3": dict(ls.compartment_volumes_mm3)}
                    if ls.compartments else {}),
+                **({"segments": ls.to_dict()["segments"],
+                    "planar_volume_mm3": tp.planar_volume_mm3} if ls.mask.segments else {}),
+                "notes": list(ls.mask.notes),
                 "lesions": ls.to_dict()["lesions"],
             }
 

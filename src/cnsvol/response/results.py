@@ -50,6 +50,7 @@ class TimepointResult:
     compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
     segments: str = ""
     planar_volume_mm3: float | None = None
+    mask_notes: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; the baseline's category is ``""``."""
@@ -144,6 +145,9 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
            "measured, each as number, name and its own volume; empty otherwise"),
     Column("planar_volume_mm3", "float64", "mm3", "RTSTRUCT masks: the selected ROIs' polygon "
            "areas x slice spacing (no rasterisation), beside the voxel volume; empty otherwise"),
+    Column("mask_notes", "string", None, "what reading the mask noted ('; '-separated): "
+           "e.g. the DICOM segments, the image series an RTSTRUCT was rasterised onto (modality, "
+           "grid, rule), ROIs left out, overlaps, labels not found, header repairs"),
     Column("target_volume_mm3", "float64", "mm3", "the target sum: volume of the lesions the "
            "baseline targets correspond to"),
     Column("percent_change_vs_baseline", "float64", "%", "change of the target sum vs "

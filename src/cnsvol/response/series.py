@@ -374,6 +374,7 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         segments="; ".join(f"{g.number} {g.name} ({g.volume_mm3:.2f} mm3)"
                            for g in ls.mask.segments),
         planar_volume_mm3=_planar_volume(ls),
+        mask_notes="; ".join(ls.mask.notes),
         target_volume_mm3=total[t],
         percent_change_vs_baseline=percent_change(total[t], total[0]),
         percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
