@@ -6,7 +6,9 @@ import argparse
 from typing import Any
 
 from . import render as F
-from .options import UNITS, add_criteria_option, add_mask_options, measure_options
+from .options import (
+    UNITS, add_criteria_option, add_mask_options, add_register_options, measure_options,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -30,6 +32,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="the follow-up image, likewise")
     add_criteria_option(p)
     add_mask_options(p)
+    add_register_options(p, "--baseline-image and --followup-image")
     p.add_argument(
         "--days", type=float, default=None, metavar="D",
         help="the follow-up's day from baseline (for rules that depend on time)",
@@ -91,6 +94,8 @@ def command(args: argparse.Namespace) -> str:
         *(f"note ({side})   {n}" for side, ls in (("baseline", result.baseline),
                                                   ("follow-up", result.followup))
           for n in ls.mask.notes),
+        *(f"registration      {tp.registration}: {tp.registration_detail}"
+          for tp in result.series.timepoints[1:] if tp.registration),
         "",
         "tracks",
         F.table(

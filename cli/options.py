@@ -112,6 +112,28 @@ def add_mask_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_register_options(p: argparse.ArgumentParser, images: str) -> None:
+    """Registration of follow-up images for lesion matching (compare, track, run)."""
+    p.add_argument(
+        "--register", choices=("none", "rigid", "affine", "auto"), default="auto",
+        help=f"register each follow-up image to the baseline's before matching lesions (images: "
+        f"{images}): none (scanner coordinates as given), rigid, affine, or auto (default: "
+        "rigid when images are given and the scans are not on one grid, used only when the "
+        "misalignment found reaches --register-tolerance-mm). Masks are never resampled for "
+        "measurement; a failed registration makes the correspondence 'unregistered'",
+    )
+    p.add_argument(
+        "--register-to", choices=("baseline", "previous"), default="baseline",
+        help="register each follow-up to the baseline (default) or to the previous timepoint, "
+        "chained",
+    )
+    p.add_argument(
+        "--register-tolerance-mm", type=non_negative, default=2.0, metavar="MM",
+        help="auto: the misalignment (largest displacement of the lesion centroids and image "
+        "centre) below which scanner coordinates are kept (default: 2)",
+    )
+
+
 def non_negative(text: str) -> float:
     """A finite number >= 0 (argparse type)."""
     value = _number(text)
@@ -151,4 +173,7 @@ def measure_options(args: argparse.Namespace) -> Any:
         allow_large_lesions=args.allow_large_lesions,
         segments=args.segments,
         rasterisation=args.rasterisation,
+        register=getattr(args, "register", "auto"),
+        register_to=getattr(args, "register_to", "baseline"),
+        register_tolerance_mm=getattr(args, "register_tolerance_mm", 2.0),
     )

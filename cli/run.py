@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from .options import (
-    EXIT_OK, EXIT_PARTIAL, UNITS, add_criteria_option, add_mask_options, measure_options,
+    EXIT_OK, EXIT_PARTIAL, UNITS, add_criteria_option, add_mask_options, add_register_options,
+    measure_options,
     non_negative, positive,
 )
 
@@ -64,6 +65,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    "the end; run.log in --out has a line per subject)")
     add_criteria_option(p)
     add_mask_options(p)
+    add_register_options(p, "the manifest's image_path")
     p.set_defaults(func=command)
     return p
 

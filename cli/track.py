@@ -9,7 +9,8 @@ from cnsvol.cohort.vocabulary import parse_yes_no
 
 from . import render as F
 from .options import (
-    UNITS, add_criteria_option, add_mask_options, float_list, measure_options, str_list,
+    UNITS, add_criteria_option, add_mask_options, add_register_options, float_list,
+    measure_options, str_list,
 )
 
 
@@ -53,6 +54,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     add_criteria_option(p)
     add_mask_options(p)
+    add_register_options(p, "--images")
     p.add_argument(
         "--format", choices=("table", "json", "csv"), default="table",
         help="output format (default: table)",

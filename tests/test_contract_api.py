@@ -101,7 +101,8 @@ def test_error_hierarchy():
 
 ENUMS = {
     "Category": {"CR", "PR", "SD", "PD", "NE"},
-    "TrackStatus": {"baseline", "matched", "split", "merged", "complex", "new", "resolved"},
+    "TrackStatus": {"baseline", "matched", "split", "merged", "complex", "new", "resolved",
+                    "unregistered"},
     "ReasonCode": {"baseline", "stable_disease", "partial_response", "complete_response",
                    "progression", "response_blocked", "new_disease", "no_baseline_disease",
                    "no_measurable_disease", "post_progression", "progression_unconfirmed"},

@@ -45,11 +45,13 @@ DOCUMENTED_COLUMNS = {
         "nontarget_progression", "post_progression", "category",
         "confirmed", "confirmed_category", "within_measurement_error",
         "min_detectable_change_mm3", "volumetric_only", "resampled_for_matching",
-        "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "reason_code", "reason",
+        "registration", "registration_detail", "enhancing_volume_mm3", "nonenhancing_volume_mm3", "edema_volume_mm3", "cavity_volume_mm3", "reason_code", "reason",
     ],
     "tracks": [
         "subject_id", "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status",
         "volume_mm3", "percent_change_vs_baseline", "within_measurement_error", "is_target",
+        "registration_rotation_deg", "registration_translation_x_mm",
+        "registration_translation_y_mm", "registration_translation_z_mm",
     ],
     "lesions": [
         "subject_id", "timepoint", "lesion_id", "voxel_count", "volume_mm3",
@@ -199,7 +201,7 @@ def test_schema_units_match_the_unit_in_each_column_name():
                 # the unit is spelled in the name (days_from_baseline: "days" is a word of it)
                 assert col.unit in col.name.split("_"), (table, col.name, col.unit)
     # e.g. volume_mm3, centroid_ras_x_mm, pfs_days ...: the check above really ran
-    assert checked == 28
+    assert checked == 31
 
 
 def test_days_from_baseline_is_in_days():
@@ -449,7 +451,8 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 #   cnsvol run fixtures/demo/manifest.csv --out OUT --pfs fixtures/demo/pfs.csv --jobs 1 \
 #       --no-qc --quiet        (same bytes with --jobs 2 and with QC pictures)
 #   hashlib.sha256(OUT/name bytes .replace(b"<abs path of fixtures/demo>", b"<DEMO>"))
-# tracks.csv is byte-identical to the last commit before the redesign (ea4baa5). The other
+# tracks.csv was byte-identical to the last commit before the redesign (ea4baa5) until it gained
+# the registration columns (below). The other
 # tables changed with the response rules of the criteria issue, and were checked value by value
 # against ea4baa5's output: lesions.csv and timepoints.csv only gained columns (perpendicular
 # diameter, slice count, non-target / post-progression flags, compartment volumes); every old
@@ -465,12 +468,14 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # then subjects.csv gained best_change_within_measurement_error (every other cell equal);
 # then timepoints.csv gained segments and planar_volume_mm3, lesions.csv segment (DICOM
 # masks only: empty in the demo; every other cell equal); then timepoints.csv gained mask_notes
-# (empty in the demo: its NIfTI masks need no note; every other cell equal).
-PRE_REDESIGN_TRACKS_SHA256 = "8a73d665a2b15b09dbbf79e6e11d61a2f25b1b2c3b4b861c8e460f19af707578"
+# (empty in the demo: its NIfTI masks need no note; every other cell equal); then timepoints.csv
+# gained registration and registration_detail, tracks.csv registration_rotation_deg and
+# registration_translation_{x,y,z}_mm (the demo's scans of a subject share a grid: no
+# registration, all empty; every other cell of both equal, checked with pandas).
 DEMO_SHA256 = {
     "subjects.csv": "57ed70e55c41eb0ce019f0d0536e78c191de2325fa0c1b722fc7af506e9ea05f",
-    "timepoints.csv": "f3ed5800137d3611ba52eddd7417f41a3e086ad37b6fe440d96d5cad0e1adfde",
-    "tracks.csv": PRE_REDESIGN_TRACKS_SHA256,
+    "timepoints.csv": "15feff37b0ab175942eab53cba6fa031c4f586293de614748aef561f971a81ce",
+    "tracks.csv": "55307332a64409ce3d702a382e409d67d378fd4a03ac5e2c7428cc1eb6c52b82",
     "lesions.csv": "08188f5ff8efde873518346d66f96cc6ee798f0a3b890baa367b35f993e41406",
 }
 # cohort.json by value: its floats to 12 significant digits (the Cox fit's last binary digits

@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     )
     from .results import SCHEMAS, RunResults, build_frames, read_results  # noqa: F401
     from .tracking import Correspondence, Matching, TrackStatus, match  # noqa: F401
+    from .tracking.registration import Registration, register  # noqa: F401
 
 _EXPORTS = {
     # reading masks
@@ -63,6 +64,8 @@ _EXPORTS = {
     "Matching": "tracking.matching",
     "Correspondence": "tracking.matching",
     "TrackStatus": "tracking.status",
+    "register": "tracking.registration",
+    "Registration": "tracking.registration",
     # one subject
     "measure": "pipeline",
     "compare": "pipeline",

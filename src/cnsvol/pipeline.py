@@ -30,6 +30,8 @@ from .lesions.lesion import LesionSet, with_segment_names
 from .response.clinical import ClinicalStatus
 from .response.criteria import Criteria, get_criteria
 from .response.evaluation import CompareResult, SeriesResult, evaluate, series_inputs
+from .tracking.align import align_series, check_register_to
+from .tracking.registration import TOLERANCE_MM, check_mode
 
 __all__ = ["MaskSource", "MeasureOptions", "compare", "evaluate_series", "measure"]
 
@@ -49,7 +51,9 @@ class MeasureOptions:
     convention of a multi-label tumour mask (:mod:`cnsvol.lesions.compartments`: ``brats2021``,
     ``brats2023``, ``brats-mets``, ``lumiere``), whose compartment volumes are then reported
     per lesion and per timepoint; ``max_centroid_distance_mm``, ``centroid_fallback``:
-    matching (:func:`cnsvol.match`).
+    matching (:func:`cnsvol.match`); ``register`` (``none``, ``rigid``, ``affine``, ``auto``),
+    ``register_to`` (``baseline``, ``previous``), ``register_tolerance_mm``: registration of
+    the follow-up images for matching (:mod:`cnsvol.tracking.align`).
     """
 
     labels: str | tuple[int, ...] | None = None
@@ -66,6 +70,9 @@ class MeasureOptions:
     allow_large_lesions: bool = False
     segments: str | None = None
     rasterisation: str = "centre"
+    register: str = "auto"
+    register_to: str = "baseline"
+    register_tolerance_mm: float = TOLERANCE_MM
 
     def __post_init__(self) -> None:
         if self.diameter_convention not in ("corners", "centres"):
@@ -75,6 +82,11 @@ class MeasureOptions:
             object.__setattr__(self, "compartments", get_convention(self.compartments).name)
         check_mask_kind(self.mask_kind)
         check_rasterisation(self.rasterisation)
+        check_mode(self.register)
+        check_register_to(self.register_to)
+        if not self.register_tolerance_mm >= 0:
+            raise ValueError("register_tolerance_mm must be >= 0, got "
+                             f"{self.register_tolerance_mm!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, as JSON-ready values (tuples as lists)."""
@@ -181,12 +193,17 @@ def evaluate_series(
     options: MeasureOptions | None = None,
     radiotherapy_end_days: float | None = None,
     images: Sequence[str | Path | None] | None = None,
+    register: str | None = None,
+    register_to: str | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's series: baseline first, then follow-ups in time order.
 
     ``masks``: a mask (path, :class:`Mask` or :class:`LesionSet`) per timepoint, read and
     measured with ``options``; ``images``: per timepoint, the image the mask was drawn on (or
-    ``None``): the grid an RTSTRUCT mask is rasterised onto (:func:`measure`); ``days``, ``timepoints``, ``clinical``, ``criteria`` and
+    ``None``): the grid an RTSTRUCT mask is rasterised onto (:func:`measure`), and what
+    follow-ups are registered with for matching (``register``/``register_to``, default from
+    ``options``: :mod:`cnsvol.tracking.align`; masks are never resampled for measurement);
+    ``days``, ``timepoints``, ``clinical``, ``criteria`` and
     ``radiotherapy_end_days`` as for :func:`cnsvol.response.evaluate`, which evaluates the
     measured series.
     """
@@ -198,11 +215,16 @@ def evaluate_series(
         raise ValueError(f"{len(refs)} images for {len(masks)} masks: give one (or None) per "
                          "mask")
     sets = [measure(m, opts, crit, reference=r) for m, r in zip(masks, refs, strict=True)]
+    registrations = align_series(
+        refs if any(r is not None for r in refs) else None, sets,
+        mode=opts.register if register is None else register,
+        to=opts.register_to if register_to is None else register_to,
+        tolerance_mm=opts.register_tolerance_mm, max_bytes=opts.max_bytes)
     return evaluate(
         sets, days, timepoints=timepoints, clinical=clinical, criteria=crit,
         max_centroid_distance_mm=opts.max_centroid_distance_mm,
         centroid_fallback=opts.centroid_fallback,
-        radiotherapy_end_days=radiotherapy_end_days,
+        radiotherapy_end_days=radiotherapy_end_days, registrations=registrations,
     )
 
 
@@ -216,18 +238,20 @@ def compare(
     radiotherapy_end_days: float | None = None,
     baseline_image: str | Path | None = None,
     followup_image: str | Path | None = None,
+    register: str | None = None,
 ) -> CompareResult:
     """Compare a follow-up with its baseline: target and total volumes on each native grid,
     change, the >=20% flag, tracks and the category under ``criteria``.
 
     ``days`` is the follow-up's day from baseline, if known; ``radiotherapy_end_days`` the day
     radiotherapy ended (same axis), for ``rano2-vol``; ``baseline_image``/``followup_image``
-    the images the masks were drawn on (an RTSTRUCT's image series), as in
-    :func:`evaluate_series`.
+    the images the masks were drawn on (an RTSTRUCT's image series), with which the
+    follow-up is registered for matching (``register``), as in :func:`evaluate_series`.
     """
     series = evaluate_series(
         [baseline, followup], [0.0, days] if days is not None else None,
         timepoints=["baseline", "followup"], criteria=criteria, options=options,
         radiotherapy_end_days=radiotherapy_end_days, images=[baseline_image, followup_image],
+        register=register,
     )
     return CompareResult(series)

@@ -23,6 +23,7 @@ from ..results.csvtable import read_table, render_rows, table_writer
 from ..results.folder import read_results
 from ..results.frames import subject_rows
 from ..results.schema import SCHEMAS, SUBJECTS
+from ..response.subject import SubjectResult
 from .executors import Executor, worker_died
 from .store import ResultStore, json_value
 
@@ -49,7 +50,7 @@ def write_tables(out: Path, store: ResultStore, subjects: Sequence[tuple[str, st
         part = tuple(subjects[i:i + _CHUNK])
         mine = None if records is None else {s: records[s] for s, _ in part if s in records}
         chunks.append((len(chunks), part, mine))
-    render = partial(_render_chunk, store_dir=store.out_dir)
+    render = partial(_render_chunk, store_dir=store.out_dir, transforms=out / TRANSFORMS_DIR)
     ready: dict[int, dict[str, str]] = {}
     done = 0
     with ExitStack() as stack:
@@ -69,10 +70,14 @@ def write_tables(out: Path, store: ResultStore, subjects: Sequence[tuple[str, st
 _CHUNK = 25  # subjects rendered per task
 
 
+TRANSFORMS_DIR = "transforms"
+"""Where a run writes ``<subject>_<timepoint>.tfm``: each registration used for matching."""
+
+
 def _render_chunk(chunk: tuple[int, Sequence[tuple[str, str]], dict[str, Any] | None],
-                  store_dir: Path) -> dict[str, str]:
+                  store_dir: Path, transforms: Path | None = None) -> dict[str, str]:
     """The table rows of a chunk of subjects, as CSV text per table (see
-    :func:`write_tables`)."""
+    :func:`write_tables`); the subjects' transforms written in ``transforms``."""
     _, subjects, records = chunk
     store = ResultStore(store_dir)
     parts: dict[str, list[str]] = {name: [] for name in SCHEMAS}
@@ -82,7 +87,29 @@ def _render_chunk(chunk: tuple[int, Sequence[tuple[str, str]], dict[str, Any] | 
             raise CnsvolError(f"stored result {store.path(key)} vanished during the run")
         for name, rows in subject_rows(stored.result, records).items():
             parts[name].append(render_rows(SCHEMAS[name], rows))
+        if transforms is not None:
+            write_transforms(stored.result, transforms)
     return {name: "".join(text) for name, text in parts.items()}
+
+
+def write_transforms(result: SubjectResult, folder: Path) -> list[Path]:
+    """``<subject>_<timepoint>.tfm`` for each timepoint of ``result`` matched through a
+    registration (ITK convention: :mod:`cnsvol.tracking.registration`)."""
+    import numpy as np
+
+    from ..report.names import safe_filename
+    from ..tracking.registration import write_transform
+
+    written = []
+    for tp in result.timepoints:
+        if tp.registration_matrix_ras is None:
+            continue
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{safe_filename(result.subject_id)}_{safe_filename(tp.timepoint)}.tfm"
+        write_transform(np.asarray(tp.registration_matrix_ras, dtype=np.float64).reshape(4, 4),
+                        path)
+        written.append(path)
+    return written
 
 
 def write_cohort_json(out: Path, criteria_name: str, landmark_days: float | None,
@@ -195,10 +222,10 @@ def commit_outputs(stage: Path, out: Path) -> None:
             os.replace(stage / rel, out / rel)
     wanted = {str(rel) for rel in staged}
     stale = [out / name for name in FINAL_FILES if name not in wanted]
-    for rel in ("figures", "figures/qc"):  # the QC pictures of withdrawn subjects too
+    for rel in ("figures", "figures/qc", TRANSFORMS_DIR):  # of withdrawn subjects too
         folder = out / rel
         if folder.is_dir():
-            stale += [f for f in folder.iterdir() if f.suffix in (".png", ".svg")
+            stale += [f for f in folder.iterdir() if f.suffix in (".png", ".svg", ".tfm")
                       and f.is_file() and f"{rel}/{f.name}" not in wanted]
     for path in stale:
         path.unlink(missing_ok=True)

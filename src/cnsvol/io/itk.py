@@ -8,13 +8,14 @@ here, once, to cnsvol's convention: arrays indexed ``[i, j, k]`` and affines map
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import MaskError
 from .files import check_size, first_line, spatial_shape
 
-__all__ = ["read_sitk"]
+__all__ = ["read_sitk", "to_sitk"]
 
 # LPS (ITK) <-> RAS (NIfTI): negate the first two world axes.
 _LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0])
@@ -71,3 +72,18 @@ def read_sitk(path: Path, max_bytes: int) -> tuple[np.ndarray, np.ndarray, str, 
     affine[:3, 3] = _LPS_TO_RAS @ origin
     fmt = "nrrd" if str(path).lower().endswith((".nrrd", ".nhdr")) else "metaimage"
     return arr, affine, fmt, ["NRRD/MetaImage units assumed to be millimetres"]
+
+
+def to_sitk(data: np.ndarray, affine_ras: np.ndarray) -> Any:
+    """A float32 SimpleITK image of ``data [i, j, k]`` placed by the RAS+ ``affine_ras`` (the
+    inverse of :func:`read_sitk`'s conversion: LPS world, ``[k, j, i]`` array)."""
+    import SimpleITK as sitk
+
+    m = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine_ras, dtype=np.float64)
+    spacing = np.linalg.norm(m[:3, :3], axis=0)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(
+        np.asarray(data, dtype=np.float32).transpose(2, 1, 0)))
+    img.SetSpacing(tuple(float(s) for s in spacing))
+    img.SetOrigin(tuple(float(v) for v in m[:3, 3]))
+    img.SetDirection(tuple(float(v) for v in (m[:3, :3] / spacing).ravel()))
+    return img

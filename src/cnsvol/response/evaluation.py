@@ -13,13 +13,15 @@ division error or inf), ``new_disease`` (lesions appear where the baseline had n
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from ..columns import frame
 from ..lesions.lesion import LesionSet
 from ..tracking.matching import Matching, match
+from ..tracking.registration import rotation_angle_deg
+from .registered import misalignment_hints, registration_cells, unregistered, used_frame
 from ..tracking.status import TrackStatus
 from ..tracking.tracks import TrackState, build_tracks
 from .categories import Category, ReasonCode
@@ -42,6 +44,7 @@ class SeriesResult:
     subject: SubjectSummary
     lesion_sets: tuple[LesionSet, ...]
     matchings: tuple[Matching, ...]
+    registrations: tuple[Any, ...] = ()  # per timepoint: Registration or None
 
     def __repr__(self) -> str:
         cats = ", ".join(f"{t.timepoint} {t.category}" for t in self.timepoints[1:])
@@ -57,6 +60,8 @@ class SeriesResult:
                         for tp, ls in zip(self.timepoints, self.lesion_sets)
                         for les in ls.to_dict()["lesions"]],
             "subject": self.subject.to_dict(),
+            "registrations": [None if r is None else r.to_dict()
+                              for r in (self.registrations or (None,) * len(self.timepoints))],
         }
 
     def timepoints_frame(self):  # -> pandas.DataFrame
@@ -89,6 +94,7 @@ def evaluate(
     max_centroid_distance_mm: float | None = None,
     centroid_fallback: bool = True,
     radiotherapy_end_days: float | None = None,
+    registrations: Sequence[Any] | None = None,
 ) -> SeriesResult:
     """Evaluate one subject's measured series: baseline first, then follow-ups in time order.
 
@@ -103,20 +109,37 @@ def evaluate(
         max_centroid_distance_mm, centroid_fallback: see :func:`cnsvol.tracking.match`.
         radiotherapy_end_days: the day (on the axis of ``days``) radiotherapy ended, for
             criteria that confirm progression soon after it (``rano2-vol``).
+        registrations: per timepoint, a :class:`~cnsvol.tracking.registration.Registration`
+            or ``None`` (:func:`cnsvol.tracking.align.align_series`): lesions are matched in
+            the baseline's world through them; where one failed, the correspondence is
+            unregistered (:mod:`cnsvol.response.series`).
     """
+    from ..tracking.align import frames, in_frame, unreliable
+
     day_list, labels, clin = series_inputs(len(sets), days, timepoints, clinical)
     crit = get_criteria(criteria)
     sets = list(sets)
+    regs = list(registrations) if registrations is not None else [None] * len(sets)
+    if len(regs) != len(sets):
+        raise ValueError(f"{len(regs)} registrations for {len(sets)} timepoints")
+    views = [in_frame(ls, f) for ls, f in zip(sets, frames(regs))]
     matchings = [
         match(a, b, max_centroid_distance_mm=max_centroid_distance_mm,
               centroid_fallback=centroid_fallback)
-        for a, b in zip(sets, sets[1:])
+        for a, b in zip(views, views[1:])
     ]
+    broken = unreliable(regs, labels)
+    matchings = [unregistered(m) if t in broken else m for t, m in enumerate(matchings, 1)]
     tracks = build_tracks(sets, matchings)
+    hints = {} if any(r is not None for r in regs) else misalignment_hints(matchings, sets)
     results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit,
-                                       radiotherapy_end_days)
-    rows = [row for states in tracks for row in _track_rows(states, labels, day_list, targets)]
-    return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings))
+                                       radiotherapy_end_days, broken, hints)
+    results = [replace(r, **registration_cells(reg, t in broken)) if t else r
+               for t, (r, reg) in enumerate(zip(results, regs))]
+    rows = [row for states in tracks
+            for row in _track_rows(states, labels, day_list, targets, regs)]
+    return SeriesResult(crit, tuple(results), tuple(rows), subject, tuple(sets), tuple(matchings),
+                        tuple(regs))
 
 
 def series_inputs(
@@ -146,24 +169,30 @@ def series_inputs(
 
 
 def _track_rows(states: list[TrackState], labels: list[str], days: list[float | None],
-                targets: set[int]) -> list[TrackRow]:
-    """A track's rows: its volume at each timepoint and the change vs its baseline volume."""
+                targets: set[int], regs: list[Any]) -> list[TrackRow]:
+    """A track's rows: its volume at each timepoint and the change vs its baseline volume (not
+    evaluated where the correspondence is unregistered)."""
     first = states[0]
     base = first if first.timepoint_index == 0 else None
     rows = []
     for s in states:
         t = s.timepoint_index
-        pct = percent_change(s.volume_mm3, base.volume_mm3) if base else None
+        known = base is not None and s.status != TrackStatus.UNREGISTERED
+        pct = percent_change(s.volume_mm3, base.volume_mm3) if known and base else None
         err = (
             abs(s.volume_mm3 - base.volume_mm3)
             < max(s.min_detectable_change_mm3, base.min_detectable_change_mm3)
-            if base and t > 0 else None
+            if known and base and t > 0 else None
         )
+        frame = used_frame(regs[t])
         rows.append(TrackRow(
             track_id=s.track_id, timepoint=labels[t], days_from_baseline=days[t],
             lesion_ids=s.lesion_ids, status=s.status, volume_mm3=s.volume_mm3,
             percent_change_vs_baseline=pct, within_measurement_error=err,
             is_target=s.track_id in targets,
+            registration_rotation_deg=None if frame is None else rotation_angle_deg(frame),
+            registration_translation_mm=None if frame is None else tuple(
+                float(v) for v in frame[:3, 3]),
         ))
     return rows
 
@@ -206,7 +235,10 @@ class CompareResult:
 
     @property
     def absolute_change_mm3(self) -> float:
-        """Change of the target sum (the volume the criteria evaluate), mm3."""
+        """Change of the target sum (the volume the criteria evaluate), mm3; of the total
+        volume when the follow-up's lesion correspondence is unregistered."""
+        if self._tp.target_volume_mm3 is None:
+            return self._tp.total_volume_mm3 - self.series.timepoints[0].total_volume_mm3
         return self._tp.target_volume_mm3 - self.series.timepoints[0].target_volume_mm3
 
     @property
@@ -296,6 +328,9 @@ class CompareResult:
             "category": self.category,
             "reason": self.reason,
             "reason_code": self.reason_code,
+            "registration": (None if len(self.series.registrations) < 2
+                             or self.series.registrations[1] is None
+                             else self.series.registrations[1].to_dict()),
             "within_measurement_error": self._tp.within_measurement_error,
             "new_lesions": self._tp.new_lesions,
             "equivocal_new_lesions": self._tp.equivocal_new_lesions,

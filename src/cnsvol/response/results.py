@@ -31,11 +31,11 @@ class TimepointResult:
     path: str
     lesion_count: int
     total_volume_mm3: float
-    target_volume_mm3: float
+    target_volume_mm3: float | None  # None where the correspondence is unregistered
     percent_change_vs_baseline: float | None
     percent_change_vs_nadir: float | None
-    new_lesions: int
-    equivocal_new_lesions: int
+    new_lesions: int | None  # None where the correspondence is unregistered
+    equivocal_new_lesions: int | None
     category: Category | None
     reason: str
     reason_code: ReasonCode
@@ -45,23 +45,29 @@ class TimepointResult:
     min_detectable_change_mm3: float
     volumetric_only: bool
     resampled_for_matching: bool
-    nontarget_progression: bool = False
+    nontarget_progression: bool | None = False
     post_progression: bool = False
     compartment_volumes_mm3: dict[str, float] = field(default_factory=dict, hash=False)
     segments: str = ""
     planar_volume_mm3: float | None = None
     mask_notes: str = ""
+    registration: str = ""
+    registration_detail: str = ""
+    registration_matrix_ras: tuple[float, ...] | None = None  # 16 values, row by row
 
     def to_dict(self) -> dict[str, Any]:
         """Every field; the baseline's category is ``""``."""
         d = dict(self.__dict__)
         d["category"] = "" if self.category is None else self.category
         d["compartment_volumes_mm3"] = dict(self.compartment_volumes_mm3)
+        if self.registration_matrix_ras is not None:
+            d["registration_matrix_ras"] = list(self.registration_matrix_ras)
         return d
 
     def to_row(self) -> dict[str, Any]:
         """The row of ``timepoints.csv`` (without ``subject_id``)."""
         d = dict(self.__dict__)
+        d.pop("registration_matrix_ras")  # in the .tfm files and the JSON, not the table
         d.update(compartment_cells(d.pop("compartment_volumes_mm3")))
         return d
 
@@ -73,6 +79,9 @@ class TimepointResult:
         values["reason_code"] = ReasonCode(d["reason_code"])
         if d["confirmed_category"] is not None:
             values["confirmed_category"] = Category(d["confirmed_category"])
+        if d.get("registration_matrix_ras") is not None:
+            values["registration_matrix_ras"] = tuple(float(v) for v in
+                                                      d["registration_matrix_ras"])
         return cls(**values)
 
 
@@ -89,23 +98,32 @@ class TrackRow:
     percent_change_vs_baseline: float | None
     within_measurement_error: bool | None
     is_target: bool
+    registration_rotation_deg: float | None = None
+    registration_translation_mm: tuple[float, float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["lesion_ids"] = list(self.lesion_ids)
+        if self.registration_translation_mm is not None:
+            d["registration_translation_mm"] = list(self.registration_translation_mm)
         return d
 
     def to_row(self) -> dict[str, Any]:
         """The row of ``tracks.csv`` (without ``subject_id``): lesion ids space-separated."""
         d = dict(self.__dict__)
         d["lesion_ids"] = " ".join(map(str, self.lesion_ids))
+        shift = d.pop("registration_translation_mm") or (None, None, None)
+        d.update({f"registration_translation_{a}_mm": v for a, v in zip("xyz", shift)})
         return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrackRow:
-        values = {f.name: d[f.name] for f in fields(cls)}
+        values = {f.name: d[f.name] for f in fields(cls) if f.name in d}
         values["lesion_ids"] = tuple(int(i) for i in d["lesion_ids"])
         values["status"] = TrackStatus(d["status"])
+        shift = d.get("registration_translation_mm")
+        values["registration_translation_mm"] = None if shift is None else tuple(
+            float(v) for v in shift)
         return cls(**values)
 
 
@@ -149,13 +167,16 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
            "e.g. the DICOM segments, the image series an RTSTRUCT was rasterised onto (modality, "
            "grid, rule), ROIs left out, overlaps, labels not found, header repairs"),
     Column("target_volume_mm3", "float64", "mm3", "the target sum: volume of the lesions the "
-           "baseline targets correspond to"),
+           "baseline targets correspond to; empty where the lesion correspondence is "
+           "unregistered (see registration)"),
     Column("percent_change_vs_baseline", "float64", "%", "change of the target sum vs "
-           "baseline; empty when the baseline sum is 0"),
+           "baseline (of the total volume where the correspondence is unregistered); empty "
+           "when the baseline sum is 0"),
     Column("percent_change_vs_nadir", "float64", "%", "change of the target sum vs the "
-           "smallest earlier sum (baseline included); empty at baseline"),
+           "smallest earlier sum (baseline included; totals where unregistered); empty at "
+           "baseline"),
     Column("new_lesions", "Int64", None, "lesions the matching with the previous scan calls "
-           "new"),
+           "new; empty where the correspondence is unregistered"),
     Column("equivocal_new_lesions", "Int64", None, "new lesions below the criteria's "
            "new-lesion floor (listed, not progression unless a later scan confirms them)"),
     Column("nontarget_progression", "boolean", None, "a non-target lesion progressed "
@@ -174,6 +195,14 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
     Column("volumetric_only", "boolean", None, "no clinical status recorded at this timepoint"),
     Column("resampled_for_matching", "boolean", None, "the previous scan is on another grid: "
            "lesions were matched by nearest-neighbour lookup"),
+    Column("registration", "string", None, "how this scan's lesions were put in the "
+           "baseline's world for matching: empty (scanner coordinates, no registration asked "
+           "or no image), 'same grid' (auto: taken as aligned), 'aligned' (auto: registered, "
+           "misalignment below the tolerance, scanner coordinates kept), 'registered', "
+           "'failed' or 'unregistered' (after a failed registration): the last two make the "
+           "lesion correspondence unreliable and the category come from the total volume"),
+    Column("registration_detail", "string", None, "the registration's rotation, translation, "
+           "misalignment before and after, or why it failed"),
     *COMPARTMENT_COLUMNS,
     Column("reason_code", "string", None, "machine-readable reason for the category"),
     Column("reason", "string", None, "why the category, in words"),
@@ -185,14 +214,21 @@ TRACK_COLUMNS: tuple[Column, ...] = (
     Column("days_from_baseline", "float64", "days", "day of the scan from the baseline scan"),
     Column("lesion_ids", "string", None, "lesion ids of the track at this timepoint, "
            "space-separated (empty once resolved)"),
-    Column("status", "string", None, "baseline, matched, split, merged, complex, new or "
-           "resolved"),
+    Column("status", "string", None, "baseline, matched, split, merged, complex, new, "
+           "resolved, or unregistered (the scan's registration failed, or an earlier one did: "
+           "correspondence unreliable, change not evaluated)"),
     Column("volume_mm3", "float64", "mm3", "volume of the track's lesions"),
     Column("percent_change_vs_baseline", "float64", "%", "change of the track's volume vs "
            "baseline; empty for a track that was not there at baseline"),
     Column("within_measurement_error", "boolean", None, "the change is smaller than the "
            "half-voxel measurement band"),
     Column("is_target", "boolean", None, "the track is a target (a baseline target lesion)"),
+    Column("registration_rotation_deg", "float64", "degrees", "the rotation angle of the "
+           "transform that put this scan in the baseline's world for matching; empty when none "
+           "was used"),
+    *(Column(f"registration_translation_{a}_mm", "float64", "mm", f"its translation along "
+             f"RAS+ {a}: where the scan's world origin goes in the baseline's world")
+      for a in "xyz"),
 )
 
 SUMMARY_COLUMNS: tuple[Column, ...] = (

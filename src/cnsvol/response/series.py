@@ -70,7 +70,7 @@ confirms responses and gives the best overall response.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from ..lesions.lesion import Lesion, LesionSet
 from ..tracking.matching import Matching
@@ -79,10 +79,10 @@ from ..tracking.tracks import TrackState
 from .categories import Category, ReasonCode
 from .change import percent_change, reached_increase
 from .clinical import ClinicalStatus
-from .criteria import Criteria, ProgressionReference, TargetLesions
+from .criteria import Criteria, ProgressionReference, TargetLesions, with_overrides
 from .results import SubjectSummary, TimepointResult
 from .rules import Work, categorise, clinical_findings, growth_ok, no_targets
-from .summary import confirm, summarise
+from .summary import after_progression, confirm, radiotherapy_window, summarise
 
 __all__ = ["assess"]
 
@@ -107,6 +107,7 @@ class _Series:
     nontargets: list[list[set[int]]]  # per baseline non-target lesion: its lesion ids per t
     by_id: list[dict[int, Lesion]]  # per timepoint: lesion id -> lesion
     radiotherapy_end_days: float | None = None
+    broken: dict[int, str] = field(default_factory=dict)  # unregistered timepoint -> why
 
     @property
     def floor(self) -> float:
@@ -122,63 +123,30 @@ def assess(
     clinical: list[ClinicalStatus],
     criteria: Criteria,
     radiotherapy_end_days: float | None = None,
+    broken: dict[int, str] | None = None,
+    hints: dict[int, str] | None = None,
 ) -> tuple[list[TimepointResult], SubjectSummary, set[int]]:
-    """Assess every timepoint; returns (timepoints, subject summary, target track ids)."""
+    """Assess every timepoint; returns (timepoints, subject summary, target track ids).
+    ``broken``: timepoints whose lesion correspondence is unregistered (and why): assessed
+    from the total volume (:func:`_assess_from_totals`); ``hints``: notes per timepoint."""
     s = _prepare(labels, days, sets, matchings, tracks, clinical, criteria)
-    s = replace(s, radiotherapy_end_days=radiotherapy_end_days)
+    s = replace(s, radiotherapy_end_days=radiotherapy_end_days, broken=dict(broken or {}))
     work = [Work() for _ in sets]
     for t in range(1, len(sets)):
-        _assess_timepoint(s, t, work[t])
+        if t in s.broken:
+            _assess_from_totals(s, t, work[t])
+        else:
+            _assess_timepoint(s, t, work[t])
+        if hints and t in hints:
+            work[t].notes.append(hints[t])
     for w in work[1:]:
         if w.category == Category.PD:
             w.reason = "; ".join(w.pd)
-    _radiotherapy_window(s, work)
+    radiotherapy_window(work, labels, days, criteria, radiotherapy_end_days)
     confirm(work, days, criteria)
-    _after_progression(s, work)
+    after_progression(work, labels)
     results = [_result(s, t, work[t]) for t in range(len(sets))]
     return results, summarise(results, criteria), s.targets
-
-
-def _radiotherapy_window(s: _Series, work: list[Work]) -> None:
-    """A PD within ``radiotherapy_confirmation_days`` after the end of radiotherapy stands only
-    when the next scan is PD too (then dated back); otherwise the scan is SD, unconfirmed."""
-    window, end = s.criteria.radiotherapy_confirmation_days, s.radiotherapy_end_days
-    if window is None or end is None:
-        return
-    n = len(work)
-    for t in range(1, n):
-        w, day = work[t], s.days[t]
-        if w.category == Category.PD and day is None:
-            w.notes.append("radiotherapy confirmation rule not applied: the scan's day is "
-                           "unknown")
-            continue
-        if w.category != Category.PD or day is None or not day - end <= window:
-            continue
-        since = (f"{day - end:g} days after the end of radiotherapy (<= {window} days)"
-                 if day >= end else f"during radiotherapy ({end - day:g} days before its end)")
-        if t + 1 < n and work[t + 1].category == Category.PD:
-            w.notes.append(f"{since}: confirmed by the next scan ({s.labels[t + 1]})")
-            continue
-        pending = "pending the next scan" if t + 1 == n else (
-            f"not confirmed by the next scan ({s.labels[t + 1]}): possible pseudoprogression")
-        w.reason = f"progression ({w.reason}) {since}, {pending}"
-        w.category, w.code = Category.SD, ReasonCode.PROGRESSION_UNCONFIRMED
-        w.pd_unconfirmed = True
-
-
-def _after_progression(s: _Series, work: list[Work]) -> None:
-    """Every timepoint after the first PD is PD, post-progression (the reason keeps what the
-    scan alone shows)."""
-    first = next((t for t in range(1, len(work)) if work[t].category == Category.PD), None)
-    if first is None:
-        return
-    for t in range(first + 1, len(work)):
-        w = work[t]
-        alone = f"{w.category}: {w.reason}" if w.reason else str(w.category)
-        w.reason = f"after progression at {s.labels[first]}; this scan alone: {alone}"
-        w.category, w.code = Category.PD, ReasonCode.POST_PROGRESSION
-        w.post_progression = True
-        w.confirmed, w.confirmed_category = None, None
 
 
 def _prepare(labels: list[str], days: list[float | None], sets: list[LesionSet],
@@ -279,6 +247,24 @@ def _assess_timepoint(s: _Series, t: int, w: Work) -> None:
     categorise(w, s.sets[t], pct_b, unequivocal, s.clinical[t], s.clinical[0], s.criteria)
 
 
+def _assess_from_totals(s: _Series, t: int, w: Work) -> None:
+    """An unregistered timepoint: which lesion is which is unknown, so the target sum, new and
+    non-target lesions and per-lesion growth cannot be assessed; the category comes from the
+    total volume (every lesion) against the earlier totals, by the same thresholds."""
+    totals = [ls.total_volume_mm3 for ls in s.sets]
+    bands = [sum(les.min_detectable_change_mm3 for les in ls.lesions) for ls in s.sets]
+    by_total = replace(
+        s, target_sum=totals, target_mdc=bands, new_at=[[] for _ in s.sets],
+        equivocal_confirmed={}, nontargets=[],
+        criteria=with_overrides(s.criteria, progression_min_lesion_growth_mm=None))
+    _assess_timepoint(by_total, t, w)
+    w.reason = w.reason.replace("target sum", "total volume")
+    w.pd = [p.replace("target sum", "total volume") for p in w.pd]
+    w.notes.insert(0, f"lesion correspondence unreliable ({s.broken[t]}): category from the "
+                   "total volume (every lesion); new and non-target lesions and per-lesion "
+                   "change not assessed")
+
+
 def _new_lesion_findings(s: _Series, t: int, w: Work, unequivocal: list[Lesion]) -> None:
     progression = s.criteria.new_lesion_is_progression
     equivocal = [les for les in s.new_at[t] if les.longest_diameter_mm < s.floor]
@@ -365,6 +351,9 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
     if t > 0 and not s.clinical[t].recorded:
         reason += " (volumetric-only: no clinical status recorded)"
     ls, total = s.sets[t], s.target_sum
+    if t in s.broken:  # unregistered: the change of the total volume, targets unknown
+        total = [x.total_volume_mm3 for x in s.sets]
+    assessed = t not in s.broken
     return TimepointResult(
         timepoint=s.labels[t],
         days_from_baseline=s.days[t],
@@ -375,12 +364,13 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
                            for g in ls.mask.segments),
         planar_volume_mm3=_planar_volume(ls),
         mask_notes="; ".join(ls.mask.notes),
-        target_volume_mm3=total[t],
+        target_volume_mm3=total[t] if assessed else None,
         percent_change_vs_baseline=percent_change(total[t], total[0]),
         percent_change_vs_nadir=None if t == 0 else percent_change(total[t], min(total[:t])),
-        new_lesions=len(s.new_at[t]),
-        equivocal_new_lesions=sum(les.longest_diameter_mm < s.floor for les in s.new_at[t]),
-        nontarget_progression=w.nontarget_progression,
+        new_lesions=len(s.new_at[t]) if assessed else None,
+        equivocal_new_lesions=(sum(les.longest_diameter_mm < s.floor for les in s.new_at[t])
+                               if assessed else None),
+        nontarget_progression=w.nontarget_progression if assessed else None,
         post_progression=w.post_progression,
         category=w.category if t > 0 else None,
         reason=reason if t > 0 else "baseline",
@@ -388,7 +378,8 @@ def _result(s: _Series, t: int, w: Work) -> TimepointResult:
         confirmed=w.confirmed,
         confirmed_category=w.confirmed_category,
         within_measurement_error=w.within_error,
-        min_detectable_change_mm3=s.target_mdc[t],
+        min_detectable_change_mm3=(s.target_mdc[t] if assessed else
+                                   sum(les.min_detectable_change_mm3 for les in ls.lesions)),
         volumetric_only=not s.clinical[t].recorded,
         resampled_for_matching=bool(t > 0 and s.matchings[t - 1].resampled),
         compartment_volumes_mm3=dict(ls.compartment_volumes_mm3),

@@ -98,8 +98,9 @@ class SubjectResult:
         base = self.timepoints[0]
         row.update(baseline_total_volume_mm3=base.total_volume_mm3,
                    baseline_target_volume_mm3=base.target_volume_mm3,
-                   new_lesions=sum(t.new_lesions for t in self.timepoints),
-                   equivocal_new_lesions=sum(t.equivocal_new_lesions for t in self.timepoints))
+                   new_lesions=sum(t.new_lesions or 0 for t in self.timepoints),
+                   equivocal_new_lesions=sum(t.equivocal_new_lesions or 0
+                                             for t in self.timepoints))
         return row
 
     def timepoint_rows(self) -> list[dict[str, Any]]:

@@ -3,13 +3,13 @@ Definitions: :mod:`cnsvol.response.series`."""
 
 from __future__ import annotations
 
-from .categories import Category
+from .categories import Category, ReasonCode
 from .change import reached_decrease
 from .criteria import Criteria
 from .results import SubjectSummary, TimepointResult
 from .rules import Work
 
-__all__ = ["confirm", "summarise"]
+__all__ = ["after_progression", "confirm", "radiotherapy_window", "summarise"]
 
 
 def confirm(work: list[Work], days: list[float | None], c: Criteria) -> None:
@@ -103,3 +103,47 @@ def _pd_reason(reason: str) -> str:
         if tail in reason:
             reason = reason[:reason.index(tail)]
     return reason
+
+
+def radiotherapy_window(work: list[Work], labels: list[str], days: list[float | None],
+                       c: Criteria, end: float | None) -> None:
+    """A PD within ``radiotherapy_confirmation_days`` after the end of radiotherapy (day
+    ``end``) stands only when the next scan is PD too (then dated back); otherwise the scan is
+    SD, unconfirmed."""
+    window = c.radiotherapy_confirmation_days
+    if window is None or end is None:
+        return
+    n = len(work)
+    for t in range(1, n):
+        w, day = work[t], days[t]
+        if w.category == Category.PD and day is None:
+            w.notes.append("radiotherapy confirmation rule not applied: the scan's day is "
+                           "unknown")
+            continue
+        if w.category != Category.PD or day is None or not day - end <= window:
+            continue
+        since = (f"{day - end:g} days after the end of radiotherapy (<= {window} days)"
+                 if day >= end else f"during radiotherapy ({end - day:g} days before its end)")
+        if t + 1 < n and work[t + 1].category == Category.PD:
+            w.notes.append(f"{since}: confirmed by the next scan ({labels[t + 1]})")
+            continue
+        pending = "pending the next scan" if t + 1 == n else (
+            f"not confirmed by the next scan ({labels[t + 1]}): possible pseudoprogression")
+        w.reason = f"progression ({w.reason}) {since}, {pending}"
+        w.category, w.code = Category.SD, ReasonCode.PROGRESSION_UNCONFIRMED
+        w.pd_unconfirmed = True
+
+
+def after_progression(work: list[Work], labels: list[str]) -> None:
+    """Every timepoint after the first PD is PD, post-progression (the reason keeps what the
+    scan alone shows)."""
+    first = next((t for t in range(1, len(work)) if work[t].category == Category.PD), None)
+    if first is None:
+        return
+    for t in range(first + 1, len(work)):
+        w = work[t]
+        alone = f"{w.category}: {w.reason}" if w.reason else str(w.category)
+        w.reason = f"after progression at {labels[first]}; this scan alone: {alone}"
+        w.category, w.code = Category.PD, ReasonCode.POST_PROGRESSION
+        w.post_progression = True
+        w.confirmed, w.confirmed_category = None, None

@@ -44,8 +44,10 @@ from ..lesions.lesion import LesionSet
 
 __all__ = ["STATUSES", "Correspondence", "Matching", "match", "status_of"]
 
-STATUSES = tuple(s for s in TrackStatus if s is not TrackStatus.BASELINE)
-"""The statuses of a correspondence between two timepoints."""
+STATUSES = tuple(s for s in TrackStatus
+                 if s not in (TrackStatus.BASELINE, TrackStatus.UNREGISTERED))
+"""The statuses :func:`match` gives a correspondence between two timepoints (a failed
+registration later makes them ``unregistered``: :mod:`cnsvol.response.registered`)."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,7 @@ class Matching:
     def counts(self) -> dict[TrackStatus, int]:
         out: dict[TrackStatus, int] = dict.fromkeys(STATUSES, 0)
         for c in self.correspondences:
-            out[c.status] += 1
+            out[c.status] = out.get(c.status, 0) + 1
         return out
 
     def to_frame(self):  # -> pandas.DataFrame

@@ -18,6 +18,7 @@ class TrackStatus(StrEnum):
     COMPLEX = "complex"  # n:m
     NEW = "new"  # 0:1
     RESOLVED = "resolved"  # 1:0
+    UNREGISTERED = "unregistered"  # correspondence unreliable: the registration failed
 
     def swapped(self) -> TrackStatus:
         """The status seen with the two timepoints exchanged."""

@@ -1,0 +1,124 @@
+"""Which follow-ups of a subject are registered, to what, and the frame each lesion set is
+matched in.
+
+Modes (``register``): ``none`` (scanner coordinates, as given); ``rigid`` / ``affine`` (every
+follow-up with an image is registered); ``auto`` (default): a follow-up whose mask shares the
+grid of the mask it is matched against is taken as aligned (data resampled to one space, or
+the same session), and is not registered; any other with images is registered rigidly, and the
+transform is used only when the misalignment it finds reaches the tolerance (2 mm): below, the
+scans were aligned already and are left as they are (recorded, ``applied=False``).
+
+Each follow-up is registered to the baseline (``register_to="baseline"``) or to the previous
+timepoint (``"previous"``, chained: the transforms compose into the baseline's world).
+
+A registration that fails (:attr:`Registration.reliable` false), and every later timepoint
+(tracks pass through it), make the lesion correspondence unreliable: :func:`unreliable` says
+where and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import CnsvolError
+from ..lesions.lesion import LesionSet
+from .registration import TOLERANCE_MM, Registration, check_mode, failed, register
+
+__all__ = ["REGISTER_TO", "align_series", "frames", "in_frame", "unreliable"]
+
+REGISTER_TO = ("baseline", "previous")
+
+
+def check_register_to(value: str) -> None:
+    if value not in REGISTER_TO:
+        raise ValueError(f"register_to must be one of {', '.join(REGISTER_TO)}, got {value!r}")
+
+
+def _same_grid(a: LesionSet, b: LesionSet) -> bool:
+    return (a.mask.shape == b.mask.shape
+            and bool(np.allclose(a.mask.affine, b.mask.affine, rtol=0, atol=1e-3)))
+
+
+def align_series(
+    images: Sequence[str | Path | None] | None,
+    sets: Sequence[LesionSet],
+    *,
+    mode: str = "auto",
+    to: str = "baseline",
+    tolerance_mm: float = TOLERANCE_MM,
+    max_bytes: int | None = None,
+) -> tuple[Registration | None, ...]:
+    """Per timepoint, the registration of its image (``None``: the baseline, not registered,
+    or no image to register with). The registration's ``frame_ras`` maps the timepoint's world
+    into the baseline's."""
+    check_mode(mode)
+    check_register_to(to)
+    n = len(sets)
+    out: list[Registration | None] = [None] * n
+    if mode == "none" or images is None:
+        return tuple(out)
+    for t in range(1, n):
+        ref = 0 if to == "baseline" else t - 1
+        if images[t] is None or images[ref] is None:
+            continue
+        if mode == "auto" and _same_grid(sets[t], sets[ref]):
+            continue
+        reg = _register(images[ref], images[t], sets[ref], "rigid" if mode == "auto" else mode,
+                        max_bytes)
+        if mode == "auto" and reg.reliable and (reg.misalignment_before_mm or 0.0) < tolerance_mm:
+            reg = replace(reg, applied=False, reason=(
+                f"aligned within {tolerance_mm:g} mm (largest displacement "
+                f"{reg.misalignment_before_mm:.2f} mm): scanner coordinates kept"))
+        previous = out[ref] if ref > 0 else None
+        if previous is not None:
+            reg = replace(reg, frame_ras=previous.frame @ (reg.matrix_ras if reg.used
+                                                          else np.eye(4)))
+        out[t] = reg
+    return tuple(out)
+
+
+def _register(fixed: str | Path, moving: str | Path, fixed_set: LesionSet, mode: str,
+              max_bytes: int | None) -> Registration:
+    """:func:`register`, an image that cannot be read making it unreliable (not the subject
+    failed: its volumes do not need the image)."""
+    points = [les.centroid_ras_mm for les in fixed_set.lesions]
+    try:
+        return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes)
+    except (CnsvolError, OSError, ValueError) as exc:
+        return failed(mode, f"image not read: {exc}", str(fixed), str(moving))
+
+
+def unreliable(registrations: Sequence[Registration | None], labels: Sequence[str]
+               ) -> dict[int, str]:
+    """Timepoint index -> why its lesion correspondence is unreliable: its registration
+    failed, or an earlier one did (tracks pass through it)."""
+    out: dict[int, str] = {}
+    first = None
+    for t, reg in enumerate(registrations):
+        if first is not None:
+            out[t] = f"after the failed registration at {labels[first]}"
+        elif reg is not None and not reg.reliable:
+            first = t
+            out[t] = f"registration failed: {reg.reason}"
+    return out
+
+
+def frames(registrations: Sequence[Registration | None]) -> list[np.ndarray | None]:
+    """Per timepoint, the matrix into the baseline's world, ``None`` for scanner coordinates."""
+    return [reg.frame if reg is not None and reg.reliable else None for reg in registrations]
+
+
+def in_frame(ls: LesionSet, matrix: np.ndarray | None) -> LesionSet:
+    """``ls`` seen in another world (``matrix``: 4x4 RAS+ mm), for matching only: its mask's
+    affine and its lesions' centroids moved; voxels, volumes and ids unchanged."""
+    if matrix is None:
+        return ls
+    mask = replace(ls.mask, affine=matrix @ ls.mask.affine)
+    lesions = tuple(replace(les, centroid_ras_mm=tuple(
+        float(v) for v in matrix[:3, :3] @ np.asarray(les.centroid_ras_mm) + matrix[:3, 3]))
+        for les in ls.lesions)
+    return replace(ls, mask=mask, lesions=lesions)
