@@ -3,8 +3,8 @@
     python benchmarks/registration.py                 # writes benchmarks/REGISTRATION.md
     python benchmarks/registration.py --pairs 3 --no-write
 
-Pairs: a synthetic head (skull, grey and white matter, ventricles, smooth texture; 12 lesions)
-on the 240x240x155 1 mm grid of a BraTS-like subject, and a follow-up that is the same voxels
+Pairs: a synthetic head (fixtures/make_registration.py: skull, a ventricle, stripes, smooth
+texture; 12 lesions) on the 240x240x155 1 mm grid of a BraTS-like subject, and a follow-up that is the same voxels
 with its header moved by a seeded rigid transform (3-10 degrees about a random axis, 5-20 mm):
 the truth is known, so the accuracy is measured beside the time. For each pair, single-threaded:
 
@@ -36,64 +36,18 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def rigid(axis: np.ndarray, degrees: float, shift: np.ndarray, about: np.ndarray) -> np.ndarray:
-    """4x4 RAS rotation by ``degrees`` about ``axis`` through ``about``, then ``shift``."""
-    axis = axis / np.linalg.norm(axis)
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    t = np.radians(degrees)
-    r = np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
-    m = np.eye(4)
-    m[:3, :3] = r
-    m[:3, 3] = about - r @ about + shift
-    return m
-
-
-def head(shape: tuple[int, int, int], spacing: tuple[float, float, float], seed: int
-         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(image int16, lesion labels uint8, RAS affine) of a synthetic head centred on 0."""
-    from skimage.filters import gaussian
-
-    rng = np.random.default_rng(seed)
-    sp = np.asarray(spacing)
-    affine = np.diag([*spacing, 1.0])
-    affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * sp
-    axes = [(np.arange(n) - (n - 1) / 2) * s for n, s in zip(shape, sp)]
-    x, y, z = np.meshgrid(*axes, indexing="ij", sparse=True)
-    r = np.sqrt((x / 70) ** 2 + (y / 88) ** 2 + (z / 62) ** 2)
-    img = np.where(r < 1.0, 600.0, 0.0) + np.where((r > 0.92) & (r < 1.0), 500.0, 0.0)
-    img += np.where(r < 0.8, 250.0 * (np.sin(x / 9.0) * np.cos(y / 11.0) > 0), 0.0)
-    vent = ((x - 8) / 10) ** 2 + ((y + 5) / 22) ** 2 + ((z - 6) / 12) ** 2 < 1
-    img = np.where(vent, 150.0, img)
-    texture = gaussian(rng.normal(size=tuple(max(8, n // 4) for n in shape)), 1.5)
-    from skimage.transform import resize
-
-    img += 400.0 * resize(texture, shape, order=1) * (r < 1.0)
-    labels = np.zeros(shape, dtype=np.uint8)
-    for i in range(12):
-        c = rng.uniform(-40, 40, 3)
-        rad = rng.uniform(3, 10)
-        on = ((x - c[0]) ** 2 + (y - c[1]) ** 2 + (z - c[2]) ** 2) < rad ** 2
-        labels[on] = 1
-        img = np.where(on, 1400.0, img)
-    img += rng.normal(0, 10, shape)
-    return img.astype(np.int16), labels, affine
-
-
 def write_pair(folder: Path, shape, spacing, seed: int) -> dict:
     """A baseline image and mask, and the follow-up: the same voxels, the header moved."""
-    import nibabel as nib
+    from fixtures.make_registration import head, rigid, write_visit
 
     img, labels, affine = head(shape, spacing, seed)
     rng = np.random.default_rng(seed + 1000)
     move = rigid(rng.normal(size=3), rng.uniform(3, 10), rng.uniform(5, 20, 3) *
                  rng.choice([-1, 1], 3), rng.uniform(-10, 10, 3))
-    paths = {}
-    for name, data, aff in (("base_img", img, affine), ("base_mask", labels, affine),
-                            ("fu_img", img, move @ affine), ("fu_mask", labels, move @ affine)):
-        paths[name] = folder / f"{seed}_{name}.nii.gz"
-        nib.save(nib.Nifti1Image(data, aff), paths[name])
-    paths["move"] = move
-    return paths
+    base_img, base_mask = write_visit(folder, f"{seed}_base", img, labels, affine)
+    fu_img, fu_mask = write_visit(folder, f"{seed}_fu", img, labels, move @ affine)
+    return {"base_img": base_img, "base_mask": base_mask, "fu_img": fu_img,
+            "fu_mask": fu_mask, "move": move}
 
 
 def _median_seconds(fn, repeats: int = 1) -> float:

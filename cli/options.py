@@ -128,6 +128,12 @@ def add_register_options(p: argparse.ArgumentParser, images: str) -> None:
         "chained",
     )
     p.add_argument(
+        "--register-mask", choices=("none", "lesions"), default="none",
+        help="where the registration compares the images: the whole field of view (none, "
+        "default) or within 20 mm of the baseline's lesions (lesions: when the anatomy away "
+        "from them, or the field of view, changed between visits)",
+    )
+    p.add_argument(
         "--register-tolerance-mm", type=non_negative, default=2.0, metavar="MM",
         help="auto: the misalignment (largest displacement of the lesion centroids and image "
         "centre) below which scanner coordinates are kept (default: 2)",
@@ -176,4 +182,5 @@ def measure_options(args: argparse.Namespace) -> Any:
         register=getattr(args, "register", "auto"),
         register_to=getattr(args, "register_to", "baseline"),
         register_tolerance_mm=getattr(args, "register_tolerance_mm", 2.0),
+        register_mask=getattr(args, "register_mask", "none"),
     )

@@ -30,7 +30,7 @@ from .lesions.lesion import LesionSet, with_segment_names
 from .response.clinical import ClinicalStatus
 from .response.criteria import Criteria, get_criteria
 from .response.evaluation import CompareResult, SeriesResult, evaluate, series_inputs
-from .tracking.align import align_series, check_register_to
+from .tracking.align import align_series, check_register_mask, check_register_to
 from .tracking.registration import TOLERANCE_MM, check_mode
 
 __all__ = ["MaskSource", "MeasureOptions", "compare", "evaluate_series", "measure"]
@@ -52,8 +52,9 @@ class MeasureOptions:
     ``brats2023``, ``brats-mets``, ``lumiere``), whose compartment volumes are then reported
     per lesion and per timepoint; ``max_centroid_distance_mm``, ``centroid_fallback``:
     matching (:func:`cnsvol.match`); ``register`` (``none``, ``rigid``, ``affine``, ``auto``),
-    ``register_to`` (``baseline``, ``previous``), ``register_tolerance_mm``: registration of
-    the follow-up images for matching (:mod:`cnsvol.tracking.align`).
+    ``register_to`` (``baseline``, ``previous``), ``register_tolerance_mm``, ``register_mask``
+    (``none``, ``lesions``): registration of the follow-up images for matching
+    (:mod:`cnsvol.tracking.align`).
     """
 
     labels: str | tuple[int, ...] | None = None
@@ -73,6 +74,7 @@ class MeasureOptions:
     register: str = "auto"
     register_to: str = "baseline"
     register_tolerance_mm: float = TOLERANCE_MM
+    register_mask: str = "none"
 
     def __post_init__(self) -> None:
         if self.diameter_convention not in ("corners", "centres"):
@@ -84,6 +86,7 @@ class MeasureOptions:
         check_rasterisation(self.rasterisation)
         check_mode(self.register)
         check_register_to(self.register_to)
+        check_register_mask(self.register_mask)
         if not self.register_tolerance_mm >= 0:
             raise ValueError("register_tolerance_mm must be >= 0, got "
                              f"{self.register_tolerance_mm!r}")
@@ -219,7 +222,8 @@ def evaluate_series(
         refs if any(r is not None for r in refs) else None, sets,
         mode=opts.register if register is None else register,
         to=opts.register_to if register_to is None else register_to,
-        tolerance_mm=opts.register_tolerance_mm, max_bytes=opts.max_bytes)
+        tolerance_mm=opts.register_tolerance_mm, max_bytes=opts.max_bytes,
+        mask=opts.register_mask)
     return evaluate(
         sets, days, timepoints=timepoints, clinical=clinical, criteria=crit,
         max_centroid_distance_mm=opts.max_centroid_distance_mm,

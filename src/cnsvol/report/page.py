@@ -22,6 +22,7 @@ from .sections_subjects import (
     criteria_section, failed_section, provenance_section, reconciliation_section,
     subjects_section,
 )
+from .sections_registration import registration_section
 
 __all__ = ["build_report", "iter_report", "render_report", "write_report"]
 
@@ -52,6 +53,7 @@ def iter_report(results: RunResults, folder: Path | None = None) -> Iterator[str
     yield reconciliation_section(cohort)
     yield from subjects_section(Path(folder) if folder is not None else out, subjects)
     yield failed_section(subjects, cohort)
+    yield registration_section(results)
     yield criteria_section(criteria, results.criteria_source)
     yield from provenance_section(provenance)
     yield tail

@@ -57,25 +57,19 @@ def qc_picture(
     imgs = list(images) if images is not None else [None] * n_t
     if len(imgs) != n_t:
         raise ValueError(f"got {len(imgs)} images for {n_t} timepoints: give one (or None) per timepoint")
-    index = {lab: t for t, lab in enumerate(labels)}
-    states: dict[int, dict[int, Any]] = {}  # track id -> timepoint index -> TrackRow
-    for r in series.tracks:
-        states.setdefault(r.track_id, {})[index[r.timepoint]] = r
-    lesion_track = [dict() for _ in range(n_t)]  # per timepoint: lesion id -> track id
-    for tid, per_t in states.items():
-        for t, r in per_t.items():
-            for lid in r.lesion_ids:
-                lesion_track[t][lid] = tid
+    states, lesion_track = _track_maps(series)
     chosen = _qc_tracks(states, max_lesions)
-    positions = {tid: _track_positions(series, states[tid]) for tid in chosen}
+    frames = _frames(series)
+    positions = {tid: _track_positions(series, states[tid], frames) for tid in chosen}
     half_mm = {tid: _half_window_mm(series, states[tid]) for tid in chosen}
+    extra = [t for t, reg in enumerate(series.registrations) if t and reg is not None]
 
     n_rows = max(len(chosen), 1)
-    width = _LEFT + n_t * (_PANEL + _GAP) - _GAP + _RIGHT
+    width = _LEFT + (n_t + len(extra)) * (_PANEL + _GAP) - _GAP + _RIGHT
     head = "QC: " + short(one_line(title), 60) if title else "QC"
     head = wrap(f"{head} \u2014 {series.criteria.name}", 13, width - 20)
     top = _TOP + 17 * head.count("\n")
-    foot = _footnote(series, width)
+    foot = _footnote(series, width, bool(extra))
     canvas = Canvas(width, top + n_rows * (_TITLE + _PANEL + _GAP) + 14 * foot.count("\n")
                     + _FOOTER)
     titles = []
@@ -91,7 +85,44 @@ def qc_picture(
                                         lesion_track[t], background, note)
             canvas.paste(y, left, pixels)
             titles.append((left, y, tid, caption))
+        if t == 0 and extra:
+            base_background = background
         del background
+    for j, t in enumerate(extra):  # each registered follow-up's lesions on the baseline
+        mapped = _mapped(series.lesion_sets[t], series.lesion_sets[0], frames[t])
+        for row in range(n_rows):
+            tid = chosen[row] if chosen else None
+            left, y = _panel_origin(row, n_t + j, top)
+            pixels, _ = _qc_panel(series, 0, tid, states.get(tid, {}) if tid else {},
+                                  positions.get(tid), half_mm.get(tid, 30.0), lesion_track[0],
+                                  base_background, "", overlay=mapped)
+            canvas.paste(y, left, pixels)
+            titles.append((left, y, tid, _registered_title(series, t)))
+        del mapped
+    _decorate(canvas, titles, chosen, n_rows, top)
+    canvas.text((10, 10), head, 13)
+    canvas.block((10, canvas.pixels.shape[0] - 6), foot, 10, "#444444")
+    stem = Path(stem)
+    return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
+
+
+def _track_maps(series: SeriesResult) -> tuple[dict[int, dict[int, Any]], list[dict[int, int]]]:
+    """(track id -> timepoint index -> TrackRow, per timepoint: lesion id -> track id)."""
+    index = {tp.timepoint: t for t, tp in enumerate(series.timepoints)}
+    states: dict[int, dict[int, Any]] = {}
+    for r in series.tracks:
+        states.setdefault(r.track_id, {})[index[r.timepoint]] = r
+    lesion_track: list[dict[int, int]] = [dict() for _ in series.timepoints]
+    for tid, per_t in states.items():
+        for t, r in per_t.items():
+            for lid in r.lesion_ids:
+                lesion_track[t][lid] = tid
+    return states, lesion_track
+
+
+def _decorate(canvas: Canvas, titles: list[tuple[int, int, Any, str]], chosen: list[int],
+              n_rows: int, top: int) -> None:
+    """Panel frames, titles and orientation letters; the row labels."""
     for left, y0, tid, caption in titles:
         canvas.frame(left, y0, _PANEL, track_colour(tid) if tid else "#444444", width=3)
         canvas.text((left, y0 - 4), caption, 11, anchor="ld")
@@ -103,20 +134,20 @@ def qc_picture(
         canvas.vertical_text((_LEFT / 2, y + _PANEL / 2),
                              "no lesion" if tid is None else f"track {tid}", 13,
                              "#000000" if tid is None else darker(track_colour(tid)), bold=True)
-    canvas.text((10, 10), head, 13)
-    canvas.block((10, canvas.pixels.shape[0] - 6), foot, 10, "#444444")
-    stem = Path(stem)
-    return [canvas.save(stem.with_name(stem.name + ".png"))]  # ids may contain dots
 
 
-def _footnote(series: SeriesResult, width: int) -> str:
+def _footnote(series: SeriesResult, width: int, registered: bool) -> str:
     dicom = any(ls.mask.source_format.startswith("dicom") for ls in series.lesion_sets)
     return wrap("Axial slices, radiological view (the patient's right on the left, anterior "
                 "up). Outline colour = lesion track (same colour at every timepoint); thick "
                 "outline and frame = the row's track; mm\u00b3 = track volume; slice = the index "
                 "in the " + ("mask's grid (DICOM: slices by position, from 0 at the first slice the "
                              "mask spans)."
-                             if dicom else "mask file."), 10, width - 20)
+                             if dicom else "mask file.")
+                + (" Last column(s): a follow-up's lesions (white) on the baseline slice, "
+                   "through the registration its lesions were matched with (scanner "
+                   "coordinates where it failed: the lesions should then be expected to miss)."
+                   if registered else ""), 10, width - 20)
 
 
 _PANEL = 240  # side of a panel, pixels
@@ -161,8 +192,11 @@ def _track_centroid(series: SeriesResult, t: int, lesion_ids: Sequence[int]) -> 
     return (pts * w[:, None]).sum(axis=0) / w.sum()
 
 
-def _track_positions(series: SeriesResult, per_t: dict[int, Any]) -> list[tuple[np.ndarray, bool]]:
-    """Per timepoint: (world position, present). Absent: the last centroid, else the next."""
+def _track_positions(series: SeriesResult, per_t: dict[int, Any], frames: list[np.ndarray]
+                     ) -> list[tuple[np.ndarray, bool]]:
+    """Per timepoint: (world position, present), in that timepoint's world. Absent: the last
+    centroid, else the next, carried through the registrations (``frames``: each timepoint's
+    world -> the baseline's)."""
     n_t = len(series.timepoints)
     own: dict[int, np.ndarray] = {}
     for t, r in per_t.items():
@@ -176,9 +210,55 @@ def _track_positions(series: SeriesResult, per_t: dict[int, Any]) -> list[tuple[
             continue
         before = [u for u in own if u < t]
         after = [u for u in own if u > t]
-        ref = own[max(before)] if before else own[min(after)] if after else None
-        out.append((ref, False))
+        u = max(before) if before else min(after) if after else None
+        if u is None:
+            out.append((None, False))
+            continue
+        to_t = np.linalg.inv(frames[t]) @ frames[u]
+        out.append((to_t[:3, :3] @ own[u] + to_t[:3, 3], False))
     return out
+
+
+def _frames(series: SeriesResult) -> list[np.ndarray]:
+    """Per timepoint, its world -> the baseline's as lesions were matched (identity where
+    scanner coordinates were used)."""
+    from ..response.registered import used_frame
+
+    regs = list(series.registrations) or [None] * len(series.timepoints)
+    return [f if (f := used_frame(r)) is not None else np.eye(4) for r in regs]
+
+
+def _mapped(fu: Any, base: Any, frame: np.ndarray) -> np.ndarray:
+    """The follow-up's lesion voxels on the baseline's grid through ``frame`` (follow-up world
+    -> baseline world): each voxel sampled at up to 4 points per axis where it is larger than
+    the baseline's, nearest baseline voxel; for display only."""
+    out = np.zeros(base.mask.shape, dtype=bool)
+    if not len(fu.voxel_index):
+        return out
+    ijk = np.stack(np.unravel_index(fu.voxel_index, fu.mask.shape, order=fu.index_order), 1)
+    to_base = np.linalg.inv(base.mask.affine) @ frame @ fu.mask.affine
+    ratio = np.linalg.norm(fu.mask.affine[:3, :3], axis=0) / np.linalg.norm(
+        base.mask.affine[:3, :3], axis=0)
+    steps = [np.linspace(-0.5, 0.5, n + 2)[1:-1] for n in np.clip(np.ceil(ratio), 1, 4).astype(int)]
+    for off in np.stack(np.meshgrid(*steps, indexing="ij"), -1).reshape(-1, 3):
+        b = np.rint((ijk + off) @ to_base[:3, :3].T + to_base[:3, 3]).astype(np.int64)
+        keep = np.all((b >= 0) & (b < np.asarray(base.mask.shape)), axis=1)
+        out[tuple(b[keep].T)] = True
+    return out
+
+
+def _registered_title(series: SeriesResult, t: int) -> str:
+    """Title of the panel showing timepoint ``t``'s lesions (white) on the baseline."""
+    reg = series.registrations[t]
+    labels = [tp.timepoint for tp in series.timepoints]
+    head = f"{short(one_line(labels[t]), 12)} (white) on {short(one_line(labels[0]), 12)}"
+    if not reg.reliable:
+        return f"{head}\nregistration FAILED: scanner\ncoordinates, unregistered"
+    if not reg.used and reg.frame_ras is None:
+        return f"{head}\naligned (< tolerance):\nscanner coordinates"
+    moved = reg.misalignment_before_mm
+    return (f"{head}\nregistered: {reg.rotation_deg:.1f}\u00b0"
+            + ("" if moved is None else f", lesions moved\nup to {moved:.1f} mm"))
 
 
 def _half_window_mm(series: SeriesResult, per_t: dict[int, Any]) -> float:
@@ -247,9 +327,10 @@ def _qc_panel(
     lesion_track: dict[int, int],
     background: tuple[str, np.ndarray],
     note: str,
+    overlay: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str]:
-    """The pixels of one panel (the window around the track on its slice, outlines drawn) and
-    its title."""
+    """The pixels of one panel (the window around the track on its slice, outlines drawn, and
+    ``overlay``'s in white) and its title."""
     ls = series.lesion_sets[t]
     affine, shape = ls.mask.affine, ls.mask.shape
     ax_i, v, h, _, _ = layout(affine)
@@ -281,6 +362,9 @@ def _qc_panel(
     for track in sorted({lesion_track.get(i) for i in ids_here} - {None}):
         ids = [lid for lid, tr in lesion_track.items() if tr == track and lid in ids_here]
         pixels[outline(np.isin(labels, ids), 2 if track == tid else 1)] = rgb(track_colour(track))
+    if overlay is not None:  # a registered follow-up's lesions, mapped onto this grid
+        mapped, _ = crop_pixels(display_slice(overlay, affine, k), crop)
+        pixels[outline(np.where(inside, mapped, False), 1)] = rgb("#FFFFFF")
     return pixels, _panel_title(series.timepoints[t], k, tid, t, per_t, outside, note)
 
 

@@ -196,8 +196,8 @@ TIMEPOINT_COLUMNS: tuple[Column, ...] = (
     Column("resampled_for_matching", "boolean", None, "the previous scan is on another grid: "
            "lesions were matched by nearest-neighbour lookup"),
     Column("registration", "string", None, "how this scan's lesions were put in the "
-           "baseline's world for matching: empty (scanner coordinates, no registration asked "
-           "or no image), 'same grid' (auto: taken as aligned), 'aligned' (auto: registered, "
+           "baseline's world for matching: empty (scanner coordinates: no registration asked, "
+           "no image, or auto with the masks on one grid), 'aligned' (auto: registered, "
            "misalignment below the tolerance, scanner coordinates kept), 'registered', "
            "'failed' or 'unregistered' (after a failed registration): the last two make the "
            "lesion correspondence unreliable and the category come from the total volume"),

@@ -187,11 +187,13 @@ def _levels(fixed_path: Path, moving_path: Path, mask_path: Any,
         from ..io.read import read_image
 
         kwargs = {} if max_bytes is None else {"max_bytes": max_bytes}
-        data, affine = read_image(Path(mask_path), **kwargs)
+        data, affine = (mask_path if isinstance(mask_path, tuple)  # (array, RAS+ affine)
+                        else read_image(Path(mask_path), **kwargs))
         mask = _sitk().Cast(to_sitk(np.asarray(data) > 0, affine), _sitk().sitkUInt8)
         masks = [_mask_on(mask, f) for f in fixed]
         if not any(_sitk().GetArrayViewFromImage(m).any() for m in masks):
-            raise RegistrationError(f"the fixed mask {mask_path} covers none of the baseline "
+            where = "given" if isinstance(mask_path, tuple) else str(mask_path)
+            raise RegistrationError(f"the fixed mask ({where}) covers none of the baseline "
                                     "image")
     return _Levels(fixed, moving, masks)
 

@@ -28,7 +28,8 @@ from ..errors import CnsvolError
 from ..lesions.lesion import LesionSet
 from .registration import TOLERANCE_MM, Registration, check_mode, failed, register
 
-__all__ = ["REGISTER_TO", "align_series", "frames", "in_frame", "unreliable"]
+__all__ = ["LESION_MARGIN_MM", "REGISTER_MASKS", "REGISTER_TO", "align_series", "frames",
+           "in_frame", "lesion_region", "unreliable"]
 
 REGISTER_TO = ("baseline", "previous")
 
@@ -36,6 +37,15 @@ REGISTER_TO = ("baseline", "previous")
 def check_register_to(value: str) -> None:
     if value not in REGISTER_TO:
         raise ValueError(f"register_to must be one of {', '.join(REGISTER_TO)}, got {value!r}")
+
+
+REGISTER_MASKS = ("none", "lesions")
+
+
+def check_register_mask(value: str) -> None:
+    if value not in REGISTER_MASKS:
+        raise ValueError(f"register_mask must be one of {', '.join(REGISTER_MASKS)}, got "
+                         f"{value!r}")
 
 
 def _same_grid(a: LesionSet, b: LesionSet) -> bool:
@@ -51,12 +61,16 @@ def align_series(
     to: str = "baseline",
     tolerance_mm: float = TOLERANCE_MM,
     max_bytes: int | None = None,
+    mask: str = "none",
 ) -> tuple[Registration | None, ...]:
     """Per timepoint, the registration of its image (``None``: the baseline, not registered,
     or no image to register with). The registration's ``frame_ras`` maps the timepoint's world
-    into the baseline's."""
+    into the baseline's. ``mask="lesions"``: the metric is computed around the baseline's
+    lesions only (:func:`lesion_region`; e.g. when the field of view or the anatomy away from
+    them changed)."""
     check_mode(mode)
     check_register_to(to)
+    check_register_mask(mask)
     n = len(sets)
     out: list[Registration | None] = [None] * n
     if mode == "none" or images is None:
@@ -68,7 +82,7 @@ def align_series(
         if mode == "auto" and _same_grid(sets[t], sets[ref]):
             continue
         reg = _register(images[ref], images[t], sets[ref], "rigid" if mode == "auto" else mode,
-                        max_bytes)
+                        max_bytes, mask == "lesions")
         if mode == "auto" and reg.reliable and (reg.misalignment_before_mm or 0.0) < tolerance_mm:
             reg = replace(reg, applied=False, reason=(
                 f"aligned within {tolerance_mm:g} mm (largest displacement "
@@ -82,14 +96,41 @@ def align_series(
 
 
 def _register(fixed: str | Path, moving: str | Path, fixed_set: LesionSet, mode: str,
-              max_bytes: int | None) -> Registration:
+              max_bytes: int | None, around_lesions: bool = False) -> Registration:
     """:func:`register`, an image that cannot be read making it unreliable (not the subject
-    failed: its volumes do not need the image)."""
+    failed: its volumes do not need the image); ``around_lesions``: the metric computed within
+    :data:`LESION_MARGIN_MM` of the baseline's lesions."""
     points = [les.centroid_ras_mm for les in fixed_set.lesions]
+    mask = lesion_region(fixed_set) if around_lesions else None
     try:
-        return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes)
+        return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes,
+                        fixed_mask=mask)
     except (CnsvolError, OSError, ValueError) as exc:
         return failed(mode, f"image not read: {exc}", str(fixed), str(moving))
+
+
+LESION_MARGIN_MM = 20.0
+"""``register_mask="lesions"``: how far around the baseline's lesions the metric is computed."""
+
+
+def lesion_region(ls: LesionSet) -> tuple[np.ndarray, np.ndarray] | None:
+    """The baseline's lesions dilated by :data:`LESION_MARGIN_MM`, as ``(mask, affine)`` on a
+    grid of about 2 mm (block maxima of the lesion voxels); ``None`` without lesions."""
+    from scipy.ndimage import distance_transform_edt
+
+    if not ls.lesions:
+        return None
+    spacing = np.linalg.norm(ls.mask.affine[:3, :3], axis=0)
+    f = np.maximum(1, np.floor(2.0 / spacing)).astype(int)
+    lab = ls.label_image > 0
+    crop = tuple(slice(0, (n // k) * k) for n, k in zip(lab.shape, f))
+    small = lab[crop].reshape(lab[crop].shape[0] // f[0], f[0], lab[crop].shape[1] // f[1],
+                              f[1], lab[crop].shape[2] // f[2], f[2]).any(axis=(1, 3, 5))
+    near = distance_transform_edt(~small, sampling=spacing * f) <= LESION_MARGIN_MM
+    affine = ls.mask.affine.copy()
+    affine[:3, :3] = ls.mask.affine[:3, :3] * f
+    affine[:3, 3] = ls.mask.affine[:3, :3] @ ((f - 1) / 2.0) + ls.mask.affine[:3, 3]
+    return near.astype(np.uint8), affine
 
 
 def unreliable(registrations: Sequence[Registration | None], labels: Sequence[str]

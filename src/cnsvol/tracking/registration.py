@@ -200,7 +200,7 @@ def register(
     moving: str | Path,
     *,
     mode: str = "rigid",
-    fixed_mask: str | Path | None = None,
+    fixed_mask: str | Path | tuple[np.ndarray, np.ndarray] | None = None,
     points: Sequence[Sequence[float]] | None = None,
     max_bytes: int | None = None,
     threads: int = 1,
@@ -210,7 +210,8 @@ def register(
     Args:
         fixed, moving: image files (NIfTI, NRRD, MetaImage) or DICOM series folders.
         mode: ``"rigid"`` (6 parameters) or ``"affine"`` (12, refining the rigid result).
-        fixed_mask: a mask file on the baseline's world (e.g. a brain mask): the metric is
+        fixed_mask: a mask file on the baseline's world (e.g. a brain mask), or ``(array,
+            RAS+ affine)``: the metric is
             computed where it is non-zero.
         points: baseline world points (RAS+ mm; e.g. lesion centroids) at which the
             misalignment is measured, beside the baseline image's centre.
