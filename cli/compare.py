@@ -78,9 +78,11 @@ def command(args: argparse.Namespace) -> str:
         f"{b['measurable_lesion_count']} measurable",
         f"follow-up         {f['path']}",
         f"                  {f['total_volume_mm3']:.2f} mm3 in {f['lesion_count']} lesion(s)",
-        f"target sum        {b['target_volume_mm3']:.2f} -> {f['target_volume_mm3']:.2f} mm3: "
-        f"{d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])} (what the criteria "
-        "evaluate)",
+        (f"target sum        {b['target_volume_mm3']:.2f} -> {f['target_volume_mm3']:.2f} mm3: "
+         f"{d['absolute_change_mm3']:+.2f} mm3, {F.pct(d['percent_change'])} (what the criteria "
+         "evaluate)" if f["target_volume_mm3"] is not None else
+         "target sum        not evaluated: the lesion correspondence is unregistered (the "
+         "category is of the total)"),
         f"total             {b['total_volume_mm3']:.2f} -> {f['total_volume_mm3']:.2f} mm3: "
         f"{f['total_volume_mm3'] - b['total_volume_mm3']:+.2f} mm3, "
         f"{F.pct(d['total_percent_change'])} (every lesion)",

@@ -130,6 +130,7 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
                      "stored in the folder (same inputs and parameters; --force recomputes)")
     for sid, err in summary.failed.items():
         lines.append(f"  failed {sid}: {err}")
+    lines += _registration_lines(summary.out_dir)
     if pfs is not None:
         lines.append(
             f"ids without PFS: {', '.join(summary.ids_without_pfs) or 'none'}; "
@@ -138,6 +139,24 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     lines.append(f"results: {summary.out_dir}")
     lines.append(f"report:  {summary.files['report']}")
     return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)
+
+
+def _registration_lines(out: Any) -> list[str]:
+    """A warning naming the follow-ups whose registration failed (their lesion correspondence
+    is unregistered, the subjects still 'ok'), and those matched without an image."""
+    from cnsvol.results import read_results
+
+    tps = read_results(out).table("timepoints", columns=["subject_id", "registration"])
+    lines = []
+    for status, what in (("failed", "registration failed (lesion correspondence unregistered; "
+                                     "category from the total volume)"),
+                         ("no image", "not registered: no image (scanner coordinates)")):
+        ids = sorted(set(tps.loc[tps["registration"] == status, "subject_id"].astype(str)))
+        if ids:
+            lines.append(f"warning: {what} for {len(ids)} subject(s): "
+                         f"{', '.join(ids[:10])}{' ...' if len(ids) > 10 else ''}; see the "
+                         "report's Registration section")
+    return lines
 
 
 def _seconds_or_none(text: str) -> float | None:

@@ -114,7 +114,8 @@ def command(args: argparse.Namespace) -> str:
         "timepoint", "days_from_baseline", "total_volume_mm3", "target_volume_mm3",
         "percent_change_vs_baseline", "percent_change_vs_nadir", "new_lesions",
         "equivocal_new_lesions", "nontarget_progression", "post_progression", "category",
-        "confirmed", "within_measurement_error", "reason_code", "reason",
+        "confirmed", "within_measurement_error", "registration", "registration_detail",
+        "reason_code", "reason",
     ]
     tr_cols = [
         "track_id", "timepoint", "days_from_baseline", "lesion_ids", "status", "volume_mm3",
@@ -145,6 +146,8 @@ def command(args: argparse.Namespace) -> str:
         ),
         "",
         *[f"  {t['timepoint']}: {t['reason']}" for t in tps[1:]],
+        *[f"  {t['timepoint']} registration: {t['registration']}: {t['registration_detail']}"
+          for t in tps[1:] if t.get("registration")],
         "",
         "tracks",
         F.table(

@@ -365,4 +365,4 @@ def test_a_seg_without_its_empty_frames_is_drawn_over_its_image_series(written, 
     write_series(tmp_path / "shifted", other, AFFINE @ np.diag([1.0, 1.0, 1.0, 1.0]) + np.array(
         [[0, 0, 0, 0.3], [0, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]), name="shifted")
     qc_picture(series_result, [tmp_path / "shifted", None], tmp_path / "qc2", notes=notes)
-    assert notes and "image grid (48x40x14) \u2260 mask grid" in notes[0]
+    assert notes and "image grid \u2260 mask grid (48x40x14 vs " in notes[0]

@@ -58,9 +58,9 @@ def test_world_matching_fails_on_the_moved_visit_and_registration_restores_it(vi
     assert reg.series.timepoints[1].registration == "registered"
 
 
-def test_auto_leaves_one_grid_and_small_misalignments_alone(visits):
-    """Masks on one grid: not registered at all (None). A 0.4 mm shift: registered, found
-    below the 2 mm tolerance, recorded as 'aligned' and not applied."""
+def test_auto_leaves_the_same_image_and_small_misalignments_alone(visits):
+    """The same image file at both timepoints: not registered (None). A 0.4 mm shift:
+    registered, found below the 2 mm tolerance, recorded as 'aligned' and not applied."""
     (bi, bm), (ni, nm) = visits["base"], visits["nudged"]
     same = cnsvol.compare(bm, bm, baseline_image=bi, followup_image=bi)
     assert same.series.registrations == (None, None)
@@ -108,14 +108,33 @@ def test_a_failed_registration_makes_this_and_every_later_correspondence_unregis
         2: "after the failed registration at T1"}
 
 
-def test_an_image_that_cannot_be_read_fails_the_registration_not_the_subject(visits, tmp_path):
+def test_auto_registers_visits_on_one_grid_whose_head_moved_inside_it(visits, tmp_path):
+    """Two visits of one protocol share a voxel grid, but the head sits elsewhere in it: a
+    shared grid is not an alignment, and auto registers them (here the voxels are shifted by
+    8 voxels = 20 mm, beyond the lesions' radii)."""
+    img, labels, affine = head(SHAPE, SPACING, 3, LESIONS)
+    shifted = [np.roll(a, 8, axis=0) for a in (img, labels)]
+    bi, bm = write_visit(tmp_path, "b", img, labels, affine)
+    fi, fm = write_visit(tmp_path, "f", *shifted, affine)
+    s = cnsvol.compare(bm, fm, baseline_image=bi, followup_image=fi)
+    assert _statuses(s.series, 1) == ["matched"] * 3
+    assert s.series.registrations[1].used
+    assert abs(s.series.registrations[1].translation_mm[0] + 20.0) < 0.5
+
+
+def test_an_image_that_cannot_be_read_is_an_error_naming_it(visits, tmp_path):
     (bi, bm), (_, mm) = visits["base"], visits["moved"]
-    s = cnsvol.compare(bm, mm, baseline_image=bi, followup_image=tmp_path / "missing.nii.gz")
-    r = s.series.registrations[1]
-    assert not r.reliable and r.reason.startswith("image not read:") and "missing.nii.gz" in r.reason
-    # the volume stays measured (the moved header is float32: equal to 1e-6)
-    assert s.series.timepoints[1].total_volume_mm3 == pytest.approx(
-        s.series.timepoints[0].total_volume_mm3, rel=1e-6)
+    with pytest.raises(cnsvol.MaskError, match="missing.nii.gz: file not found"):
+        cnsvol.compare(bm, mm, baseline_image=bi, followup_image=tmp_path / "missing.nii.gz")
+
+
+def test_a_follow_up_without_its_image_is_matched_in_scanner_coordinates_and_says_so(visits):
+    (bi, bm), (_, mm) = visits["base"], visits["moved"]
+    s = cnsvol.compare(bm, mm, baseline_image=bi, register="rigid")
+    tp = s.series.timepoints[1]
+    assert tp.registration == "no image" and "no image for this scan" in tp.registration_detail
+    assert "not registered: no image for this scan" in tp.reason
+    assert "give this scan's image too" in tp.reason  # the lesions miss each other
 
 
 def test_in_frame_moves_the_affine_and_centroids_only(visits):
@@ -140,7 +159,8 @@ def test_align_series_without_images_or_with_none_registers_nothing(visits):
     sets = [cnsvol.measure(visits["base"][1]), cnsvol.measure(visits["moved"][1])]
     assert align_series(None, sets) == (None, None)
     assert align_series([visits["base"][0], visits["moved"][0]], sets, mode="none") == (None, None)
-    assert align_series([visits["base"][0], None], sets, mode="rigid") == (None, None)
+    none, only = align_series([visits["base"][0], None], sets, mode="rigid")
+    assert none is None and only.skipped and not only.used
     with pytest.raises(ValueError, match="register must be one of"):
         align_series(None, sets, mode="bspline")
 
@@ -193,6 +213,14 @@ def test_a_cohort_run_writes_transforms_columns_and_resumes(visits, tmp_path):
 
 
 @pytest.mark.slow
+def test_registration_is_the_same_to_the_bit_on_every_run(visits):
+    (bi, _), (mi, _) = visits["base"], visits["moved"]
+    a, b = cnsvol.register(bi, mi), cnsvol.register(bi, mi)
+    assert np.array_equal(a.matrix_ras, b.matrix_ras)
+    assert (a.similarity_after, a.misalignment_after_mm, a.iterations) == (
+        b.similarity_after, b.misalignment_after_mm, b.iterations)
+
+
 def test_compare_prints_and_writes_the_registration(visits, capsys):
     from cnsvol_cli.main import main
 
@@ -201,6 +229,11 @@ def test_compare_prints_and_writes_the_registration(visits, capsys):
                  "--followup-image", str(mi)]) == 0
     out = capsys.readouterr().out
     assert "registration      registered: rigid registration: rotation 7." in out
+    assert main(["compare", str(bm), str(mm), "--baseline-image", str(bi),
+                 "--followup-image", str(visits["noise"][0])]) == 0
+    out = capsys.readouterr().out
+    assert "target sum        not evaluated: the lesion correspondence is unregistered" in out
+    assert "registration      failed: rigid registration failed" in out
     assert main(["compare", str(bm), str(mm), "--baseline-image", str(bi),
                  "--followup-image", str(mi), "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)

@@ -62,7 +62,8 @@ def qc_picture(
     frames = _frames(series)
     positions = {tid: _track_positions(series, states[tid], frames) for tid in chosen}
     half_mm = {tid: _half_window_mm(series, states[tid]) for tid in chosen}
-    extra = [t for t, reg in enumerate(series.registrations) if t and reg is not None]
+    extra = [t for t, reg in enumerate(series.registrations)
+             if t and reg is not None and not reg.skipped]
 
     n_rows = max(len(chosen), 1)
     width = _LEFT + (n_t + len(extra)) * (_PANEL + _GAP) - _GAP + _RIGHT
@@ -292,8 +293,9 @@ def _qc_background(ls: Any, path: str | Path | None,
     if block is not None:  # the mask's grid is part of the image's (a SEG without empty frames)
         return ("image", block), ""
     # never resample behind the user's back: show the mask and say why
-    return ("mask", mask.data), (f"mask shown: image grid ({'x'.join(map(str, data.shape))}) "
-                                 f"\u2260 mask grid ({'x'.join(map(str, mask.shape))})")
+    how = ("same size, placed elsewhere" if data.shape == mask.shape else
+           f"{'x'.join(map(str, data.shape))} vs {'x'.join(map(str, mask.shape))}")
+    return ("mask", mask.data), f"mask shown: image grid \u2260 mask grid ({how})"
 
 
 def _short(exc: BaseException) -> str:
@@ -364,7 +366,9 @@ def _qc_panel(
         pixels[outline(np.isin(labels, ids), 2 if track == tid else 1)] = rgb(track_colour(track))
     if overlay is not None:  # a registered follow-up's lesions, mapped onto this grid
         mapped, _ = crop_pixels(display_slice(overlay, affine, k), crop)
-        pixels[outline(np.where(inside, mapped, False), 1)] = rgb("#FFFFFF")
+        region = np.where(inside, mapped, False)
+        pixels[outline(region, 3)] = rgb("#000000")  # a dark edge: visible on bright lesions
+        pixels[outline(region, 1)] = rgb("#FFFFFF")
     return pixels, _panel_title(series.timepoints[t], k, tid, t, per_t, outside, note)
 
 

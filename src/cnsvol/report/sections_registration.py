@@ -10,10 +10,11 @@ from .style import text
 
 __all__ = ["registration_section"]
 
-_ORDER = ("registered", "aligned", "failed", "unregistered")
+_ORDER = ("registered", "aligned", "no image", "failed", "unregistered")
 _MEANING = {
     "registered": "registered; lesions matched through the transform",
     "aligned": "registered, misalignment below the tolerance: scanner coordinates kept",
+    "no image": "not registered (no image for it or its baseline): scanner coordinates",
     "failed": "registration failed: correspondence unregistered, category from the total volume",
     "unregistered": "after a failed registration: correspondence unregistered",
 }
@@ -42,13 +43,14 @@ def registration_section(results: Any) -> Markup:
            class_="muted"),
         table(["Outcome", "Follow-up scans", "Meaning"], rows),
     ]
-    bad = done[done["registration"].isin(["failed", "unregistered"])]
+    bad = done[done["registration"].isin(["failed", "unregistered", "no image"])]
     if len(bad):
-        parts.append(el("p", f"{len(bad)} follow-up scan(s) have an unregistered lesion "
-                         "correspondence: their per-lesion changes and new lesions are not "
-                         "evaluated, and their category comes from the total volume. Check "
-                         "the images (QC pictures show the follow-up's lesions on the "
-                         "baseline).", class_="failed"))
+        parts.append(el("p", f"{len(bad)} follow-up scan(s) were not matched through a "
+                         "registration: failed or unregistered ones have their per-lesion "
+                         "changes and new lesions not evaluated and their category from the "
+                         "total volume; those without an image were matched in scanner "
+                         "coordinates. Check the images (QC pictures show each registered "
+                         "follow-up's lesions on the baseline).", class_="failed"))
         parts.append(table(["Subject", "Timepoint", "Outcome", "Detail"], [
             [el("code", text(r["subject_id"])), text(r["timepoint"]), text(r["registration"]),
              text(r["registration_detail"])] for _, r in bad.iterrows()]))

@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..columns import frame
 from ..lesions.lesion import LesionSet
 from ..tracking.matching import Matching, match
@@ -131,7 +133,7 @@ def evaluate(
     broken = unreliable(regs, labels)
     matchings = [unregistered(m) if t in broken else m for t, m in enumerate(matchings, 1)]
     tracks = build_tracks(sets, matchings)
-    hints = {} if any(r is not None for r in regs) else misalignment_hints(matchings, sets)
+    hints = misalignment_hints(matchings, sets, regs)
     results, subject, targets = assess(labels, day_list, sets, matchings, tracks, clin, crit,
                                        radiotherapy_end_days, broken, hints)
     results = [replace(r, **registration_cells(reg, t in broken)) if t else r
@@ -276,7 +278,10 @@ class CompareResult:
 
     @property
     def same_grid(self) -> bool:
-        return not self.series.matchings[0].resampled
+        """Whether the two masks are on one voxel grid (matched through a registration or
+        not)."""
+        a, b = self.baseline.mask, self.followup.mask
+        return a.shape == b.shape and bool(np.allclose(a.affine, b.affine, rtol=0, atol=1e-3))
 
     def track_pairs(self) -> list[dict[str, Any]]:
         """Per track: ids, volumes and change between baseline and follow-up."""
@@ -284,18 +289,20 @@ class CompareResult:
         for row in self.series.tracks:
             by_track.setdefault(row.track_id, {})[row.timepoint] = row
         b_label, f_label = (t.timepoint for t in self.series.timepoints)
+        unregistered = self._tp.registration in ("failed", "unregistered")
         out = []
         for tid, rows in sorted(by_track.items()):
             b, f = rows.get(b_label), rows.get(f_label)
             bv, fv = (b.volume_mm3 if b else 0.0), (f.volume_mm3 if f else 0.0)
             out.append({
                 "track_id": tid,
-                "status": f.status if f else TrackStatus.RESOLVED,
+                "status": (f.status if f else TrackStatus.UNREGISTERED if unregistered
+                           else TrackStatus.RESOLVED),
                 "baseline_lesion_ids": list(b.lesion_ids) if b else [],
                 "followup_lesion_ids": list(f.lesion_ids) if f else [],
                 "baseline_volume_mm3": bv,
                 "followup_volume_mm3": fv,
-                "percent_change": percent_change(fv, bv),
+                "percent_change": None if unregistered else percent_change(fv, bv),
                 "within_measurement_error": f.within_measurement_error if f else None,
                 "is_target": (b or f).is_target,  # type: ignore[union-attr]
             })

@@ -39,12 +39,18 @@ def used_frame(reg: Any) -> np.ndarray | None:
     return reg.frame
 
 
-def misalignment_hints(matchings: list[Matching], sets: list[Any]) -> dict[int, str]:
+def misalignment_hints(matchings: list[Matching], sets: list[Any], regs: list[Any]
+                       ) -> dict[int, str]:
     """Timepoint -> a note when none of its lesions overlaps one of the previous scan's, while
     two of them (one each side) lie within :data:`HINT_DISTANCE_MM` (a sign of scans not
-    co-registered)."""
-    out = {}
+    co-registered), for timepoints matched in scanner coordinates; and, for those that could
+    not be registered, why."""
+    out = {t: f"not registered: {r.reason}" for t, r in enumerate(regs)
+           if r is not None and r.skipped}
+    images = any(r is not None for r in regs)
     for t, m in enumerate(matchings, start=1):
+        if regs[t] is not None and not regs[t].skipped:
+            continue
         if any(c.matched_by == MatchedBy.OVERLAP for c in m.correspondences):
             continue
         a = [les.centroid_ras_mm for les in sets[t - 1].lesions]
@@ -54,9 +60,11 @@ def misalignment_hints(matchings: list[Matching], sets: list[Any]) -> dict[int, 
         gap = float(np.linalg.norm(np.asarray(a)[:, None, :] - np.asarray(b)[None, :, :],
                                    axis=2).min())
         if gap <= HINT_DISTANCE_MM:
-            out[t] = (f"no lesion overlaps one of the previous scan's, though two lie "
-                      f"{gap:.1f} mm apart: the scans may not be co-registered; give the images "
-                      "(image_path) so that cnsvol registers them")
+            fix = ("give this scan's image too" if images else
+                   "give the images (image_path) so that cnsvol registers them")
+            hint = (f"no lesion overlaps one of the previous scan's, though two lie "
+                    f"{gap:.1f} mm apart: the scans may not be co-registered; {fix}")
+            out[t] = f"{out[t]}; {hint}" if t in out else hint
     return out
 
 
@@ -71,6 +79,9 @@ def registration_cells(reg: Any, broken: bool) -> dict[str, Any]:
 
 
 def _cells(reg: Any, broken: bool) -> dict[str, Any]:
+    if reg is not None and reg.skipped:
+        return {"registration": "unregistered" if broken else "no image",
+                "registration_detail": reg.summary()}
     if reg is None:
         return {"registration": "unregistered" if broken else "", "registration_detail": (
             "after a failed registration: lesion correspondence unreliable" if broken else "")}

@@ -2,11 +2,15 @@
 matched in.
 
 Modes (``register``): ``none`` (scanner coordinates, as given); ``rigid`` / ``affine`` (every
-follow-up with an image is registered); ``auto`` (default): a follow-up whose mask shares the
-grid of the mask it is matched against is taken as aligned (data resampled to one space, or
-the same session), and is not registered; any other with images is registered rigidly, and the
-transform is used only when the misalignment it finds reaches the tolerance (2 mm): below, the
-scans were aligned already and are left as they are (recorded, ``applied=False``).
+follow-up with an image is registered); ``auto`` (default): every follow-up with an image is
+registered rigidly (a shared voxel grid does not make two visits aligned: the head moves
+inside it), and the transform is used only when the misalignment it finds reaches the
+tolerance (2 mm): below, the scans were aligned already and are left as they are (recorded,
+``applied=False``). Only the same image file at both timepoints is not registered.
+
+A follow-up without an image (or whose baseline has none), when images were given, is matched
+in scanner coordinates and says so (:func:`~cnsvol.tracking.registration.skipped`). An image
+that cannot be read is an error naming it.
 
 Each follow-up is registered to the baseline (``register_to="baseline"``) or to the previous
 timepoint (``"previous"``, chained: the transforms compose into the baseline's world).
@@ -24,9 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CnsvolError
 from ..lesions.lesion import LesionSet
-from .registration import TOLERANCE_MM, Registration, check_mode, failed, register
+from .registration import TOLERANCE_MM, Registration, check_mode, register, skipped
 
 __all__ = ["LESION_MARGIN_MM", "REGISTER_MASKS", "REGISTER_TO", "align_series", "frames",
            "in_frame", "lesion_region", "unreliable"]
@@ -46,11 +49,6 @@ def check_register_mask(value: str) -> None:
     if value not in REGISTER_MASKS:
         raise ValueError(f"register_mask must be one of {', '.join(REGISTER_MASKS)}, got "
                          f"{value!r}")
-
-
-def _same_grid(a: LesionSet, b: LesionSet) -> bool:
-    return (a.mask.shape == b.mask.shape
-            and bool(np.allclose(a.mask.affine, b.mask.affine, rtol=0, atol=1e-3)))
 
 
 def align_series(
@@ -78,17 +76,20 @@ def align_series(
     for t in range(1, n):
         ref = 0 if to == "baseline" else t - 1
         if images[t] is None or images[ref] is None:
+            which = "this scan" if images[t] is None else (
+                "the baseline" if ref == 0 else "the previous scan")
+            out[t] = skipped(mode, f"no image for {which}: matched in scanner coordinates "
+                                   "(give its image_path to register it)")
             continue
-        if mode == "auto" and _same_grid(sets[t], sets[ref]):
-            continue
+        if mode == "auto" and Path(images[t]).resolve() == Path(images[ref]).resolve():
+            continue  # the same image: nothing moved
         reg = _register(images[ref], images[t], sets[ref], "rigid" if mode == "auto" else mode,
                         max_bytes, mask == "lesions")
         if mode == "auto" and reg.reliable and (reg.misalignment_before_mm or 0.0) < tolerance_mm:
             reg = replace(reg, applied=False, reason=(
-                f"aligned within {tolerance_mm:g} mm (largest displacement "
-                f"{reg.misalignment_before_mm:.2f} mm): scanner coordinates kept"))
+                f"aligned within {tolerance_mm:g} mm: scanner coordinates kept"))
         previous = out[ref] if ref > 0 else None
-        if previous is not None:
+        if previous is not None and previous.reliable:
             reg = replace(reg, frame_ras=previous.frame @ (reg.matrix_ras if reg.used
                                                           else np.eye(4)))
         out[t] = reg
@@ -97,16 +98,14 @@ def align_series(
 
 def _register(fixed: str | Path, moving: str | Path, fixed_set: LesionSet, mode: str,
               max_bytes: int | None, around_lesions: bool = False) -> Registration:
-    """:func:`register`, an image that cannot be read making it unreliable (not the subject
-    failed: its volumes do not need the image); ``around_lesions``: the metric computed within
-    :data:`LESION_MARGIN_MM` of the baseline's lesions."""
+    """:func:`register` with the baseline's lesion centroids as probe points; an image that
+    cannot be read is an error (:class:`~cnsvol.errors.MaskError`, naming it), not a failed
+    registration; ``around_lesions``: the metric computed within :data:`LESION_MARGIN_MM` of
+    the baseline's lesions."""
     points = [les.centroid_ras_mm for les in fixed_set.lesions]
     mask = lesion_region(fixed_set) if around_lesions else None
-    try:
-        return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes,
-                        fixed_mask=mask)
-    except (CnsvolError, OSError, ValueError) as exc:
-        return failed(mode, f"image not read: {exc}", str(fixed), str(moving))
+    return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes,
+                    fixed_mask=mask)
 
 
 LESION_MARGIN_MM = 20.0

@@ -57,7 +57,7 @@ from ._registration_sitk import (
 __all__ = [
     "LEVELS_MM", "MIN_NORMALISED_MI", "MODES", "Registration", "RegistrationError",
     "STABLE_MM", "TOLERANCE_MM", "WORSE_TOLERANCE", "check_mode", "failed", "register",
-    "rotation_angle_deg",
+    "rotation_angle_deg", "skipped",
 ]
 
 MODES = ("none", "rigid", "affine", "auto")
@@ -109,6 +109,7 @@ class Registration:
     moving: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
     frame_ras: np.ndarray | None = None
+    skipped: bool = False  # no registration computed (an image missing): ``reason`` says why
 
     @property
     def frame(self) -> np.ndarray:
@@ -154,15 +155,18 @@ class Registration:
         """One line for tables and notes."""
         if not self.reliable:
             return f"{self.mode} registration failed: {self.reason}"
-        t = np.linalg.norm(self.matrix_ras[:3, 3])
-        head = (f"{self.mode} registration: rotation {self.rotation_deg:.2f} deg, translation "
-                f"{t:.2f} mm, misalignment {_mm(self.misalignment_before_mm)} -> "
-                f"{_mm(self.misalignment_after_mm)}")
+        if self.skipped:
+            return f"not registered: {self.reason}"
+        head = (f"{self.mode} registration{' to the previous scan' if self.frame_ras is not None else ''}: "
+                f"rotation {self.rotation_deg:.2f} deg, lesions and image centre moved by up to "
+                f"{_mm(self.misalignment_before_mm)} (a second pass: "
+                f"{_mm(self.misalignment_after_mm)})")
         return head if self.applied else f"{head} (not applied: {self.reason})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "mode": self.mode, "reliable": self.reliable, "applied": self.applied,
+            "skipped": self.skipped,
             "reason": self.reason, "converged": self.converged,
             "rotation_deg": self.rotation_deg, "translation_mm": list(self.translation_mm),
             "matrix_ras": self.matrix_ras.tolist(),
@@ -188,11 +192,18 @@ def rotation_angle_deg(matrix: np.ndarray) -> float:
     return math.degrees(math.acos(max(-1.0, min(1.0, cos))))
 
 
+def skipped(mode: str, reason: str) -> Registration:
+    """A follow-up that could not be registered because an image is missing: scanner
+    coordinates, said so."""
+    return Registration(mode, np.eye(4), reliable=True, reason=reason, applied=False,
+                        skipped=True)
+
+
 def failed(mode: str, reason: str, fixed: str = "", moving: str = "",
            seconds: float = 0.0) -> Registration:
     """An unreliable registration (identity transform) with its reason."""
-    return Registration(mode, np.eye(4), reliable=False, reason=reason, fixed=fixed,
-                        moving=moving, seconds=seconds)
+    return Registration(mode, np.eye(4), reliable=False, reason=reason, applied=False,
+                        fixed=fixed, moving=moving, seconds=seconds)
 
 
 def register(
