@@ -22,12 +22,12 @@ from collections.abc import Sequence
 
 from cnsvol import __version__
 
-from . import compare, manifest, report, run, track, volumes
+from . import agree, compare, manifest, report, run, track, volumes
 from .options import EXIT_INPUT_ERROR, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, UNITS
 
 __all__ = ["EXIT_INPUT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "build_parser", "main"]
 
-COMMANDS = (volumes, compare, track, run, report, manifest)
+COMMANDS = (volumes, compare, track, run, agree, report, manifest)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -35,6 +35,8 @@ def main() -> int:
     parser.add_argument("results", type=Path)
     parser.add_argument("--out", type=Path, default=Path("report.png"))
     parser.add_argument("--height", type=int, default=12000)
+    parser.add_argument("--page", default="report.html",
+                        help="the page of the folder to screenshot (e.g. agreement.html)")
     args = parser.parse_args()
     bad = {png.name: edges for png in sorted((args.results / "figures").glob("*.png"))
            if (edges := touches_edge(png))}
@@ -48,7 +50,7 @@ def main() -> int:
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
                     "--hide-scrollbars", f"--window-size=1280,{args.height}",
                     f"--screenshot={args.out.resolve()}",
-                    (args.results / "report.html").resolve().as_uri()],
+                    (args.results / args.page).resolve().as_uri()],
                    check=True, capture_output=True)
     print(f"screenshot: {args.out}")
     return 1 if bad else 0

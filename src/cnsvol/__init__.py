@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # pragma: no cover  (names for type checkers; loaded lazily b
     from .results import SCHEMAS, RunResults, build_frames, read_results  # noqa: F401
     from .tracking import Correspondence, Matching, TrackStatus, match  # noqa: F401
     from .tracking.registration import Registration, register  # noqa: F401
+    from .agreement.run import Agreement, agree  # noqa: F401
 
 _EXPORTS = {
     # reading masks
@@ -65,6 +66,8 @@ _EXPORTS = {
     "Correspondence": "tracking.matching",
     "TrackStatus": "tracking.status",
     "register": "tracking.registration",
+    "agree": "agreement.run",
+    "Agreement": "agreement.run",
     "Registration": "tracking.registration",
     # one subject
     "measure": "pipeline",

@@ -1,0 +1,75 @@
+"""``cnsvol agree``: two sources of masks for one cohort, compared up to the cohort results."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .options import (
+    EXIT_OK, EXIT_PARTIAL, UNITS, add_criteria_option, add_mask_options, add_register_options,
+    measure_options,
+)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "agree",
+        help="compare two sources of masks (reader vs model, reader vs reader) for one cohort",
+        description=(
+            "Run two manifests that list the same subjects and timepoints with masks from two "
+            "sources, with identical parameters, and write their agreement: per scan and "
+            "label (volumes, Dice, voxel and lesion detection), per follow-up (percent change "
+            "and category side by side) and for the cohort (Bland-Altman, ICC, kappa, "
+            "McNemar, responder and objective response rates with exact CIs, PFS under each "
+            "source), with a report."),
+        epilog=UNITS, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--reference", required=True, metavar="MANIFEST",
+                   help="manifest of the reference source (e.g. the reader's masks)")
+    p.add_argument("--test", required=True, metavar="MANIFEST",
+                   help="manifest of the test source (e.g. the model's masks)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="results folder: agreement_scans.csv, agreement_timepoints.csv, "
+                   "agreement.json, agreement.html; each source's run in reference/ and test/")
+    p.add_argument("--pfs", metavar="FILE", default=None,
+                   help="PFS table: the landmark analysis under each source")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="worker processes for each run (default: the CPUs available)")
+    p.add_argument("--force", action="store_true", help="recompute every subject")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    add_criteria_option(p)
+    add_mask_options(p)
+    add_register_options(p, "the manifests' image_path")
+    p.set_defaults(func=command)
+    return p
+
+
+def command(args: argparse.Namespace) -> tuple[str, int]:
+    from cnsvol import RunConfig
+    from cnsvol.agreement import agree
+
+    from .progress import Progress
+
+    config = RunConfig(args.criteria, measure_options(args))
+    result = agree(args.reference, args.test, args.out, pfs=args.pfs, config=config,
+                   jobs=args.jobs, force=args.force,
+                   progress=None if args.quiet else Progress())
+    s = result.summary
+    k, ba = s["category_kappa"], s["volume_bland_altman"]
+    failed = int(s["n_scans_not_compared"])
+    lines = [
+        f"{s['n_subjects']} subject(s), {s['n_scans']} scan(s) compared "
+        f"({failed} could not be), {s['n_followups_compared']} follow-up(s) under both sources",
+        f"Dice (whole mask) median {_f(s['dice_whole']['median'])}; volume bias "
+        f"{_f(ba['bias'])} mm3 (95% limits {_f(ba['loa_lower'])} to {_f(ba['loa_upper'])})",
+        f"category kappa {_f(k['kappa'])} (95% CI {_f((k['ci'] or [None])[0])} to "
+        f"{_f((k['ci'] or [None, None])[1])}); {sum(not a for a in result.timepoints['category_agrees'])}"
+        " follow-up(s) change category",
+        f"results: {result.out_dir}",
+        f"report:  {result.report}",
+    ]
+    return "\n".join(lines), (EXIT_PARTIAL if failed else EXIT_OK)
+
+
+def _f(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.3g}"

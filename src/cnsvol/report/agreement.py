@@ -1,0 +1,194 @@
+"""The agreement report of ``cnsvol agree``: Bland-Altman plots of volumes and of percent
+change, the category confusion matrix and a paired waterfall, in a self-contained
+``agreement.html`` in the style of the run report (figures embedded, vector SVGs beside)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from .markup import Markup, el, esc, kv_table, table
+from .style import CATEGORY_COLOURS, figure, save, style
+
+__all__ = ["write_agreement_report"]
+
+_CATS = ("CR", "PR", "SD", "PD")
+
+
+def _bland_altman_figure(a: list[float], b: list[float], ba: dict[str, Any], what: str,
+                         unit: str, stem: Path) -> list[Path]:
+    with style():
+        fig, ax = figure(6.5, 4.2, layout="constrained")
+        x, y = np.asarray(a, float), np.asarray(b, float)
+        keep = np.isfinite(x) & np.isfinite(y)
+        mean, diff = (x[keep] + y[keep]) / 2, y[keep] - x[keep]
+        ax.scatter(mean, diff, s=18, color="#1f5f8b", alpha=0.8, zorder=3)
+        if ba.get("bias") is not None:
+            ax.axhline(ba["bias"], color="#000000", lw=1.2, label=f"bias {ba['bias']:+.3g}")
+        for key, lab in (("loa_lower", "lower"), ("loa_upper", "upper")):
+            if ba.get(key) is not None:
+                ax.axhline(ba[key], color="#b03030", lw=1, ls="--",
+                           label=f"{lab} 95% limit {ba[key]:+.3g}")
+        ax.axhline(0, color="#888888", lw=0.8, ls=":")
+        ax.set_xlabel(f"mean of the two sources ({unit})")
+        ax.set_ylabel(f"test - reference ({unit})")
+        ax.set_title(f"Bland-Altman: {what} (n = {int(keep.sum())})", loc="left")
+        ax.legend(loc="best", fontsize=8, frameon=False)
+        return save(fig, stem, ("png", "svg"))
+
+
+def _confusion_figure(k: dict[str, Any], stem: Path) -> list[Path]:
+    counts = np.asarray(k["confusion"], dtype=float)
+    with style():
+        fig, ax = figure(4.6, 4.0, layout="constrained")
+        ax.imshow(counts, cmap="Blues", vmin=0)
+        for i in range(counts.shape[0]):
+            for j in range(counts.shape[1]):
+                ax.text(j, i, f"{int(counts[i, j])}", ha="center", va="center",
+                        color="white" if counts[i, j] > counts.max() / 2 else "black")
+        ax.set_xticks(range(len(k["categories"])), k["categories"])
+        ax.set_yticks(range(len(k["categories"])), k["categories"])
+        ax.set_xlabel("test source")
+        ax.set_ylabel("reference source")
+        kap = "n/a" if k["kappa"] is None else f"{k['kappa']:.3f}"
+        ax.set_title(f"Categories per follow-up (kappa {kap})", loc="left")
+        return save(fig, stem, ("png", "svg"))
+
+
+def _paired_waterfall(subjects: list[tuple[str, Any, Any, str, str]], stem: Path
+                      ) -> list[Path]:
+    rows = sorted(subjects, key=lambda r: -(r[1] if r[1] is not None else -1e9))
+    with style():
+        fig, ax = figure(max(6.0, 0.35 * len(rows) + 2), 4.4, layout="constrained")
+        x = np.arange(len(rows))
+        for off, idx, cat_idx, edge in ((-0.2, 1, 3, "#000000"), (0.2, 2, 4, "#555555")):
+            vals = [min(r[idx], 100.0) if r[idx] is not None else 0.0 for r in rows]
+            cols = [CATEGORY_COLOURS.get(r[cat_idx], "#cccccc") for r in rows]
+            ax.bar(x + off, vals, width=0.38, color=cols, edgecolor=edge,
+                   hatch="" if off < 0 else "//", lw=0.6)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.axhline(-20, color="#2e8b57", lw=0.8, ls="-.")
+        ax.set_xticks(x, [r[0] for r in rows], rotation=90, fontsize=7)
+        ax.set_ylabel("best % change of the target sum")
+        ax.set_title("Paired waterfall: reference (plain) and test (hatched) per subject, "
+                     "coloured by best response", loc="left", fontsize=10)
+        return save(fig, stem, ("png", "svg"))
+
+
+def _figure(out: Path, name: str, caption: str) -> Markup:
+    from .sections import figure_block
+
+    return figure_block(out, name, caption)
+
+
+def _fmt(v: Any, digits: int = 3) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, (list, tuple)):
+        return "(" + ", ".join(_fmt(x, digits) for x in v) + ")"
+    if isinstance(v, float):
+        return f"{v:.{digits}g}"
+    return str(v)
+
+
+def _subjects(out: Path) -> list[tuple[str, Any, Any, str, str]]:
+    from ..results import read_results
+
+    ref, tst = read_results(out / "reference").subjects, read_results(out / "test").subjects
+    b = {str(r["subject_id"]): r for _, r in tst.iterrows() if str(r["status"]) == "ok"}
+    rows = []
+    for _, r in ref.iterrows():
+        sid = str(r["subject_id"])
+        if str(r["status"]) != "ok" or sid not in b:
+            continue
+        def num(v: Any) -> Any:
+            return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
+        rows.append((sid, num(r["best_percent_change"]), num(b[sid]["best_percent_change"]),
+                     str(r["best_response"]), str(b[sid]["best_response"])))
+    return rows
+
+
+def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, Any]) -> Path:
+    """Draw the figures into ``out/figures`` and write ``out/agreement.html``."""
+    from importlib import resources
+
+    fig_dir = out / "figures"
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    whole = scans[(scans["region"] == "whole") & (scans["error"].fillna("") == "")]
+    _bland_altman_figure(list(whole["reference_volume_mm3"]), list(whole["test_volume_mm3"]),
+                         summary["volume_bland_altman"], "lesion volume per scan", "mm3",
+                         fig_dir / "agreement_volume")
+    _bland_altman_figure(list(tps["reference_percent_change"]), list(tps["test_percent_change"]),
+                         summary["percent_change_bland_altman"],
+                         "% change vs baseline per follow-up", "%", fig_dir / "agreement_change")
+    _confusion_figure(summary["category_kappa"], fig_dir / "agreement_categories")
+    _paired_waterfall(_subjects(out), fig_dir / "agreement_waterfall")
+    body = [el("h1", "Agreement between two sources of masks"),
+            el("p", f"Reference: {esc(str(out / 'reference'))}; test: "
+               f"{esc(str(out / 'test'))} (both run with identical parameters)."),
+            _summary_table(summary),
+            _figure(out, "agreement_volume", "Bland-Altman of the lesion volume (whole mask) per "
+                    "scan: test - reference against their mean; bias and 95% limits"),
+            _figure(out, "agreement_change", "Bland-Altman of the % change of the target sum "
+                    "per follow-up"),
+            _figure(out, "agreement_categories", "Category per follow-up under each source"),
+            _figure(out, "agreement_waterfall", "Best % change per subject under each source"),
+            _flips(tps)]
+    template = resources.files("cnsvol.report").joinpath("templates", "report.html")
+    css = resources.files("cnsvol.report").joinpath("templates", "report.css").read_text("utf-8")
+    head, tail = template.read_text("utf-8").split("$body")
+    html = (Template(head).substitute(title="Agreement report", css=css)
+            + "".join(str(b) for b in body) + tail)
+    from ..atomic import atomic_write_text
+
+    path = out / "agreement.html"
+    atomic_write_text(path, html)
+    return path
+
+
+def _summary_table(s: dict[str, Any]) -> Markup:
+    ba, ch = s["volume_bland_altman"], s["percent_change_bland_altman"]
+    ic, k, wk = s["volume_icc"], s["category_kappa"], s["category_weighted_kappa"]
+    mc, rates = s["responder_20pct"]["mcnemar"], s["rates"]
+    rows = [
+        ("Subjects / scans / follow-ups compared",
+         f"{s['n_subjects']} / {s['n_scans']} / {s['n_followups_compared']}"),
+        ("Dice, whole mask (median, IQR)",
+         f"{_fmt(s['dice_whole']['median'])} ({_fmt(s['dice_whole']['q1'])}-"
+         f"{_fmt(s['dice_whole']['q3'])})"),
+        ("Volume bias, mm3 (95% CI)", f"{_fmt(ba['bias'])} {_fmt(ba['bias_ci'])}"),
+        ("Volume 95% limits of agreement, mm3",
+         f"{_fmt(ba['loa_lower'])} to {_fmt(ba['loa_upper'])}"),
+        ("Volume ICC(A,1) / ICC(C,1) (95% CI)",
+         f"{_fmt(ic['icc_a1'])} {_fmt(ic['icc_a1_ci'])} / {_fmt(ic['icc_c1'])} "
+         f"{_fmt(ic['icc_c1_ci'])}"),
+        ("% change bias (95% limits)",
+         f"{_fmt(ch['bias'])} ({_fmt(ch['loa_lower'])} to {_fmt(ch['loa_upper'])})"),
+        ("Category kappa / linearly weighted (95% CI)",
+         f"{_fmt(k['kappa'])} {_fmt(k['ci'])} / {_fmt(wk['kappa'])} {_fmt(wk['ci'])}"),
+        (">=20% responder agreement; McNemar p",
+         f"{_fmt(s['responder_20pct']['agreement'])}; {_fmt(mc['p_value'])} "
+         f"(b = {mc['b']}, c = {mc['c']})"),
+    ]
+    for key, name in (("responder_20pct", ">=20% responder rate"),
+                      ("objective_response", "objective response rate")):
+        r, t, d = rates["reference"][key], rates["test"][key], rates["paired_difference"][key]
+        rows.append((f"{name}: reference / test / difference (95% CI)",
+                     f"{_fmt(r['rate'])} {_fmt(r['ci'])} / {_fmt(t['rate'])} {_fmt(t['ci'])} / "
+                     f"{_fmt(d['difference'])} {_fmt(d['ci'])}"))
+    return el("section", el("h2", "Cohort agreement"), kv_table(rows), id="agreement")
+
+
+def _flips(tps: Any) -> Markup:
+    flips = tps[~tps["category_agrees"].astype(bool)] if len(tps) else tps
+    if not len(flips):
+        return el("section", el("h2", "Category changes"),
+                  el("p", "No follow-up changes category with the source."))
+    return el("section", el("h2", "Category changes"), table(
+        ["Subject", "Timepoint", "Reference", "Test", "Reference % change", "Test % change"],
+        [[r["subject_id"], r["timepoint"], r["reference_category"], r["test_category"],
+          _fmt(r["reference_percent_change"]), _fmt(r["test_percent_change"])]
+         for _, r in flips.iterrows()]))
