@@ -88,10 +88,16 @@ def agree(reference: Any, test: Any, out_dir: str | Path, *, pfs: Any = None,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
-    for name, plans in (("reference", ref_plans), ("test", test_plans)):
-        run_cohort(plans, out / name, config, pfs=pfs_table, landmark_days=landmark_days,
-                   jobs=jobs, force=force, progress=progress)
-    scans = _scan_rows(ref_plans, test_plans, config)
+    from ..batch.executors import make_executor
+
+    executor = make_executor(jobs)
+    try:
+        for name, plans in (("reference", ref_plans), ("test", test_plans)):
+            run_cohort(plans, out / name, config, pfs=pfs_table, landmark_days=landmark_days,
+                       executor=executor, force=force, progress=progress)
+        scans = _scan_rows(ref_plans, test_plans, config, executor)
+    finally:
+        executor.close()
     tps = _timepoint_rows(out)
     summary = summarise(scans, tps, out)
     return _write(out, scans, tps, summary)
@@ -107,31 +113,44 @@ def _label_names(config: Any) -> dict[int, str] | None:
     return {int(v): (f"{c}_label_{v}" if c in shared else str(c)) for v, c in labels.items()}
 
 
-def _scan_rows(ref_plans: Any, test_plans: Any, config: Any) -> list[dict[str, Any]]:
-    """One row per scan and region; a scan that cannot be compared is a row with its error."""
+def _scan_rows(ref_plans: Any, test_plans: Any, config: Any, executor: Any
+               ) -> list[dict[str, Any]]:
+    """One row per scan and region, subjects compared on the run's workers in subject order;
+    a scan that cannot be compared is a row with its error."""
     from ..io.labelsets import parse_labels
+
+    tests = {(p.subject_id, s.timepoint): s.mask for p in test_plans for s in p.scans}
+    opts = config.options
+    settings = (parse_labels(opts.labels) if opts.labels is not None else None,
+                opts.connectivity, config.criteria.measurable_min_diameter_mm,
+                _label_names(config), opts.max_bytes)
+    tasks = [(plan.subject_id, [(s.timepoint, s.mask, tests[(plan.subject_id, s.timepoint)])
+                                for s in plan.scans], settings) for plan in ref_plans]
+    done: dict[str, list[dict[str, Any]]] = {}
+    for task, rows, exc in executor.run(subject_scans, tasks):
+        done[task[0]] = rows if exc is None else subject_scans(task)  # a worker died: here
+    return [r for plan in ref_plans for r in done[plan.subject_id]]
+
+
+def subject_scans(task: tuple[str, list[tuple[str, str, str]], tuple[Any, ...]]
+                  ) -> list[dict[str, Any]]:
+    """The scan rows of one subject: ``(subject_id, [(timepoint, reference mask, test
+    mask)], (labels, connectivity, measurable size, label names, max bytes))``."""
     from .scans import scan_agreement
 
-    tests = {(p.subject_id, s.timepoint): s for p in test_plans for s in p.scans}
-    opts = config.options
-    labels = parse_labels(opts.labels) if opts.labels is not None else None
-    names = _label_names(config)
+    sid, scans, (labels, connectivity, measurable, names, max_bytes) = task
     rows: list[dict[str, Any]] = []
-    for plan in ref_plans:
-        for scan in plan.scans:
-            other = tests[(plan.subject_id, scan.timepoint)]
-            head = {"subject_id": plan.subject_id, "timepoint": scan.timepoint,
-                    "reference_mask": scan.mask, "test_mask": other.mask}
-            try:
-                found = scan_agreement(scan.mask, other.mask, labels=labels,
-                                       connectivity=opts.connectivity,
-                                       measurable_min_diameter_mm=(
-                                           config.criteria.measurable_min_diameter_mm),
-                                       label_names=names, max_bytes=opts.max_bytes)
-            except (CnsvolError, OSError, ValueError) as exc:
-                rows.append({**head, "region": "whole", "error": f"{type(exc).__name__}: {exc}"})
-                continue
-            rows += [{**head, **r, "error": ""} for r in found]
+    for timepoint, ref, test in scans:
+        head = {"subject_id": sid, "timepoint": timepoint, "reference_mask": ref,
+                "test_mask": test}
+        try:
+            found = scan_agreement(ref, test, labels=labels, connectivity=connectivity,
+                                   measurable_min_diameter_mm=measurable, label_names=names,
+                                   max_bytes=max_bytes)
+        except (CnsvolError, OSError, ValueError) as exc:
+            rows.append({**head, "region": "whole", "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        rows += [{**head, **r, "error": ""} for r in found]
     return rows
 
 

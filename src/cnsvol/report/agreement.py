@@ -136,6 +136,7 @@ def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, A
                     "per follow-up"),
             _figure(out, "agreement_categories", "Category per follow-up under each source"),
             _figure(out, "agreement_waterfall", "Best % change per subject under each source"),
+            _pfs_section(summary.get("pfs")),
             _flips(tps)]
     template = resources.files("cnsvol.report").joinpath("templates", "report.html")
     css = resources.files("cnsvol.report").joinpath("templates", "report.css").read_text("utf-8")
@@ -180,6 +181,36 @@ def _summary_table(s: dict[str, Any]) -> Markup:
                      f"{_fmt(r['rate'])} {_fmt(r['ci'])} / {_fmt(t['rate'])} {_fmt(t['ci'])} / "
                      f"{_fmt(d['difference'])} {_fmt(d['ci'])}"))
     return el("section", el("h2", "Cohort agreement"), kv_table(rows), id="agreement")
+
+
+def _landmark_cells(block: Any) -> list[str]:
+    lm = (block or {}).get("landmark") if isinstance(block, dict) else None
+    if not lm:
+        return ["n/a"] * 6
+    groups = lm.get("groups") or {}
+    def group(name: str) -> str:
+        g = groups.get(name) or {}
+        return (f"n {g.get('n', 'n/a')}, {g.get('events', 'n/a')} events, median "
+                f"{_fmt(g.get('median_days'))} d")
+    cox, lr = lm.get("cox_responder") or {}, lm.get("logrank") or {}
+    return [_fmt(lm.get("landmark_days")), group("responder"), group("non_responder"),
+            _fmt(lr.get("p_value")),
+            f"{_fmt(cox.get('hr'))} ({_fmt(cox.get('ci_low'))}-{_fmt(cox.get('ci_high'))})",
+            _fmt(cox.get("p_value"))]
+
+
+def _pfs_section(pfs: Any) -> Markup:
+    if not pfs:
+        return el("section", el("h2", "Progression-free survival by source"),
+                  el("p", "No PFS table was given (--pfs): no survival comparison."))
+    names = ["Landmark day", "Responders", "Non-responders", "Log-rank p",
+             "Cox HR, responder vs not (95% CI)", "Cox p"]
+    ref, test = _landmark_cells(pfs.get("reference")), _landmark_cells(pfs.get("test"))
+    return el("section", el("h2", "Progression-free survival by source"),
+              el("p", "The landmark analysis of each source's run (responder: a >=20% "
+                 "reduction by the landmark), side by side.", class_="muted"),
+              table(["", "Reference source", "Test source"],
+                    [[n, a, b] for n, a, b in zip(names, ref, test)]))
 
 
 def _flips(tps: Any) -> Markup:
