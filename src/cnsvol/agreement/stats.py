@@ -7,7 +7,8 @@
   agreement ICC(A,1) and consistency ICC(C,1), with the F-based 95% intervals of McGraw & Wong
   1996 (Psychol Methods 1:30; Shrout & Fleiss ICC(2,1) and ICC(3,1)).
 * :func:`kappa`: Cohen's kappa, unweighted or linearly weighted, on the categories in a fixed
-  order, with statsmodels' asymptotic standard error and interval, and the confusion matrix.
+  order, with statsmodels' asymptotic standard error and interval (clipped to [-1, 1], the
+  range of kappa), and the confusion matrix.
 * :func:`mcnemar`: McNemar's test on paired yes/no calls (exact binomial when the discordant
   pairs are fewer than 25, else chi-square with continuity correction), via statsmodels.
 * :func:`paired_rate_difference`: the difference of two paired proportions (test - reference)
@@ -151,8 +152,9 @@ def kappa(reference: Sequence[Any], test: Sequence[Any], *, weights: str | None 
         out.update(kappa=1.0, se=0.0, ci=[1.0, 1.0])
         return out
     res = cohens_kappa(table, wt=weights) if weights else cohens_kappa(table)
-    out.update(kappa=_finite(res.kappa), se=_finite(res.std_kappa),
-               ci=[_finite(res.kappa_low), _finite(res.kappa_upp)])
+    low, high = _finite(res.kappa_low), _finite(res.kappa_upp)
+    out.update(kappa=_finite(res.kappa), se=_finite(res.std_kappa),  # kappa lies in [-1, 1]
+               ci=[None if low is None else max(-1.0, low), None if high is None else min(1.0, high)])
     return out
 
 

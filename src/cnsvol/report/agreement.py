@@ -36,7 +36,10 @@ def _bland_altman_figure(a: list[float], b: list[float], ba: dict[str, Any], wha
         ax.set_xlabel(f"mean of the two sources ({unit})")
         ax.set_ylabel(f"test - reference ({unit})")
         ax.set_title(f"Bland-Altman: {what} (n = {int(keep.sum())})", loc="left")
-        ax.legend(loc="best", fontsize=8, frameon=False)
+        if ba.get("bias") is not None:
+            ax.legend(loc="best", fontsize=8, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no pair to compare", transform=ax.transAxes, ha="center")
         return save(fig, stem, ("png", "svg"))
 
 
