@@ -36,6 +36,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for each run (default: the CPUs available)")
     p.add_argument("--force", action="store_true", help="recompute every subject")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="report subjects whose files are missing as failed instead of stopping")
+    p.add_argument("--no-qc", action="store_true", help="do not draw per-subject QC pictures")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     add_criteria_option(p)
     add_mask_options(p)
@@ -50,8 +53,12 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
 
     from .progress import Progress
 
-    config = RunConfig(args.criteria, measure_options(args))
-    result = agree(args.reference, args.test, args.out, pfs=args.pfs, config=config,
+    from cnsvol import read_manifest
+
+    config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
+    reference, test = (read_manifest(m, skip_missing=args.skip_missing)
+                       for m in (args.reference, args.test))
+    result = agree(reference, test, args.out, pfs=args.pfs, config=config,
                    jobs=args.jobs, force=args.force,
                    progress=None if args.quiet else Progress())
     s = result.summary

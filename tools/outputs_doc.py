@@ -22,9 +22,10 @@ _BLOCK = re.compile(r"(<!-- columns:(\w+) -->\n).*?(<!-- /columns -->)", re.S)
 def column_table(name: str) -> str:
     """The markdown table of one output table's columns."""
     from cnsvol import SCHEMAS
+    from cnsvol.agreement.schema import AGREEMENT_SCHEMAS
 
     lines = ["| column | dtype | unit | meaning |", "|---|---|---|---|"]
-    for col in SCHEMAS[name].columns:
+    for col in {**SCHEMAS, **AGREEMENT_SCHEMAS}[name].columns:
         meaning = col.description.replace("|", "\\|")
         lines.append(f"| `{col.name}` | {col.dtype} | {col.unit or ''} | {meaning} |")
     return "\n".join(lines) + "\n"

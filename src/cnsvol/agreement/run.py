@@ -24,13 +24,8 @@ from typing import Any
 
 from ..errors import CnsvolError, ManifestError
 
-__all__ = ["Agreement", "TIMEPOINT_KEYS", "agree", "summarise"]
+__all__ = ["Agreement", "agree", "summarise"]
 
-TIMEPOINT_KEYS = (
-    "subject_id", "timepoint", "days_from_baseline", "reference_percent_change",
-    "test_percent_change", "reference_category", "test_category", "category_agrees",
-    "reference_responder_20pct", "test_responder_20pct",
-)
 
 
 @dataclass(frozen=True)
@@ -280,17 +275,12 @@ def _write(out: Path, scans: list[dict[str, Any]], tps: list[dict[str, Any]],
            summary: dict[str, Any]) -> Agreement:
     import json
 
-    import pandas as pd
-
     from ..atomic import atomic_write_text
-    from .scans import SCAN_KEYS
+    from ..columns import frame
+    from .schema import AGREEMENT_SCANS, AGREEMENT_TIMEPOINTS
 
-    scan_cols = ["subject_id", "timepoint", *SCAN_KEYS, "reference_mask", "test_mask", "error"]
-    scans_df = pd.DataFrame(scans, columns=scan_cols)
-    for col in scan_cols:  # counts stay integers beside a scan that could not be compared
-        if col.endswith(("_voxels", "_tp", "_fp", "_fn")) or col.startswith("lesions_"):
-            scans_df[col] = scans_df[col].astype("Int64")
-    tps_df = pd.DataFrame(tps, columns=list(TIMEPOINT_KEYS))
+    scans_df = frame(scans, AGREEMENT_SCANS.columns)
+    tps_df = frame(tps, AGREEMENT_TIMEPOINTS.columns)
     atomic_write_text(out / "agreement_scans.csv", scans_df.to_csv(index=False))
     atomic_write_text(out / "agreement_timepoints.csv", tps_df.to_csv(index=False))
     atomic_write_text(out / "agreement.json", json.dumps(summary, indent=2, default=str) + "\n")
