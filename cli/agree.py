@@ -31,8 +31,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="results folder: agreement_scans.csv, agreement_timepoints.csv, "
                    "agreement.json, agreement.html; each source's run in reference/ and test/")
-    p.add_argument("--pfs", metavar="FILE", default=None,
-                   help="PFS table: the landmark analysis under each source")
     p.add_argument("--jobs", type=int, default=None, metavar="N",
                    help="worker processes for each run (default: the CPUs available)")
     p.add_argument("--force", action="store_true", help="recompute every subject")
@@ -40,6 +38,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="report subjects whose files are missing as failed instead of stopping")
     p.add_argument("--no-qc", action="store_true", help="do not draw per-subject QC pictures")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    from .run import _add_pfs_options
+
+    _add_pfs_options(p)
     add_criteria_option(p)
     add_mask_options(p)
     add_register_options(p, "the manifests' image_path")
@@ -56,9 +57,18 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     from cnsvol import read_manifest
 
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
-    reference, test = (read_manifest(m, skip_missing=args.skip_missing)
-                       for m in (args.reference, args.test))
-    result = agree(reference, test, args.out, pfs=args.pfs, config=config,
+    reference, test = (read_manifest(m, skip_missing=args.skip_missing, delimiter=args.delimiter,
+                                     decimal=args.decimal) for m in (args.reference, args.test))
+    pfs = None
+    if args.pfs:
+        from cnsvol import read_pfs
+
+        pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
+                       event_col=args.pfs_event_col, arm_col=args.arm_col,
+                       time_unit=args.time_unit, delimiter=args.delimiter,
+                       decimal=args.decimal, tolerance_days=args.pfs_tolerance_days)
+    result = agree(reference, test, args.out, pfs=pfs, config=config,
+                   landmark_days=args.landmark_days,
                    jobs=args.jobs, force=args.force,
                    progress=None if args.quiet else Progress())
     s = result.summary
@@ -72,10 +82,15 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
         f"category kappa {_f(k['kappa'])} (95% CI {_f((k['ci'] or [None])[0])} to "
         f"{_f((k['ci'] or [None, None])[1])}); {sum(not a for a in result.timepoints['category_agrees'])}"
         " follow-up(s) change category",
+        *(f"  not evaluated in the {name} run: {sid}: {err}"
+          for name, errs in s["not_evaluated"].items() for sid, err in sorted(errs.items())),
+        *([f"  {len(s['single_scan_subjects'])} single-scan subject(s): scan rows only"]
+          if s["single_scan_subjects"] else []),
         f"results: {result.out_dir}",
         f"report:  {result.report}",
     ]
-    return "\n".join(lines), (EXIT_PARTIAL if failed else EXIT_OK)
+    partial = failed or any(s["not_evaluated"].values())
+    return "\n".join(lines), (EXIT_PARTIAL if partial else EXIT_OK)
 
 
 def _f(v: Any) -> str:

@@ -197,3 +197,45 @@ def test_manifests_that_do_not_list_the_same_scans_are_refused(tmp_path):
     test = _cohort(tmp_path, "test", {"S1": 5, "S2": None})
     with pytest.raises(ManifestError, match=r"only in the reference: S2 week8"):
         cnsvol.agree(ref, test, tmp_path / "out")
+    moved = tmp_path / "moved.csv"
+    moved.write_text(ref.read_text().replace(",56,", ",84,"))
+    with pytest.raises(ManifestError, match=r"S1 week8: day 56 in the reference, 84 in the test"):
+        cnsvol.agree(ref, moved, tmp_path / "out")
+
+
+def test_the_paired_difference_interval_is_newcombes_method_10():
+    """Newcombe 1998, method 10, with its continuity-corrected phi: on the paired table
+    (both yes 12, reference only 2, test only 0, neither 15) the interval of test - reference
+    is (-0.1748, 0.0415), and on perfect agreement of 10 of 29 it is -/+ 0.0732: the values of
+    R's contingencytables and biostatUZH::confIntPairedProportion on the same tables."""
+    ref = [True] * 14 + [False] * 15
+    test = [True] * 12 + [False] * 2 + [False] * 15
+    assert paired_rate_difference(ref, test)["ci"] == pytest.approx([-0.1748, 0.0415],
+                                                                    abs=1e-4)
+    same = [True] * 10 + [False] * 19
+    assert paired_rate_difference(same, same)["ci"] == pytest.approx([-0.0732, 0.0732],
+                                                                    abs=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_with_compartments_the_whole_region_is_what_the_response_measures(realdata, tmp_path):
+    """AUDIT's convention (1 ENH, 2 NEC, 3 EDE): the response measures the tumour core
+    (ENH + NEC), so the `whole` row compares labels 1 and 2, not the oedema; the label rows are
+    named by compartment. SSA-00002 ground truth: core 21524 + 6603 = 28127 voxels; SegResNet
+    19860 + 6990 = 26850 (1 mm voxels)."""
+    case = realdata / "audit_brats2024" / "SSA" / "BraTS2024_SSA-00002-000"
+    gt = case / "BraTS2024_SSA-00002-000_seg.nii.gz"
+    pred = case / "SegResNet" / "BraTS2024_SSA-00002-000_pred.nii.gz"
+    rows = []
+    for name, mask in (("ref", gt), ("test", pred)):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(f"subject_id,timepoint,days_from_baseline,mask_path\nSSA2,baseline,0,{mask}\n")
+        rows.append(path)
+    config = cnsvol.RunConfig(options=cnsvol.MeasureOptions(compartments="audit"))
+    res = cnsvol.agree(*rows, tmp_path / "out", config=config, jobs=1)
+    by = res.scans.set_index("region")
+    assert by.loc["whole", "reference_volume_mm3"] == 28127.0
+    assert by.loc["whole", "test_volume_mm3"] == 26850.0
+    assert {"enhancing", "nonenhancing", "edema"} <= set(by.index)
+    assert res.summary["single_scan_subjects"] == ["SSA2"]

@@ -137,7 +137,7 @@ def measure(
     if convention is not None:
         full = mask.data
         check_labels(full, convention, mask.path)
-        region = _region(opts, crit, convention)
+        region = lesion_labels(opts, crit, convention)
         if region is not None:
             mask = replace(mask, data=select_labels(full, region), labels=region)
     lesions = find_lesions(
@@ -178,7 +178,8 @@ none: the contrast-enhancing lesion with its necrotic / non-enhancing core, as a
 it on post-contrast T1; never the surrounding oedema or a resection cavity."""
 
 
-def _region(opts: MeasureOptions, crit: Criteria, convention: Any) -> tuple[int, ...] | None:
+def lesion_labels(opts: MeasureOptions, crit: Criteria, convention: Any
+                  ) -> tuple[int, ...] | None:
     """The label values that form the lesions under a compartment convention: the labels
     selected, else the criteria's response compartments, else the tumour core."""
     if opts.labels is not None:

@@ -47,23 +47,29 @@ def _plans(manifest: Any) -> Any:
 
 
 def _check_same_scans(ref: Any, test: Any) -> None:
-    """Refuse manifests that do not list the same subjects and timepoints."""
-    def keys(plans: Any) -> set[tuple[str, str]]:
-        return {(p.subject_id, s.timepoint) for p in plans for s in p.scans}
+    """Refuse manifests that do not list the same scans, or give them other days or clinical
+    records: the comparison must differ in the masks alone."""
+    def keyed(plans: Any) -> dict[tuple[str, str], Any]:
+        return {(p.subject_id, s.timepoint): s for p in plans for s in p.scans}
 
-    a, b = keys(ref), keys(test)
-    if a == b:
-        return
-    only_a = sorted(a - b)[:5]
-    only_b = sorted(b - a)[:5]
-    raise ManifestError(
-        "the reference and test manifests do not list the same scans: "
-        + "; ".join(x for x in (
-            f"only in the reference: {', '.join(f'{s} {t}' for s, t in only_a)}" if only_a else "",
-            f"only in the test: {', '.join(f'{s} {t}' for s, t in only_b)}" if only_b else "")
-            if x)
-        + ". Fix: give both sources' masks for every subject and timepoint (same subject_id "
-        "and timepoint labels)")
+    a, b = keyed(ref), keyed(test)
+    problems = [f"only in the reference: {s} {t}" for s, t in sorted(set(a) - set(b))]
+    problems += [f"only in the test: {s} {t}" for s, t in sorted(set(b) - set(a))]
+    for key in sorted(set(a) & set(b)):
+        x, y = a[key], b[key]
+        if x.days_from_baseline != y.days_from_baseline:
+            problems.append(f"{key[0]} {key[1]}: day {x.days_from_baseline:g} in the reference, "
+                            f"{y.days_from_baseline:g} in the test")
+        if x.clinical != y.clinical:
+            problems.append(f"{key[0]} {key[1]}: other clinical records (steroid dose, "
+                            "neurologic status, extra-CNS progression) in the two manifests")
+    if problems:
+        more = f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""
+        raise ManifestError(
+            "the reference and test manifests must list the same scans with the same days and "
+            f"clinical records, so that only the masks differ: {'; '.join(problems[:8])}{more}."
+            " Fix: give both sources' masks for every subject and timepoint, with the same "
+            "subject_id, timepoint, days and clinical columns")
 
 
 def agree(reference: Any, test: Any, out_dir: str | Path, *, pfs: Any = None,
@@ -82,20 +88,70 @@ def agree(reference: Any, test: Any, out_dir: str | Path, *, pfs: Any = None,
     _check_same_scans(ref_plans, test_plans)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    _withdraw(out)  # an interrupted agree never leaves earlier results looking current
     pfs_table = read_pfs(pfs) if isinstance(pfs, (str, Path)) else pfs
     from ..batch.executors import make_executor
 
     executor = make_executor(jobs)
+    failed = {}
     try:
         for name, plans in (("reference", ref_plans), ("test", test_plans)):
-            run_cohort(plans, out / name, config, pfs=pfs_table, landmark_days=landmark_days,
-                       executor=executor, force=force, progress=progress)
+            run = run_cohort(plans, out / name, config, pfs=pfs_table,
+                             landmark_days=landmark_days, executor=executor, force=force,
+                             progress=progress)
+            failed[name] = dict(run.failed)
         scans = _scan_rows(ref_plans, test_plans, config, executor)
     finally:
         executor.close()
     tps = _timepoint_rows(out)
     summary = summarise(scans, tps, out)
+    summary.update(_record(config, ref_plans, test_plans, failed))
     return _write(out, scans, tps, summary)
+
+
+OUTPUTS = ("agreement_scans.csv", "agreement_timepoints.csv", "agreement.json",
+           "agreement.html")
+
+
+def _withdraw(out: Path) -> None:
+    for name in OUTPUTS:
+        (out / name).unlink(missing_ok=True)
+    figures = out / "figures"
+    if figures.is_dir():
+        for f in figures.glob("agreement_*"):
+            f.unlink(missing_ok=True)
+
+
+def _record(config: Any, ref_plans: Any, test_plans: Any,
+            failed: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What the comparison ran with, and the subjects a run could not evaluate (a single-scan
+    subject is listed apart: it has scan rows, and no response to compare)."""
+    from .._version import __version__
+
+    single = sorted(p.subject_id for p in ref_plans if len(p.scans) == 1)
+    not_single = {name: {sid: err for sid, err in errs.items() if sid not in single}
+                  for name, errs in failed.items()}
+    return {
+        "cnsvol_version": __version__,
+        "criteria": config.criteria.name,
+        "options": config.options.to_dict(),
+        "reference_manifest": str(getattr(ref_plans, "path", "") or ""),
+        "test_manifest": str(getattr(test_plans, "path", "") or ""),
+        "single_scan_subjects": single,
+        "not_evaluated": not_single,
+    }
+
+
+def _response_region(config: Any) -> tuple[int, ...] | None:
+    """With a compartment convention, the labels the response measures (the ``whole`` region:
+    the tumour core, or the criteria's compartments, or --labels), as the runs measure them."""
+    if config.options.compartments is None:
+        return None
+    from ..lesions.compartments import get_convention
+    from ..pipeline import lesion_labels
+
+    return lesion_labels(config.options, config.criteria,
+                         get_convention(config.options.compartments))
 
 
 def _label_names(config: Any) -> dict[int, str] | None:
@@ -118,7 +174,7 @@ def _scan_rows(ref_plans: Any, test_plans: Any, config: Any, executor: Any
     opts = config.options
     settings = (parse_labels(opts.labels) if opts.labels is not None else None,
                 opts.connectivity, config.criteria.measurable_min_diameter_mm,
-                _label_names(config), opts.max_bytes)
+                _label_names(config), opts.max_bytes, _response_region(config))
     tasks = [(plan.subject_id, [(s.timepoint, s.mask, tests[(plan.subject_id, s.timepoint)])
                                 for s in plan.scans], settings) for plan in ref_plans]
     done: dict[str, list[dict[str, Any]]] = {}
@@ -133,7 +189,7 @@ def subject_scans(task: tuple[str, list[tuple[str, str, str]], tuple[Any, ...]]
     mask)], (labels, connectivity, measurable size, label names, max bytes))``."""
     from .scans import scan_agreement
 
-    sid, scans, (labels, connectivity, measurable, names, max_bytes) = task
+    sid, scans, (labels, connectivity, measurable, names, max_bytes, region) = task
     rows: list[dict[str, Any]] = []
     for timepoint, ref, test in scans:
         head = {"subject_id": sid, "timepoint": timepoint, "reference_mask": ref,
@@ -141,7 +197,7 @@ def subject_scans(task: tuple[str, list[tuple[str, str, str]], tuple[Any, ...]]
         try:
             found = scan_agreement(ref, test, labels=labels, connectivity=connectivity,
                                    measurable_min_diameter_mm=measurable, label_names=names,
-                                   max_bytes=max_bytes)
+                                   max_bytes=max_bytes, region_labels=region)
         except (CnsvolError, OSError, ValueError) as exc:
             rows.append({**head, "region": "whole", "error": f"{type(exc).__name__}: {exc}"})
             continue

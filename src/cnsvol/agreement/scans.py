@@ -56,21 +56,36 @@ def scan_agreement(
     measurable_min_diameter_mm: float = 10.0,
     label_names: dict[int, str] | None = None,
     max_bytes: int | None = None,
+    region_labels: tuple[int, ...] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per region (see the module docstring); ``labels``: the label values compared
     (default: every one present in either mask); ``label_names``: a region name per value
-    (default ``label_<v>``)."""
+    (default ``label_<v>``), and then a label without a name is refused (a mask of another
+    convention); ``region_labels``: the labels of the ``whole`` region (default: ``labels``,
+    else every label), e.g. the tumour core the response measures."""
     ref, tst = _mask(reference, max_bytes), _mask(test, max_bytes)
     if ref.shape != tst.shape or not np.allclose(ref.affine, tst.affine, rtol=0, atol=1e-3):
+        def grid(m: Mask) -> str:
+            rows = "; ".join(" ".join(f"{v:.4g}" for v in r) for r in m.affine[:3])
+            return f"{'x'.join(map(str, m.shape))}, affine [{rows}]"
         raise MaskError(tst.path, f"is not on the grid of the reference mask {ref.path} "
-                        f"({'x'.join(map(str, tst.shape))} vs {'x'.join(map(str, ref.shape))}, "
-                        "or another placement)", "compare two segmentations of the same scan")
+                        f"(test {grid(tst)}; reference {grid(ref)})",
+                        "compare two segmentations of the same scan, saved on its grid (a "
+                        "mask resampled, cropped or flipped on saving must be written back on "
+                        "the scan's grid)")
     a, b = np.asarray(ref.data), np.asarray(tst.data)
     values = sorted({int(v) for v in np.unique(a) if v > 0} | {int(v) for v in np.unique(b)
                                                                if v > 0})
     if labels is not None:
         values = [v for v in values if v in labels]
-        whole_a, whole_b = np.isin(a, values), np.isin(b, values)
+    if label_names is not None and (unknown := [v for v in values if v not in label_names]):
+        raise MaskError(tst.path if any((b == v).any() for v in unknown) else ref.path,
+                        f"holds label(s) {', '.join(map(str, unknown))}, which the compartment "
+                        f"convention does not define ({', '.join(f'{v} {n}' for v, n in sorted(label_names.items()))})",
+                        "give the masks' convention (--compartments) or select labels (--labels)")
+    region = region_labels if region_labels is not None else labels
+    if region is not None:
+        whole_a, whole_b = np.isin(a, list(region)), np.isin(b, list(region))
     else:
         whole_a, whole_b = a > 0, b > 0
     names = label_names or {}

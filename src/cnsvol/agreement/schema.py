@@ -23,8 +23,10 @@ def _counts(prefix: str, what: str) -> tuple[Column, ...]:
 AGREEMENT_SCANS = TableSchema("agreement_scans", (
     Column("subject_id", "string", None, "subject, as in the manifests"),
     Column("timepoint", "string", None, "timepoint label"),
-    Column("region", "string", None, "whole (every label > 0), then each label present in "
-           "either mask: label_<value>, or the compartment with --compartments"),
+    Column("region", "string", None, "whole (the region the response measures: every "
+           "label, the --labels selection, or with --compartments the tumour core or the "
+           "criteria's compartments), then each label present in either mask: label_<value>, "
+           "or the compartment with --compartments"),
     Column("reference_volume_mm3", "float64", "mm3", "the region's volume in the reference "
            "mask"),
     Column("test_volume_mm3", "float64", "mm3", "the region's volume in the test mask"),

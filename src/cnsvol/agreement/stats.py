@@ -151,7 +151,11 @@ def kappa(reference: Sequence[Any], test: Sequence[Any], *, weights: str | None 
     if np.count_nonzero(rows) == 1 and np.array_equal(rows, cols):  # one category, all agree
         out.update(kappa=1.0, se=0.0, ci=[1.0, 1.0])
         return out
-    res = cohens_kappa(table, wt=weights) if weights else cohens_kappa(table)
+    import warnings
+
+    with warnings.catch_warnings():  # a degenerate table (one follow-up): nan, said as None
+        warnings.simplefilter("ignore", RuntimeWarning)
+        res = cohens_kappa(table, wt=weights) if weights else cohens_kappa(table)
     low, high = _finite(res.kappa_low), _finite(res.kappa_upp)
     out.update(kappa=_finite(res.kappa), se=_finite(res.std_kappa),  # kappa lies in [-1, 1]
                ci=[None if low is None else max(-1.0, low), None if high is None else min(1.0, high)])
@@ -207,7 +211,11 @@ def paired_rate_difference(reference: Sequence[Any], test: Sequence[Any],
     l1, u1 = proportion_confint(a + b, n, alpha=alpha, method="wilson")
     l2, u2 = proportion_confint(a + c, n, alpha=alpha, method="wilson")
     margins = (a + b) * (c + d) * (a + c) * (b + d)
-    phi = (a * d - b * c) / math.sqrt(margins) if margins > 0 else 0.0
+    # Newcombe's continuity-corrected phi: AD - BC reduced by n/2 when above it, 0 between 0
+    # and n/2, unchanged when negative
+    num = a * d - b * c
+    num = num - n / 2 if num > n / 2 else (0.0 if num >= 0 else num)
+    phi = num / math.sqrt(margins) if margins > 0 else 0.0
     theta = p1 - p2  # Newcombe's orientation; reported as test - reference
     lower = theta - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2)
                                   + (u2 - p2) ** 2))

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .markup import Markup, el, esc, kv_table, table
+from .markup import Markup, el, kv_table, table
 from .style import CATEGORY_COLOURS, figure, save, style
 
 __all__ = ["write_agreement_report"]
@@ -130,9 +130,12 @@ def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, A
     _confusion_figure(summary["category_kappa"], fig_dir / "agreement_categories")
     _paired_waterfall(_subjects(out), fig_dir / "agreement_waterfall")
     body = [el("h1", "Agreement between two sources of masks"),
-            el("p", f"Reference: {esc(str(out / 'reference'))}; test: "
-               f"{esc(str(out / 'test'))} (both run with identical parameters)."),
+            el("p", f"Criteria {summary.get('criteria', '?')}; cnsvol "
+               f"{summary.get('cnsvol_version', '?')}. The two sources' runs, with identical "
+               "parameters: reference/ and test/ beside this file (each with its own report "
+               "and provenance)."),
             _summary_table(summary),
+            _not_evaluated(summary),
             _figure(out, "agreement_volume", "Bland-Altman of the lesion volume (whole mask) per "
                     "scan: test - reference against their mean; bias and 95% limits"),
             _figure(out, "agreement_change", "Bland-Altman of the % change of the target sum "
@@ -200,6 +203,25 @@ def _landmark_cells(block: Any) -> list[str]:
             _fmt(lr.get("p_value")),
             f"{_fmt(cox.get('hr'))} ({_fmt(cox.get('ci_low'))}-{_fmt(cox.get('ci_high'))})",
             _fmt(cox.get("p_value"))]
+
+
+def _not_evaluated(summary: dict[str, Any]) -> Markup:
+    """The subjects a run could not evaluate (their scans may still be compared)."""
+    rows = [[el("code", sid), name, err]
+            for name, errs in (summary.get("not_evaluated") or {}).items()
+            for sid, err in sorted(errs.items())]
+    single = summary.get("single_scan_subjects") or []
+    parts: list[Any] = [el("h2", "Subjects not compared for response")]
+    if single:
+        parts.append(el("p", f"{len(single)} subject(s) with a single scan: scan rows only "
+                         f"({', '.join(single[:20])}{' ...' if len(single) > 20 else ''})."))
+    if rows:
+        parts.append(el("p", "Not evaluated by a source's run: left out of the rates, kappa "
+                         "and PFS comparison.", class_="failed"))
+        parts.append(table(["Subject", "Source", "Error"], rows))
+    if not single and not rows:
+        parts.append(el("p", "Every subject was evaluated under both sources."))
+    return el("section", parts, id="not-evaluated")
 
 
 def _pfs_section(pfs: Any) -> Markup:
