@@ -29,7 +29,7 @@ WORSE_TOLERANCE = 0.02
 """The similarity after registration counts as worse than before when the metric is higher by
 more than this fraction of it (sampling noise of the optimiser on images already aligned)."""
 _BINS = 32
-_SAMPLES = 20_000  # voxels sampled per iteration (all of a smaller level)
+_SAMPLES = 12_000  # voxels sampled per iteration (all of a smaller level)
 _EVALUATED = 200_000  # voxels of the similarity before and after (all, in a smaller image)
 _SEED = 20260101
 _LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -110,12 +110,14 @@ def _evaluate(fixed: Any, moving: Any, tx: Any, threads: int, mask: Any) -> floa
 
 
 def _optimise(fixed: Any, moving: Any, tx: Any, level_mm: float, threads: int, mask: Any,
-              iterations: int = 100) -> int:
-    """Optimise ``tx`` in place at one level; returns the iterations used."""
+              iterations: int = 100, min_step: float = 0.005) -> int:
+    """Optimise ``tx`` in place at one level (first step ``level_mm``, stopping below
+    ``min_step``: coarse levels stop coarser, the finest level refines); returns the
+    iterations used."""
     n = int(np.prod(fixed.GetSize()))
     r = _method(threads, min(1.0, _SAMPLES / n), mask)
     r.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=level_mm, minStep=0.005, numberOfIterations=iterations,
+        learningRate=level_mm, minStep=min_step, numberOfIterations=iterations,
         relaxationFactor=0.85, gradientMagnitudeTolerance=1e-8)
     r.SetOptimizerScalesFromPhysicalShift()
     r.SetInitialTransform(tx, inPlace=True)
@@ -253,15 +255,18 @@ def _optimised(lv: _Levels, mode: str, threads: int) -> tuple[Any, Any, int]:
     """The transform optimised level by level (rigid, then affine when asked), and a copy
     optimised once more at the finest level (the check of convergence); with iterations."""
     tx = _start(lv.fixed[0], lv.moving[0], threads, lv.masks[0])
-    iterations = sum(_optimise(f, m, tx, level / 2, threads, k)
-                     for f, m, k, level in zip(lv.fixed, lv.moving, lv.masks, LEVELS_MM))
+    last = len(LEVELS_MM) - 1
+    iterations = sum(_optimise(f, m, tx, level / 2, threads, k,
+                               min_step=0.005 if i == last else level / 100)
+                     for i, (f, m, k, level) in enumerate(zip(lv.fixed, lv.moving, lv.masks,
+                                                              LEVELS_MM)))
     if mode == "affine":  # refined at the finest level only (12 parameters from the rigid)
         tx = _affine_from(tx)
         iterations += _optimise(lv.fixed[-1], lv.moving[-1], tx, LEVELS_MM[-1], threads,
                                 lv.masks[-1])
     check = _copy(tx)  # a second, shorter pass from the result, at the level before the last
     iterations += _optimise(lv.fixed[-2], lv.moving[-2], check, LEVELS_MM[-2] / 2, threads,
-                            lv.masks[-2], iterations=30)
+                            lv.masks[-2], iterations=20, min_step=0.02)
     return tx, check, iterations
 
 
