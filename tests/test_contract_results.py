@@ -473,10 +473,11 @@ def test_enum_values_are_plain_strings_in_every_output(synthetic_run):
 # registration_translation_{x,y,z}_mm (the demo's scans of a subject share a grid: no
 # registration, all empty; every other cell of both equal, checked with pandas); then auto
 # registered every follow-up with an image (S01 and S21: 'aligned', 0.03-0.09 mm, scanner
-# coordinates kept; every other cell equal).
+# coordinates kept; every other cell equal); registration_detail then changed with the
+# optimiser's settings and auto's early stop at the 4 mm level (every other cell equal).
 DEMO_SHA256 = {
     "subjects.csv": "57ed70e55c41eb0ce019f0d0536e78c191de2325fa0c1b722fc7af506e9ea05f",
-    "timepoints.csv": "b82492d080f31142200600eaffbff6db6036e2d8849dd94045bc26b5864e9092",
+    "timepoints.csv": "581b6d5893ed6f2fe084a74433a1e3d03a23985cc6e5b637105c580e7ba63812",
     "tracks.csv": "55307332a64409ce3d702a382e409d67d378fd4a03ac5e2c7428cc1eb6c52b82",
     "lesions.csv": "08188f5ff8efde873518346d66f96cc6ee798f0a3b890baa367b35f993e41406",
 }

@@ -704,7 +704,10 @@ def test_auto_with_already_aligned_images_changes_nothing(phantom):
     reg = registration_at(res, 1)
     if reg is not None:
         assert reg.misalignment_before_mm < 2.0
-        assert reg.misalignment_after_mm < 2.0
+        # None when auto stopped before the finest level (aligned within a quarter of the
+        # tolerance at the coarser ones: no second pass was needed)
+        assert reg.misalignment_after_mm is None or reg.misalignment_after_mm < 2.0
+        assert not reg.applied
 
 
 def test_register_none_reproduces_the_run_without_images(phantom):

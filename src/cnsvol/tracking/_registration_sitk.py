@@ -207,7 +207,7 @@ def _displacement(m_lps_a: np.ndarray, m_lps_b: np.ndarray, probes_lps: np.ndarr
 
 
 def run(fixed_path: Path, moving_path: Path, mode: str, mask_path: Any, points: Any,
-        max_bytes: int | None, threads: int) -> dict[str, Any]:
+        max_bytes: int | None, threads: int, early_mm: float | None = None) -> dict[str, Any]:
     """The fields of a :class:`~cnsvol.tracking.registration.Registration` (see
     :func:`~cnsvol.tracking.registration.register`), every SimpleITK filter on ``threads``
     threads (with one, the result is the same to the bit on every run: sums are not split)."""
@@ -215,51 +215,62 @@ def run(fixed_path: Path, moving_path: Path, mode: str, mask_path: Any, points: 
     before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     try:
-        return _run(fixed_path, moving_path, mode, mask_path, points, max_bytes, threads)
+        return _run(fixed_path, moving_path, mode, mask_path, points, max_bytes, threads,
+                    early_mm)
     finally:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def _run(fixed_path: Path, moving_path: Path, mode: str, mask_path: Any, points: Any,
-         max_bytes: int | None, threads: int) -> dict[str, Any]:
+         max_bytes: int | None, threads: int, early_mm: float | None) -> dict[str, Any]:
     start = time.perf_counter()
     lv = _levels(fixed_path, moving_path, mask_path, max_bytes)
-    fine_f, fine_m, fine_mask = lv.fixed[-1], lv.moving[-1], lv.masks[-1]
-    centre = fine_f.TransformContinuousIndexToPhysicalPoint(
-        [(n - 1) / 2.0 for n in fine_f.GetSize()])
+    centre = lv.fixed[-1].TransformContinuousIndexToPhysicalPoint(
+        [(n - 1) / 2.0 for n in lv.fixed[-1].GetSize()])
     probes_lps = np.vstack([np.asarray(centre)] + [
         _LPS[:3, :3] @ np.asarray(p, dtype=np.float64) for p in (points or [])])
     try:
-        tx, check, iterations = _optimised(lv, mode, threads)
+        tx, check, iterations = _optimised(lv, mode, threads, early_mm, probes_lps)
     except RuntimeError as exc:
         raise RegistrationError(f"the optimisation failed ({str(exc).strip().splitlines()[-1]})"
                                 ) from None
+    at = -1 if check is not None else -2  # an early stop is judged at the level it reached
+    f, m, k = lv.fixed[at], lv.moving[at], lv.masks[at]
     identity = _sitk().Euler3DTransform()
-    before = _evaluate(fine_f, fine_m, identity, threads, fine_mask)
-    after = _evaluate(fine_f, fine_m, tx, threads, fine_mask)
-    own = _evaluate(fine_f, fine_f, identity, threads, fine_mask)
+    before = _evaluate(f, m, identity, threads, k)
+    after = _evaluate(f, m, tx, threads, k)
+    own = _evaluate(f, f, identity, threads, k)
     m_lps = _matrix(tx)
-    residual = _displacement(_matrix(check), m_lps, probes_lps)
-    reason = _unreliable(before, after, own, residual) or _implausible(m_lps)
+    residual = None if check is None else _displacement(_matrix(check), m_lps, probes_lps)
+    reason = _unreliable(before, after, own, residual or 0.0) or _implausible(m_lps)
     return dict(
         mode=mode, matrix_ras=_LPS @ np.linalg.inv(m_lps) @ _LPS, reliable=not reason,
-        reason=reason, converged=residual <= STABLE_MM, similarity_before=before,
-        similarity_after=after,
+        reason=reason, converged=residual is not None and residual <= STABLE_MM,
+        similarity_before=before, similarity_after=after,
         misalignment_before_mm=_displacement(m_lps, np.eye(4), probes_lps),
         misalignment_after_mm=residual, iterations=iterations,
         seconds=time.perf_counter() - start, fixed=str(fixed_path), moving=str(moving_path),
+        notes=() if check is not None else (
+            f"stopped at the {LEVELS_MM[-2]:g} mm level: the scans are aligned within "
+            f"{early_mm:g} mm there",),
     )
 
 
-def _optimised(lv: _Levels, mode: str, threads: int) -> tuple[Any, Any, int]:
+def _optimised(lv: _Levels, mode: str, threads: int, early_mm: float | None = None,
+               probes_lps: np.ndarray | None = None) -> tuple[Any, Any, int]:
     """The transform optimised level by level (rigid, then affine when asked), and a copy
-    optimised once more at the finest level (the check of convergence); with iterations."""
+    optimised once more at the level before the last (the check of convergence); with
+    iterations. ``early_mm``: stop before the finest level (no check: ``None``) when the
+    coarser levels find the scans aligned within it (a rigid registration only)."""
     tx = _start(lv.fixed[0], lv.moving[0], threads, lv.masks[0])
     last = len(LEVELS_MM) - 1
-    iterations = sum(_optimise(f, m, tx, level / 2, threads, k,
-                               min_step=0.005 if i == last else level / 100)
-                     for i, (f, m, k, level) in enumerate(zip(lv.fixed, lv.moving, lv.masks,
-                                                              LEVELS_MM)))
+    iterations = 0
+    for i, (f, m, k, level) in enumerate(zip(lv.fixed, lv.moving, lv.masks, LEVELS_MM)):
+        if (i == last and early_mm is not None and mode == "rigid" and probes_lps is not None
+                and _displacement(_matrix(tx), np.eye(4), probes_lps) < early_mm):
+            return tx, None, iterations
+        iterations += _optimise(f, m, tx, level / 2, threads, k,
+                                min_step=0.005 if i == last else level / 100)
     if mode == "affine":  # refined at the finest level only (12 parameters from the rigid)
         tx = _affine_from(tx)
         iterations += _optimise(lv.fixed[-1], lv.moving[-1], tx, LEVELS_MM[-1], threads,

@@ -84,7 +84,8 @@ def align_series(
         if mode == "auto" and Path(images[t]).resolve() == Path(images[ref]).resolve():
             continue  # the same image: nothing moved
         reg = _register(images[ref], images[t], sets[ref], "rigid" if mode == "auto" else mode,
-                        max_bytes, mask == "lesions")
+                        max_bytes, mask == "lesions",
+                        tolerance_mm / 4 if mode == "auto" else None)
         if mode == "auto" and reg.reliable and (reg.misalignment_before_mm or 0.0) < tolerance_mm:
             reg = replace(reg, applied=False, reason=(
                 f"aligned within {tolerance_mm:g} mm: scanner coordinates kept"))
@@ -97,7 +98,8 @@ def align_series(
 
 
 def _register(fixed: str | Path, moving: str | Path, fixed_set: LesionSet, mode: str,
-              max_bytes: int | None, around_lesions: bool = False) -> Registration:
+              max_bytes: int | None, around_lesions: bool = False,
+              early_mm: float | None = None) -> Registration:
     """:func:`register` with the baseline's lesion centroids as probe points; an image that
     cannot be read is an error (:class:`~cnsvol.errors.MaskError`, naming it), not a failed
     registration; ``around_lesions``: the metric computed within :data:`LESION_MARGIN_MM` of
@@ -105,7 +107,7 @@ def _register(fixed: str | Path, moving: str | Path, fixed_set: LesionSet, mode:
     points = [les.centroid_ras_mm for les in fixed_set.lesions]
     mask = lesion_region(fixed_set) if around_lesions else None
     return register(fixed, moving, mode=mode, points=points, max_bytes=max_bytes,
-                    fixed_mask=mask)
+                    fixed_mask=mask, early_mm=early_mm)
 
 
 LESION_MARGIN_MM = 20.0

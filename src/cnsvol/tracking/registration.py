@@ -86,7 +86,8 @@ class Registration:
             evaluated (no overlap).
         misalignment_before_mm: largest displacement the transform applies to the probe points
             (the estimated misalignment of the scans as acquired).
-        misalignment_after_mm: largest displacement a second pass still finds.
+        misalignment_after_mm: largest displacement a second pass still finds (``None`` when
+            the registration stopped early: ``early_mm`` of :func:`register`).
         applied: used for matching (``auto`` leaves scans aligned within the tolerance as they
             are, recorded but not applied).
         frame_ras: with ``register_to="previous"``, the composed transform into the baseline's
@@ -157,10 +158,11 @@ class Registration:
             return f"{self.mode} registration failed: {self.reason}"
         if self.skipped:
             return f"not registered: {self.reason}"
+        check = ("a coarse estimate: " + self.notes[0] if self.misalignment_after_mm is None
+                 and self.notes else f"a second pass: {_mm(self.misalignment_after_mm)}")
         head = (f"{self.mode} registration{' to the previous scan' if self.frame_ras is not None else ''}: "
                 f"rotation {self.rotation_deg:.2f} deg, lesions and image centre moved by up to "
-                f"{_mm(self.misalignment_before_mm)} (a second pass: "
-                f"{_mm(self.misalignment_after_mm)})")
+                f"{_mm(self.misalignment_before_mm)} ({check})")
         return head if self.applied else f"{head} (not applied: {self.reason})"
 
     def to_dict(self) -> dict[str, Any]:
@@ -215,6 +217,7 @@ def register(
     points: Sequence[Sequence[float]] | None = None,
     max_bytes: int | None = None,
     threads: int = 1,
+    early_mm: float | None = None,
 ) -> Registration:
     """Register the ``moving`` (follow-up) image to the ``fixed`` (baseline) image.
 
@@ -228,6 +231,9 @@ def register(
             misalignment is measured, beside the baseline image's centre.
         max_bytes: refuse an image whose data would need more memory (as for masks).
         threads: SimpleITK threads (1: reproducible to the bit).
+        early_mm: stop before the finest level when the coarser ones find the scans aligned
+            within this (``auto`` uses a quarter of its tolerance: such scans keep their
+            scanner coordinates anyway); the result then says so in its notes.
 
     Returns a :class:`Registration`; a registration that could not be computed is returned
     unreliable with the reason, never raised (a bad image file still raises its
@@ -239,6 +245,6 @@ def register(
     names = (str(fixed), str(moving))
     try:
         return Registration(**run(Path(fixed), Path(moving), mode, fixed_mask, points,
-                                  max_bytes, threads))
+                                  max_bytes, threads, early_mm))
     except RegistrationError as exc:
         return failed(mode, str(exc), *names, seconds=time.perf_counter() - start)
