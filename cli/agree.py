@@ -59,14 +59,9 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc)
     reference, test = (read_manifest(m, skip_missing=args.skip_missing, delimiter=args.delimiter,
                                      decimal=args.decimal) for m in (args.reference, args.test))
-    pfs = None
-    if args.pfs:
-        from cnsvol import read_pfs
+    from .run import pfs_from_args
 
-        pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
-                       event_col=args.pfs_event_col, arm_col=args.arm_col,
-                       time_unit=args.time_unit, delimiter=args.delimiter,
-                       decimal=args.decimal, tolerance_days=args.pfs_tolerance_days)
+    pfs = pfs_from_args(args, "agree")
     result = agree(reference, test, args.out, pfs=pfs, config=config,
                    landmark_days=args.landmark_days,
                    jobs=args.jobs, force=args.force,

@@ -118,8 +118,8 @@ def add_register_options(p: argparse.ArgumentParser, images: str) -> None:
         "--register", choices=("none", "rigid", "affine", "auto"), default="auto",
         help=f"register each follow-up image to the baseline's before matching lesions (images: "
         f"{images}): none (scanner coordinates as given), rigid, affine, or auto (default: "
-        "rigid when images are given and the scans are not on one grid, used only when the "
-        "misalignment found reaches --register-tolerance-mm). Masks are never resampled for "
+        "rigid whenever both images are given, used only when the misalignment found reaches "
+        "--register-tolerance-mm). Masks are never resampled for "
         "measurement; a failed registration makes the correspondence 'unregistered'",
     )
     p.add_argument(

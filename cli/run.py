@@ -97,25 +97,16 @@ def _add_pfs_options(p: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> tuple[str, int]:
-    from cnsvol import RunConfig, read_manifest, read_pfs, run_cohort
+    from cnsvol import RunConfig, read_manifest, run_cohort
     from cnsvol.batch.limits import RunLimits
 
     from .progress import Progress
 
     config = RunConfig(args.criteria, measure_options(args), qc=not args.no_qc,
                        limits=RunLimits(args.subject_timeout, args.dask_worker_timeout))
-    if args.pfs is None and args.pfs_tolerance_days != 14.0:
-        raise ValueError("--pfs-tolerance-days compares the imaging with a PFS table: give --pfs")
     manifest = read_manifest(args.manifest, skip_missing=args.skip_missing,
                              delimiter=args.delimiter, decimal=args.decimal)
-    pfs = None
-    if args.pfs:
-        pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
-                       event_col=args.pfs_event_col, arm_col=args.arm_col,
-                       time_unit=args.time_unit, delimiter=args.delimiter,
-                       decimal=args.decimal, tolerance_days=args.pfs_tolerance_days)
-        for note in pfs.notes:
-            print(f"cnsvol run: warning: {note}", file=sys.stderr)
+    pfs = pfs_from_args(args, "run")
     summary = run_cohort(
         manifest, args.out, config, pfs=pfs, landmark_days=args.landmark_days, jobs=args.jobs,
         scheduler=args.scheduler, dask_local=args.dask_local, force=args.force,
@@ -139,6 +130,24 @@ def command(args: argparse.Namespace) -> tuple[str, int]:
     lines.append(f"results: {summary.out_dir}")
     lines.append(f"report:  {summary.files['report']}")
     return "\n".join(lines), (EXIT_PARTIAL if summary.n_failed else EXIT_OK)
+
+
+def pfs_from_args(args: argparse.Namespace, command: str) -> Any:
+    """The PFS table the PFS options name (``None`` without ``--pfs``), its notes printed as
+    warnings of ``command``."""
+    if args.pfs is None and args.pfs_tolerance_days != 14.0:
+        raise ValueError("--pfs-tolerance-days compares the imaging with a PFS table: give --pfs")
+    if not args.pfs:
+        return None
+    from cnsvol import read_pfs
+
+    pfs = read_pfs(args.pfs, id_col=args.id_col, time_col=args.pfs_time_col,
+                   event_col=args.pfs_event_col, arm_col=args.arm_col,
+                   time_unit=args.time_unit, delimiter=args.delimiter,
+                   decimal=args.decimal, tolerance_days=args.pfs_tolerance_days)
+    for note in pfs.notes:
+        print(f"cnsvol {command}: warning: {note}", file=sys.stderr)
+    return pfs
 
 
 def _registration_lines(out: Any) -> list[str]:

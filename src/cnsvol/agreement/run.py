@@ -104,9 +104,10 @@ def agree(reference: Any, test: Any, out_dir: str | Path, *, pfs: Any = None,
     finally:
         executor.close()
     tps = _timepoint_rows(out)
-    summary = summarise(scans, tps, out)
+    pairs = _subject_pairs(out)
+    summary = summarise(scans, tps, pairs, out)
     summary.update(_record(config, ref_plans, test_plans, failed))
-    return _write(out, scans, tps, summary)
+    return _write(out, scans, tps, summary, pairs)
 
 
 OUTPUTS = ("agreement_scans.csv", "agreement_timepoints.csv", "agreement.json",
@@ -245,15 +246,16 @@ def _value(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def summarise(scans: list[dict[str, Any]], tps: list[dict[str, Any]], out: Path
+def summarise(scans: list[dict[str, Any]], tps: list[dict[str, Any]],
+              subjects: list[tuple[dict[str, Any], dict[str, Any]]], out: Path
               ) -> dict[str, Any]:
-    """The cohort's agreement (``agreement.json``)."""
+    """The cohort's agreement (``agreement.json``) from the scan and follow-up rows, the
+    (reference, test) rows of the subjects evaluated under both, and the runs in ``out``."""
     from .stats import bland_altman, icc, kappa, mcnemar, paired_rate_difference
 
     whole = [r for r in scans if r.get("region") == "whole" and not r.get("error")]
     ref_v = [r["reference_volume_mm3"] for r in whole]
     test_v = [r["test_volume_mm3"] for r in whole]
-    subjects = _subject_pairs(out)
     flags = {k: ([s[0].get(k) for s in subjects], [s[1].get(k) for s in subjects])
              for k in ("responder_20pct", "objective_response")}
     rates = {name: {k: _rate([s[i].get(k) for s in subjects]) for k in flags}
@@ -261,6 +263,7 @@ def summarise(scans: list[dict[str, Any]], tps: list[dict[str, Any]], out: Path
     rates["paired_difference"] = {k: paired_rate_difference(*flags[k]) for k in flags}
     best = ([s[0].get("best_response") for s in subjects],
             [s[1].get("best_response") for s in subjects])
+    responders = mcnemar(*flags["responder_20pct"])
     return {
         "n_subjects": len({r["subject_id"] for r in scans}),
         "n_scans": len({(r["subject_id"], r["timepoint"]) for r in scans}),
@@ -276,8 +279,7 @@ def summarise(scans: list[dict[str, Any]], tps: list[dict[str, Any]], out: Path
         "category_weighted_kappa": kappa([t["reference_category"] for t in tps],
                                          [t["test_category"] for t in tps], weights="linear"),
         "best_response_kappa": kappa(*best),
-        "responder_20pct": {"mcnemar": mcnemar(*flags["responder_20pct"]),
-                            "agreement": mcnemar(*flags["responder_20pct"])["agreement"]},
+        "responder_20pct": {"mcnemar": responders, "agreement": responders["agreement"]},
         "rates": rates,
         "pfs": _pfs(out),
     }
@@ -328,7 +330,8 @@ def _pfs(out: Path) -> dict[str, Any] | None:
 
 
 def _write(out: Path, scans: list[dict[str, Any]], tps: list[dict[str, Any]],
-           summary: dict[str, Any]) -> Agreement:
+           summary: dict[str, Any], pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+           ) -> Agreement:
     import json
 
     from ..atomic import atomic_write_text
@@ -342,5 +345,5 @@ def _write(out: Path, scans: list[dict[str, Any]], tps: list[dict[str, Any]],
     atomic_write_text(out / "agreement.json", json.dumps(summary, indent=2, default=str) + "\n")
     from ..report.agreement import write_agreement_report
 
-    report = write_agreement_report(out, scans_df, tps_df, summary)
+    report = write_agreement_report(out, scans_df, tps_df, summary, pairs)
     return Agreement(out, scans_df, tps_df, summary, report)

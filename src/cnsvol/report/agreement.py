@@ -97,25 +97,18 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-def _subjects(out: Path) -> list[tuple[str, Any, Any, str, str]]:
-    from ..results import read_results
-
-    ref, tst = read_results(out / "reference").subjects, read_results(out / "test").subjects
-    b = {str(r["subject_id"]): r for _, r in tst.iterrows() if str(r["status"]) == "ok"}
-    rows = []
-    for _, r in ref.iterrows():
-        sid = str(r["subject_id"])
-        if str(r["status"]) != "ok" or sid not in b:
-            continue
-        def num(v: Any) -> Any:
-            return None if v is None or (isinstance(v, float) and np.isnan(v)) else float(v)
-        rows.append((sid, num(r["best_percent_change"]), num(b[sid]["best_percent_change"]),
-                     str(r["best_response"]), str(b[sid]["best_response"])))
-    return rows
+def _subjects(pairs: list[tuple[dict[str, Any], dict[str, Any]]]
+              ) -> list[tuple[str, Any, Any, str, str]]:
+    """(id, best % change and best response under each source) of the subjects evaluated
+    under both (their subjects.csv rows, reference then test)."""
+    return [(str(a["subject_id"]), a.get("best_percent_change"), b.get("best_percent_change"),
+             str(a.get("best_response")), str(b.get("best_response"))) for a, b in pairs]
 
 
-def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, Any]) -> Path:
-    """Draw the figures into ``out/figures`` and write ``out/agreement.html``."""
+def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, Any],
+                           pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> Path:
+    """Draw the figures into ``out/figures`` and write ``out/agreement.html`` (``pairs``: the
+    reference and test subjects.csv rows of the subjects evaluated under both)."""
     from importlib import resources
 
     fig_dir = out / "figures"
@@ -128,7 +121,7 @@ def write_agreement_report(out: Path, scans: Any, tps: Any, summary: dict[str, A
                          summary["percent_change_bland_altman"],
                          "% change vs baseline per follow-up", "%", fig_dir / "agreement_change")
     _confusion_figure(summary["category_kappa"], fig_dir / "agreement_categories")
-    _paired_waterfall(_subjects(out), fig_dir / "agreement_waterfall")
+    _paired_waterfall(_subjects(pairs), fig_dir / "agreement_waterfall")
     body = [el("h1", "Agreement between two sources of masks"),
             el("p", f"Criteria {summary.get('criteria', '?')}; cnsvol "
                f"{summary.get('cnsvol_version', '?')}. The two sources' runs, with identical "
